@@ -1,0 +1,108 @@
+/**
+ * The Backend interface: the few primitives every op in the library is composed from. A backend
+ * owns opaque buffers; the frontend (tensor.ts) owns shapes, views, laziness and autograd.
+ *
+ * Every read goes through a strided `View`, so transposes, broadcasts and slices reach kernels
+ * without copies. Every primitive writes a fresh, contiguous (row-major) buffer unless `into` says
+ * where. Nothing here is synchronous except recording work: only `read` waits for the device.
+ */
+import type { DType, Exp } from "./exp.ts";
+
+/** A strided window on a buffer, in elements: element `i` (a multi-index) lives at
+ * `offset + Σ i[d]·strides[d]`. A stride of 0 is a broadcast. */
+export interface View {
+  shape: readonly number[];
+  strides: readonly number[];
+  offset: number;
+}
+
+/** Backend-owned storage. `size` is in elements. */
+export interface BackendBuffer {
+  readonly size: number;
+  readonly dtype: DType;
+}
+
+/** An input to a kernel: a buffer read through a view (whose shape is the kernel's shape). */
+export interface Src {
+  buf: BackendBuffer;
+  view: View;
+}
+
+/** Typed arrays the library reads back: f32, f64, i32, and bool as Uint8Array (0/1). */
+export type TypedArray = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+/** Reductions a backend implements. `argmax`/`argmin` give the first index on ties (i32). */
+export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
+
+/** The primitives. */
+export interface Backend {
+  /** "cpu" or "webgpu". */
+  readonly name: "cpu" | "webgpu";
+  /** What runs the kernels, e.g. the adapter's description. */
+  readonly info: string;
+  /** A new uninitialised buffer (used as an `into` target). */
+  alloc(size: number, dtype: DType): BackendBuffer;
+  /** Copy host data into a new buffer. */
+  upload(data: ArrayLike<number>, dtype: DType): BackendBuffer;
+  /** Read a whole buffer back to the host (the only wait). */
+  read(buf: BackendBuffer): Promise<TypedArray>;
+  /** Give a buffer back; the backend may pool it. */
+  free(buf: BackendBuffer): void;
+  /** out[i] = exp(inputs[·] at i) for every multi-index i of `shape`, where `load k` reads
+   * `inputs[k]` through its view (its view's shape equals `shape`). Writes a new contiguous buffer
+   * of dtype `exp.dtype`, or the strided region `into` of an existing one. */
+  map(exp: Exp, inputs: Src[], shape: readonly number[], into?: Src): BackendBuffer;
+  /** Reduce `exp` (evaluated as in `map` over `shape`) along `axes` (sorted, distinct). The result
+   * is contiguous with `shape` where reduced axes have size 1. argmax/argmin give i32 indices. */
+  reduce(op: ReduceOp, exp: Exp, inputs: Src[], shape: readonly number[], axes: number[]): BackendBuffer;
+  /** Batched matmul: a is [...batch, M, K], b is [...batch, K, N] (batch dims already broadcast
+   * through strides), result contiguous [...batch, M, N] in a's float dtype. */
+  matmul(a: Src, b: Src): BackendBuffer;
+  /** out[i] = src[i with i[axis] := index[i]] over index's shape (torch.gather). Indices are
+   * checked by the frontend. */
+  gather(src: Src, index: Src, axis: number): BackendBuffer;
+  /** out = zeros(shape); out[i with i[axis] := index[i]] += src[i] over index's shape
+   * (torch.scatter_add; deterministic order). */
+  scatterAdd(index: Src, src: Src, axis: number, shape: readonly number[]): BackendBuffer;
+  /** Submit recorded work; resolves when it is queued. */
+  flush(): Promise<void>;
+  /** Bytes held in the backend's free pool. */
+  pooledBytes(): number;
+}
+
+/** Row-major strides of a contiguous shape. */
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
+
+/** Number of elements of a shape. */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Bytes per element of a dtype as stored on the host. */
+export function bytesPer(dtype: DType): number {
+  return dtype === "f64" ? 8 : dtype === "bool" ? 1 : 4;
+}
+
+/** A host typed array for a dtype. */
+export function hostArray(dtype: DType, n: number): TypedArray {
+  switch (dtype) {
+    case "f32":
+      return new Float32Array(n);
+    case "f64":
+      return new Float64Array(n);
+    case "i32":
+      return new Int32Array(n);
+    case "bool":
+      return new Uint8Array(n);
+  }
+}
