@@ -11,20 +11,27 @@ import type { DType, Exp } from "./exp.ts";
 /** A strided window on a buffer, in elements: element `i` (a multi-index) lives at
  * `offset + Σ i[d]·strides[d]`. A stride of 0 is a broadcast. */
 export interface View {
+  /** Size of each dimension. */
   shape: readonly number[];
+  /** Elements to step per index of each dimension. */
   strides: readonly number[];
+  /** Element where index 0 lives. */
   offset: number;
 }
 
 /** Backend-owned storage. `size` is in elements. */
 export interface BackendBuffer {
+  /** Elements. */
   readonly size: number;
+  /** Element type. */
   readonly dtype: DType;
 }
 
 /** An input to a kernel: a buffer read through a view (whose shape is the kernel's shape). */
 export interface Src {
+  /** The buffer read. */
   buf: BackendBuffer;
+  /** How it is read. */
   view: View;
 }
 

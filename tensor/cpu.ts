@@ -27,7 +27,7 @@ export class CpuBuffer implements BackendBuffer {
 
 /** Render an expression as a JavaScript expression string. */
 function js(e: Exp): string {
-  const i32 = (s: string) => (e.dtype === "i32" ? `((${s})|0)` : s);
+  const i32 = (s: string) => (e.dtype === "i32" ? `((${s})|0)` : `(${s})`);
   switch (e.op) {
     case "load":
       return `x${e.i}[o${e.i}]`;

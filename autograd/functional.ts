@@ -1,0 +1,109 @@
+/**
+ * Functional autodiff over records of tensors (JAX-style), and gradcheck by central differences.
+ */
+import { fromArray, getBackend, setBackend, type Shape, Tensor } from "../tensor/tensor.ts";
+import { noGrad } from "./tape.ts";
+
+/** Gradients with the same keys and shapes as the parameters. */
+export type Grads<P extends Record<string, Tensor<any>>> = {
+  [K in keyof P]: P[K] extends Tensor<infer S> ? Tensor<S>
+    : never;
+};
+
+/** `f` → a function returning `f`'s scalar value and its gradients with respect to every tensor of
+ * the record (the inputs themselves are not modified and need not require grad). */
+export function valueAndGrad<P extends Record<string, Tensor<any>>>(
+  f: (params: P) => Tensor<any>,
+): (params: P) => { value: Tensor<[]>; grads: Grads<P> } {
+  return (params) => {
+    const leaves = Object.fromEntries(
+      Object.entries(params).map(([k, t]) => [k, t.detach().requiresGrad_()]),
+    ) as P;
+    const value = f(leaves);
+    if (value.size !== 1) {
+      throw new Error(
+        `valueAndGrad: the function must return one number, got shape [${value.shape.join(", ")}]`,
+      );
+    }
+    value.backward();
+    const grads = Object.fromEntries(
+      Object.entries(leaves).map(([k, t]) => [k, t.grad ?? t.mul(0)]),
+    ) as Grads<P>;
+    return { value: value.detach().reshape([]) as Tensor<[]>, grads };
+  };
+}
+
+/** `f` → a function returning only the gradients (see `valueAndGrad`). */
+export function grad<P extends Record<string, Tensor<any>>>(
+  f: (params: P) => Tensor<any>,
+): (params: P) => Grads<P> {
+  const vg = valueAndGrad(f);
+  return (p) => vg(p).grads;
+}
+
+/** Check `f`'s analytic gradients against central differences, in f64 on the CPU backend.
+ * A non-scalar output is reduced with fixed random weights. Throws with the worst element when a
+ * gradient is off by more than `atol + rtol·|numeric|`; resolves to the largest error seen. */
+export async function gradcheck(
+  f: (...xs: Tensor<any>[]) => Tensor<any>,
+  inputs: Tensor<any>[],
+  opts: { eps?: number; atol?: number; rtol?: number } = {},
+): Promise<number> {
+  const { eps = 1e-6, atol = 1e-5, rtol = 1e-3 } = opts;
+  const prev = getBackend().name;
+  await setBackend("cpu");
+  try {
+    const vals = await Promise.all(inputs.map(async (x) => Float64Array.from(await x.data())));
+    const make = (v: Float64Array[]) => v.map((d, i) => fromArray(d, inputs[i].shape as Shape, "f64"));
+    let weights: Tensor<any> | null = null;
+    const scalar = (xs: Tensor<any>[]) => {
+      const y = f(...xs);
+      if (!weights) {
+        weights = fromArray(
+          Array.from({ length: y.size }, (_, i) => Math.sin(i * 1.7 + 0.3) + 1.1),
+          y.shape,
+          "f64",
+        );
+      }
+      return y.cast("f64").mul(weights).sum();
+    };
+    const xs = make(vals).map((
+      x,
+      i,
+    ) => (inputs[i].dtype === "i32" || inputs[i].dtype === "bool"
+      ? x.cast(inputs[i].dtype)
+      : x.requiresGrad_())
+    );
+    scalar(xs).backward();
+    let worst = 0;
+    for (let i = 0; i < xs.length; i++) {
+      if (!xs[i].requiresGrad) continue;
+      const analytic = xs[i].grad ? await xs[i].grad!.data() : new Float64Array(vals[i].length);
+      for (let j = 0; j < vals[i].length; j++) {
+        const at = (d: number) => {
+          const v = vals.map((a) => a.slice());
+          v[i][j] += d;
+          return noGrad(() =>
+            scalar(
+              make(v).map((
+                x,
+                k,
+              ) => (inputs[k].dtype === "i32" || inputs[k].dtype === "bool" ? x.cast(inputs[k].dtype) : x)),
+            ).item()
+          );
+        };
+        const numeric = ((await at(eps)) - (await at(-eps))) / (2 * eps);
+        const err = Math.abs(analytic[j] - numeric);
+        worst = Math.max(worst, err);
+        if (err > atol + rtol * Math.abs(numeric)) {
+          throw new Error(
+            `gradcheck: input ${i} element ${j}: analytic ${analytic[j]} vs numeric ${numeric}`,
+          );
+        }
+      }
+    }
+    return worst;
+  } finally {
+    await setBackend(prev);
+  }
+}

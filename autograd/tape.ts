@@ -1,0 +1,83 @@
+/**
+ * The tape: a dynamic graph of nodes, each knowing its inputs and how to turn the gradient of its
+ * output into gradients of its inputs. It knows nothing about particular ops — each op registers
+ * its backward closure when it runs (see tensor/tensor.ts).
+ */
+
+/** What an op leaves on the tape. `backward` returns one gradient (or null) per input. */
+export interface TapeNode<T> {
+  inputs: T[];
+  backward: (grad: T) => (T | null)[];
+}
+
+let enabled = true;
+
+/** Whether ops currently record to the tape. */
+export function isGradEnabled(): boolean {
+  return enabled;
+}
+
+/** Run `fn` without recording anything to the tape (like `torch.no_grad`). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = enabled;
+  enabled = false;
+  try {
+    const out = fn();
+    if (out instanceof Promise) return out.finally(() => (enabled = prev)) as T;
+    enabled = prev;
+    return out;
+  } catch (e) {
+    enabled = prev;
+    throw e;
+  }
+}
+
+/** Reverse-mode sweep from `root` (seeded with `seed`): visits nodes in reverse topological order,
+ * sums gradients arriving at each tensor, and hands each leaf's total to `leaf`. */
+export function runBackward<T extends object>(
+  root: T,
+  seed: T,
+  nodeOf: (t: T) => TapeNode<T> | null,
+  add: (a: T, b: T) => T,
+  leaf: (t: T, grad: T) => void,
+): void {
+  // Iterative DFS post-order (deep graphs would overflow recursion).
+  const order: T[] = [];
+  const seen = new Set<T>([root]);
+  const stack: [T, number][] = [[root, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const inputs = nodeOf(top[0])?.inputs ?? [];
+    if (top[1] < inputs.length) {
+      const next = inputs[top[1]++];
+      if (!seen.has(next)) {
+        seen.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      order.push(top[0]);
+      stack.pop();
+    }
+  }
+  const grads = new Map<T, T>([[root, seed]]);
+  noGrad(() => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      const node = nodeOf(t);
+      if (!node) {
+        leaf(t, g);
+        continue;
+      }
+      const gs = node.backward(g);
+      node.inputs.forEach((x, k) => {
+        const gk = gs[k];
+        if (!gk) return;
+        const prev = grads.get(x);
+        grads.set(x, prev ? add(prev, gk) : gk);
+      });
+    }
+  });
+}
