@@ -1,0 +1,150 @@
+/**
+ * Modules: plain objects whose tensor fields that require grad are parameters. Names come from
+ * walking the fields (`transformer.h.0.attn.c_attn.weight`), so a model laid out like Hugging
+ * Face's has Hugging Face's names for free.
+ */
+import { keep, ones, rand, randn, type Shape, Tensor, zeros } from "../tensor/tensor.ts";
+import { embedding, layerNorm } from "../tensor/tensor.ts";
+import { fmtShape, type MatMul, type Ok } from "../tensor/shape.ts";
+
+/** A parameter: a kept leaf tensor that requires grad. */
+export function param<S extends Shape>(t: Tensor<S>): Tensor<S> {
+  return keep(t.realize().requiresGrad_());
+}
+
+/** Base class: parameter discovery, state dicts and train/eval mode. */
+export class Module {
+  /** True in training mode (dropout active). */
+  training = true;
+
+  /** Parameters with their dotted names, in field order. */
+  namedParameters(): [string, Tensor<any>][] {
+    const out: [string, Tensor<any>][] = [];
+    const walk = (v: unknown, name: string) => {
+      if (v instanceof Tensor) {
+        if (v.requiresGrad) out.push([name, v]);
+      } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${name}.${i}`));
+      else if (
+        v && typeof v === "object" && (v instanceof Module || Object.getPrototypeOf(v) === Object.prototype)
+      ) {
+        for (const [k, x] of Object.entries(v)) walk(x, name ? `${name}.${k}` : k);
+      }
+    };
+    walk(this, "");
+    return out;
+  }
+  /** All parameters. */
+  parameters(): Tensor<any>[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+  /** Name → parameter. */
+  stateDict(): Record<string, Tensor<any>> {
+    return Object.fromEntries(this.namedParameters());
+  }
+  /** Copy values into the parameters by name. Every parameter must be present with its shape;
+   * keys for which `ignore(name)` is true are skipped; any other unknown key is an error. */
+  loadStateDict(sd: Record<string, Tensor<any>>, ignore: (name: string) => boolean = () => false): void {
+    const own = this.stateDict();
+    const missing = Object.keys(own).filter((k) => !(k in sd));
+    const unexpected = Object.keys(sd).filter((k) => !(k in own) && !ignore(k));
+    const bad = Object.keys(own).filter((k) => k in sd && fmtShape(sd[k].shape) !== fmtShape(own[k].shape))
+      .map((k) => `${k} (expected ${fmtShape(own[k].shape)}, got ${fmtShape(sd[k].shape)})`);
+    if (missing.length || unexpected.length || bad.length) {
+      throw new Error(
+        "loadStateDict: " + [
+          missing.length ? `missing keys: ${missing.join(", ")}` : "",
+          unexpected.length ? `unexpected keys: ${unexpected.join(", ")}` : "",
+          bad.length ? `shape mismatches: ${bad.join(", ")}` : "",
+        ].filter(Boolean).join("; "),
+      );
+    }
+    for (const [k, p] of Object.entries(own)) p.assign(sd[k].dtype === p.dtype ? sd[k] : sd[k].cast(p.dtype));
+  }
+  /** Switch this module and its children to training mode. */
+  train(on = true): this {
+    const walk = (v: unknown) => {
+      if (v instanceof Module) v.training = on;
+      if (v && typeof v === "object" && !(v instanceof Tensor)) Object.values(v).forEach(walk);
+    };
+    walk(this);
+    return this;
+  }
+  /** Switch to evaluation mode (no dropout). */
+  eval(): this {
+    return this.train(false);
+  }
+  /** Number of parameter elements. */
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.size, 0);
+  }
+  /** Release every parameter's memory. */
+  dispose(): void {
+    this.parameters().forEach((p) => p.dispose());
+  }
+}
+
+/** y = x·W + b with GPT-2's Conv1D layout: weight [in, out]. */
+export class Linear<In extends number, Out extends number> extends Module {
+  /** [in, out]. */
+  weight: Tensor<[In, Out]>;
+  /** [out], or null. */
+  bias: Tensor<[Out]> | null;
+  constructor(inFeatures: In, outFeatures: Out, opts: { bias?: boolean; std?: number; seed?: number } = {}) {
+    super();
+    this.weight = param(randn([inFeatures, outFeatures], { std: opts.std ?? 0.02, seed: opts.seed }));
+    this.bias = opts.bias === false ? null : param(zeros([outFeatures]));
+  }
+  /** [..., in] → [..., out]. */
+  forward<S extends Shape>(x: Tensor<S>): Tensor<Ok<MatMul<S, [In, Out]>>> {
+    const y: Tensor<any> = (x as Tensor<any>).matmul(this.weight);
+    return (this.bias ? y.add(this.bias) : y) as any;
+  }
+}
+
+/** A table of vectors looked up by i32 index. */
+export class Embedding<V extends number, D extends number> extends Module {
+  /** [vocab, dim]. */
+  weight: Tensor<[V, D]>;
+  constructor(num: V, dim: D, opts: { std?: number; seed?: number } = {}) {
+    super();
+    this.weight = param(randn([num, dim], { std: opts.std ?? 0.02, seed: opts.seed }));
+  }
+  /** [...I] → [...I, dim]. */
+  forward<I extends Shape>(idx: Tensor<I>): Tensor<[...I, D]> {
+    return embedding(this.weight as Tensor<any>, idx as Tensor<any>) as any;
+  }
+}
+
+/** Layer normalization over the last axis with learned scale and shift (eps 1e-5, GPT-2's). */
+export class LayerNorm<D extends number> extends Module {
+  /** Scale, [dim]. */
+  weight: Tensor<[D]>;
+  /** Shift, [dim]. */
+  bias: Tensor<[D]>;
+  constructor(dim: D, readonly eps = 1e-5) {
+    super();
+    this.weight = param(ones([dim]));
+    this.bias = param(zeros([dim]));
+  }
+  /** Same shape out. */
+  forward<S extends Shape>(x: Tensor<S>): Tensor<S> {
+    return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/** Inverted dropout with its own seeded generator; identity in eval mode or when p = 0. */
+export class Dropout extends Module {
+  #calls = 0;
+  constructor(readonly p: number, readonly seed = 0) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);
+  }
+  /** Zero each element with probability p and scale the rest by 1/(1−p). */
+  forward<S extends Shape>(x: Tensor<S>): Tensor<S> {
+    if (!this.training || this.p === 0) return x;
+    const keepMask = rand(x.shape as readonly number[], { seed: this.seed * 1_000_003 + this.#calls++ }).ge(
+      this.p,
+    );
+    return (x as Tensor<any>).mul(keepMask.cast(x.dtype)).mul(1 / (1 - this.p)) as any;
+  }
+}

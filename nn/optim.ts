@@ -1,0 +1,153 @@
+/**
+ * Optimizers (SGD with momentum, Adam, AdamW), learning-rate schedules and gradient clipping.
+ * State lives on the device next to the parameters; an update is a few fused kernels per tensor.
+ */
+import { keep, scope, Tensor, zeros, zerosLike } from "../tensor/tensor.ts";
+
+/** What every optimizer has. */
+export interface Optimizer {
+  /** Current learning rate (a schedule may set it before each step). */
+  lr: number;
+  /** Apply one update from the parameters' `.grad`. */
+  step(): void;
+  /** Clear the parameters' gradients. */
+  zeroGrad(): void;
+  /** Step count and state tensors, for checkpoints. */
+  stateDict(): { step: number; state: Record<string, Tensor<any>> };
+  /** Restore from `stateDict()`. */
+  loadStateDict(sd: { step: number; state: Record<string, Tensor<any>> }): void;
+}
+
+type Named = [string, Tensor<any>][];
+const named = (params: Tensor<any>[] | Named): Named =>
+  params.map((p, i) => (p instanceof Tensor ? [String(i), p] : p)) as Named;
+
+/** Shared bookkeeping: named parameters and per-parameter state buffers. */
+abstract class Base implements Optimizer {
+  protected params: Named;
+  protected state = new Map<string, Tensor<any>>();
+  protected t = 0;
+  constructor(params: Tensor<any>[] | Named, public lr: number) {
+    this.params = named(params);
+  }
+  /** The state slot `key` of parameter `name`, created as zeros. */
+  protected slot(name: string, key: string, like: Tensor<any>): Tensor<any> {
+    const k = `${name}.${key}`;
+    let s = this.state.get(k);
+    if (!s) this.state.set(k, s = keep(zerosLike(like).realize()));
+    return s;
+  }
+  abstract update(name: string, p: Tensor<any>, g: Tensor<any>): void;
+  step(): void {
+    this.t++;
+    scope(() => {
+      for (const [name, p] of this.params) if (p.grad) this.update(name, p, p.grad);
+    });
+  }
+  zeroGrad(): void {
+    for (const [, p] of this.params) p.zeroGrad();
+  }
+  stateDict(): { step: number; state: Record<string, Tensor<any>> } {
+    return { step: this.t, state: Object.fromEntries(this.state) };
+  }
+  loadStateDict(sd: { step: number; state: Record<string, Tensor<any>> }): void {
+    this.t = sd.step;
+    for (const [k, v] of Object.entries(sd.state)) this.state.set(k, keep(v.realize()));
+  }
+}
+
+/** Stochastic gradient descent with optional momentum. */
+export class SGD extends Base {
+  constructor(params: Tensor<any>[] | Named, lr: number, readonly momentum = 0) {
+    super(params, lr);
+  }
+  /** p ← p − lr·(μ·buf + g). */
+  update(name: string, p: Tensor<any>, g: Tensor<any>): void {
+    if (this.momentum) {
+      const buf = this.slot(name, "momentum", p);
+      g = buf.assign(buf.mul(this.momentum).add(g));
+    }
+    p.assign(p.sub(g.mul(this.lr)));
+  }
+}
+
+/** Adam options. */
+export interface AdamOptions {
+  /** Learning rate. */
+  lr?: number;
+  /** Moment decay rates (default 0.9, 0.999). */
+  betas?: [number, number];
+  /** Added to the denominator (default 1e-8). */
+  eps?: number;
+  /** Decoupled weight decay (AdamW; default 0). */
+  weightDecay?: number;
+  /** Which parameters decay; default: those of rank ≥ 2 (not biases or LayerNorm). */
+  decay?: (name: string, p: Tensor<any>) => boolean;
+}
+
+/** Adam (Kingma & Ba, 2015) with decoupled weight decay (AdamW, Loshchilov & Hutter, 2019). */
+export class AdamW extends Base {
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly decay: (name: string, p: Tensor<any>) => boolean;
+  constructor(params: Tensor<any>[] | Named, opts: AdamOptions = {}) {
+    super(params, opts.lr ?? 1e-3);
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.decay = opts.decay ?? ((_, p) => p.rank >= 2);
+  }
+  /** m, v moving averages; p ← p − lr·(m̂/(√v̂ + eps) + wd·p). */
+  update(name: string, p: Tensor<any>, g: Tensor<any>): void {
+    const [b1, b2] = this.betas;
+    const m = this.slot(name, "exp_avg", p), v = this.slot(name, "exp_avg_sq", p);
+    const m1 = m.mul(b1).add(g.mul(1 - b1)), v1 = v.mul(b2).add(g.mul(g).mul(1 - b2));
+    const stepSize = this.lr / (1 - b1 ** this.t), c2 = 1 / Math.sqrt(1 - b2 ** this.t);
+    let next = p.sub(m1.mul(stepSize).div(v1.sqrt().mul(c2).add(this.eps)));
+    if (this.weightDecay && this.decay(name, p)) next = next.sub(p.mul(this.lr * this.weightDecay));
+    p.assign(next);
+    m.assign(m1);
+    v.assign(v1);
+  }
+}
+
+/** Adam: AdamW without weight decay. */
+export class Adam extends AdamW {
+  constructor(params: Tensor<any>[] | Named, opts: Omit<AdamOptions, "weightDecay" | "decay"> = {}) {
+    super(params, { ...opts, weightDecay: 0 });
+  }
+}
+
+/** Learning rate at `step` (0-based): linear warmup over `warmup` steps, then constant, linear or
+ * cosine decay to `minLr` at `total`. */
+export function lrAt(
+  step: number,
+  o: {
+    lr: number;
+    warmup?: number;
+    total?: number;
+    decay?: "constant" | "linear" | "cosine";
+    minLr?: number;
+  },
+): number {
+  const { lr, warmup = 0, total = Infinity, decay = "constant", minLr = 0 } = o;
+  if (step < warmup) return (lr * (step + 1)) / warmup;
+  if (decay === "constant" || !Number.isFinite(total)) return lr;
+  const t = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
+  const f = decay === "linear" ? 1 - t : 0.5 * (1 + Math.cos(Math.PI * t));
+  return minLr + (lr - minLr) * f;
+}
+
+/** Scale all gradients so their global L2 norm is at most `maxNorm`, on the device (no read).
+ * Returns the norm before clipping as a scalar tensor. */
+export function clipGradNorm(params: Tensor<any>[], maxNorm: number): Tensor<[]> {
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor<any> => !!g);
+  if (!grads.length) return zeros([]);
+  let sq: Tensor<any> = grads[0].mul(grads[0]).sum();
+  for (const g of grads.slice(1)) sq = sq.add(g.mul(g).sum());
+  const norm = sq.sqrt().realize();
+  const coef = norm.add(1e-6).div(maxNorm).maximum(1).realize(); // ≥ 1: divide by it
+  for (const g of grads) g.assign(g.div(coef));
+  return norm as Tensor<[]>;
+}

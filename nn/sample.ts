@@ -1,0 +1,87 @@
+/**
+ * Autoregressive sampling: temperature, top-k and nucleus (top-p) filtering, greedy at
+ * temperature 0, context cropped to the model's block size. Each step reads back only the last
+ * position's logits; the choice is made on the host with a seeded generator, so a seed gives the
+ * same text on every backend.
+ */
+import { fromArray, rng, scope } from "../tensor/tensor.ts";
+import { noGrad } from "../autograd/tape.ts";
+import type { GPT } from "./gpt.ts";
+
+/** Sampling options. */
+export interface SampleOptions {
+  /** Tokens to add. */
+  maxNewTokens: number;
+  /** Softmax temperature; 0 = greedy (default 1). */
+  temperature?: number;
+  /** Keep only the k most likely tokens. */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p. */
+  topP?: number;
+  /** Seed for the generator (default 0). */
+  seed?: number;
+  /** Stop a sequence after this token. */
+  eosToken?: number;
+}
+
+/** Pick one token from a row of logits. */
+export function sampleToken(
+  logits: ArrayLike<number>,
+  o: Omit<SampleOptions, "maxNewTokens">,
+  u: number,
+): number {
+  const t = o.temperature ?? 1;
+  const ids = Array.from(logits, (_, i) => i);
+  if (t === 0) return ids.reduce((b, i) => (logits[i] > logits[b] ? i : b), 0);
+  ids.sort((a, b) => logits[b] - logits[a]);
+  let keepN = Math.min(o.topK ?? ids.length, ids.length);
+  const m = logits[ids[0]];
+  const w = ids.map((i) => Math.exp((logits[i] - m) / t));
+  if (o.topP !== undefined && o.topP < 1) {
+    const total = w.slice(0, keepN).reduce((a, b) => a + b, 0);
+    let acc = 0, n = 0;
+    while (n < keepN && acc < o.topP * total) acc += w[n++];
+    keepN = Math.max(1, n);
+  }
+  const z = w.slice(0, keepN).reduce((a, b) => a + b, 0);
+  let r = u * z;
+  for (let j = 0; j < keepN; j++) if ((r -= w[j]) < 0) return ids[j];
+  return ids[keepN - 1];
+}
+
+/** Continue each prompt (token id lists; prompts of equal length run as one batch) and return the
+ * prompts with their new tokens. The model runs in eval mode without recording a tape. */
+export async function generate(model: GPT, prompts: number[][], o: SampleOptions): Promise<number[][]> {
+  const rand = rng(o.seed ?? 0);
+  const out = prompts.map((p) => [...p]);
+  const done = prompts.map(() => false);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    const groups = new Map<number, number[]>();
+    prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
+    for (let s = 0; s < o.maxNewTokens; s++) {
+      for (const rows of groups.values()) {
+        const live = rows.filter((i) => !done[i]);
+        if (!live.length) continue;
+        const T = Math.min(out[live[0]].length, model.config.blockSize);
+        const V = model.config.vocabSize;
+        const last = await scope(() =>
+          noGrad(() => {
+            const ctx = live.flatMap((i) => out[i].slice(-T));
+            const logits = model.forward(fromArray(ctx, [live.length, T], "i32"));
+            return logits.narrow(1, T - 1, 1).data();
+          })
+        );
+        live.forEach((i, r) => {
+          const tok = sampleToken(last.subarray(r * V, (r + 1) * V), o, rand());
+          out[i].push(tok);
+          if (tok === o.eosToken) done[i] = true;
+        });
+      }
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  return out;
+}
