@@ -1,13 +1,13 @@
 /**
- * Shape algebra, twice: as types (so `a.add(b)` with shapes [2, 3] and [4] fails to compile) and as
- * runtime checks (for sizes only known at run time). Both give the same sentence for the same mistake.
+ * Shape algebra, twice: as types (so adding shapes [2, 3] and [4] fails to compile) and as runtime
+ * checks (for sizes only known at run time). Both give the same sentence for the same mistake.
  *
  * At type level a literal dim (`3`) is a known size and `number` a size known at run time: checks on
- * it pass and happen at run time. A shape that is not a tuple (`number[]`) has unknown rank; everything
- * passes and the result is `number[]`. Each rule gives a result tuple, or on a known mismatch a string
- * literal type holding the error message (see `Ok` and `Guard`). Rules are tail-recursive walks over
- * the (short) shapes; element counts use decimal digit strings, never tuple lengths, so
- * 64·128·50257 costs a few hundred steps.
+ * it pass here and happen at run time. A shape that is not a tuple (`number[]`) has unknown rank:
+ * everything passes and results are `number[]`. Each rule gives a result tuple or, on a known
+ * mismatch, a string literal type holding the error message (see `Ok` and `Guard`). Rules are
+ * tail-recursive walks over short tuples; element counts use decimal digit strings, never tuple
+ * lengths, so 64·128·50257 costs a few hundred steps.
  */
 
 /** A tensor shape: a tuple of literal sizes, `number` for sizes known only at run time. */
@@ -16,108 +16,100 @@ export type Shape = readonly number[];
 /** The result shape of a rule, or `never` where the rule gave an error message. */
 export type Ok<R> = R extends Shape ? R : never;
 
-/** For a parameter's type: the error message (which makes a mismatch a compile error), else `unknown`. */
+/** For a parameter's type: the rule's error message (making a mismatch a compile error), else `unknown`. */
 export type Guard<R> = R extends string ? R : unknown;
 
-// ---- formatting and small helpers -------------------------------------------------------------------
+// ---- helpers. `@internal` marks those that exported types name, so `deno doc --lint` accepts them ----
 
-/** @internal */ type Str<D> = D extends number ? (number extends D ? "number" : `${D}`) : "?";
-/** @internal */ type Join<S extends readonly unknown[], Acc extends string = ""> = S extends
-  readonly [infer H, ...infer R] ? Join<R, Acc extends "" ? Str<H> : `${Acc}, ${Str<H>}`>
-  : Acc;
-/** @internal `[2, 3]`, as `fmtShape` prints it. */
-type Fmt<S extends readonly unknown[]> = `[${Join<S>}]`;
+type Str<D> = D extends number ? (number extends D ? "number" : `${D}`) : "?";
+/** @internal `[2, 3]`, as `fmtShape` prints it (a runtime-only size prints as `number`). */
+type Fmt<S extends readonly unknown[], Acc extends string = ""> = S extends readonly [infer H, ...infer R]
+  ? Fmt<R, Acc extends "" ? Str<H> : `${Acc}, ${Str<H>}`>
+  : `[${Acc}]`;
 
-/** @internal */ type Neg<N extends number> = `-${N}` extends `${infer M extends number}` ? M : never;
-/** @internal The non-negative index of axis A among S's axes, or false. Walks S once, so a huge A stays cheap. */
-type AxisIn<S extends readonly unknown[], A extends number, I extends unknown[] = []> = S extends
+type Neg<N extends number> = `-${N}` extends `${infer M extends number}` ? M : never;
+/** @internal The index of axis A (negative: from the end) of S, or false. Walks S once: a huge A is cheap. */
+type AxisIn<S extends readonly unknown[], A extends number, I extends 0[] = []> = S extends
   readonly [unknown, ...infer R]
   ? A extends I["length"] | Neg<S["length"]> ? I["length"] : AxisIn<R, A, [...I, 0]>
   : false;
-/** @internal */ type AxisErr<Op extends string, A extends number, S extends Shape> =
+/** @internal */
+type AxisErr<Op extends string, A extends number, S extends Shape> =
   `${Op}: axis ${A} is out of range for shape ${Fmt<S>}`;
 
-/** @internal */ type Last<S extends Shape> = S extends readonly [...unknown[], infer D extends number] ? D
-  : never;
-/** @internal */ type Init<S extends Shape> = S extends readonly [...infer H extends Shape, unknown] ? H : [];
-/** @internal */ type Fill<S extends Shape, V, Acc extends unknown[] = []> = S extends
+/** @internal */
+type Last<S extends Shape> = S extends readonly [...unknown[], infer D extends number] ? D : never;
+/** @internal */
+type Init<S extends Shape> = S extends readonly [...infer H extends Shape, unknown] ? H : [];
+/** @internal S with every dim replaced by V (same rank). */
+type Fill<S extends Shape, V, Acc extends unknown[] = []> = S extends
   readonly [unknown, ...infer R extends Shape] ? Fill<R, V, [...Acc, V]>
   : Acc;
-/** @internal */ type Replace<S extends Shape, N extends number, V extends number, Acc extends Shape = []> =
-  S extends readonly [infer D extends number, ...infer R extends Shape]
-    ? Replace<R, N, V, [...Acc, Acc["length"] extends N ? V : D]>
-    : Acc;
-/** @internal */ type Insert<S extends Shape, N extends number, V extends number, Acc extends Shape = []> =
+/** @internal S with dim N replaced by V. */
+type Replace<S extends Shape, N extends number, V extends number, Acc extends Shape = []> = S extends
+  readonly [infer D extends number, ...infer R extends Shape]
+  ? Replace<R, N, V, [...Acc, Acc["length"] extends N ? V : D]>
+  : Acc;
+/** @internal S with V inserted before dim N (N = rank appends). */
+type Insert<S extends Shape, N extends number, V extends number, Acc extends Shape = []> =
   Acc["length"] extends N ? [...Acc, V, ...S]
     : S extends readonly [infer D extends number, ...infer R extends Shape] ? Insert<R, N, V, [...Acc, D]>
     : Acc;
-/** @internal */ type Remove<S extends Shape, N extends number, Acc extends Shape = []> = S extends
+/** @internal S without dim N. */
+type Remove<S extends Shape, N extends number, Acc extends Shape = []> = S extends
   readonly [infer D extends number, ...infer R extends Shape]
   ? Acc["length"] extends N ? [...Acc, ...R] : Remove<R, N, [...Acc, D]>
   : Acc;
-/** @internal Two dims that must be equal: the known one wins; false on a known mismatch. */
+// Two dims that must be equal: the known one wins; false on a known mismatch.
 type EqDim<A extends number, B extends number> = number extends A ? B
   : number extends B ? A
   : [A] extends [B] ? A
   : false;
 
-// ---- decimal arithmetic on reversed digit strings ("123" is "321": carries run left to right) -----
+// ---- decimal arithmetic on reversed digit strings ("123" is "321", so carries run left to right) ----
 
-/** @internal */ type DT = {
-  "0": [];
-  "1": [0];
-  "2": [0, 0];
-  "3": [0, 0, 0];
-  "4": [0, 0, 0, 0];
-  "5": [0, 0, 0, 0, 0];
-  "6": [0, 0, 0, 0, 0, 0];
-  "7": [0, 0, 0, 0, 0, 0, 0];
-  "8": [0, 0, 0, 0, 0, 0, 0, 0];
-  "9": [0, 0, 0, 0, 0, 0, 0, 0, 0];
-};
-/** @internal */ type Dig<S extends string> = S extends `${infer D extends keyof DT}${string}` ? D : "0";
-/** @internal */ type Rest<S extends string> = S extends `${string}${infer R}` ? R : "";
-/** @internal */ type Rev<S extends string, Acc extends string = ""> = S extends `${infer H}${infer R}`
-  ? Rev<R, `${H}${Acc}`>
+type Digit = "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9";
+type Up<D extends Digit, Acc extends 0[] = []> = `${Acc["length"]}` extends D ? Acc : Up<D, [...Acc, 0]>;
+type Dig<S extends string> = S extends `${infer D extends Digit}${string}` ? D : "0";
+type Rest<S extends string> = S extends `${string}${infer R}` ? R : "";
+/** @internal */
+type Rev<S extends string, Acc extends string = ""> = S extends `${infer H}${infer R}` ? Rev<R, `${H}${Acc}`>
   : Acc;
-/** @internal */ type RevOf<N extends number> = Rev<`${N}`>;
-/** @internal */ type AddR<
-  A extends string,
-  B extends string,
-  C extends "0" | "1" = "0",
-  Acc extends string = "",
-> = `${A}${B}` extends "" ? (C extends "1" ? `${Acc}1` : Acc)
-  : [...DT[Dig<A>], ...DT[Dig<B>], ...DT[C]]["length"] extends infer N extends number
-    ? `${N}` extends `1${infer U extends keyof DT}` ? AddR<Rest<A>, Rest<B>, "1", `${Acc}${U}`>
-    : AddR<Rest<A>, Rest<B>, "0", `${Acc}${N}`>
-  : never;
-/** @internal */ type TimesR<A extends string, N extends unknown[], Acc extends string = "0"> = N extends
-  [unknown, ...infer R] ? TimesR<A, R, AddR<Acc, A>>
+/** @internal A + B, digit by digit with carry C. */
+type AddR<A extends string, B extends string, C extends "0" | "1" = "0", Acc extends string = ""> =
+  `${A}${B}` extends "" ? (C extends "1" ? `${Acc}1` : Acc)
+    : [...Up<Dig<A>>, ...Up<Dig<B>>, ...Up<C>]["length"] extends infer N extends number
+      ? `${N}` extends `1${infer U extends Digit}` ? AddR<Rest<A>, Rest<B>, "1", `${Acc}${U}`>
+      : AddR<Rest<A>, Rest<B>, "0", `${Acc}${N}`>
+    : never;
+type TimesR<A extends string, N extends 0[], Acc extends string = "0"> = N extends [0, ...infer R extends 0[]]
+  ? TimesR<A, R, AddR<Acc, A>>
   : Acc;
-/** @internal Long multiplication: one digit of B at a time, A shifted by one place each step. */
+// Long multiplication: one digit of B at a time (repeated addition), A shifted one place per step.
 type MulR<A extends string, B extends string, Acc extends string = "0"> = B extends
-  `${infer D extends keyof DT}${infer R}` ? MulR<`0${A}`, R, AddR<Acc, TimesR<A, DT[D]>>>
+  `${infer D extends Digit}${infer R}` ? MulR<`0${A}`, R, AddR<Acc, TimesR<A, Up<D>>>>
   : Acc;
-/** @internal */ type Trim<S extends string> = S extends `0${infer R}` ? (R extends "" ? "0" : Trim<R>) : S;
-/** @internal A reversed digit string as a plain decimal string. */
-type Dec<R extends string> = Trim<Rev<R>>;
-/** @internal */ type Num<S extends string> = S extends `${infer N extends number}` ? N : number;
-/** @internal */ type GtR<A extends string, B extends string, G extends boolean = false> = A extends
-  `${infer a extends keyof DT}${infer A2}` ? B extends `${infer b extends keyof DT}${infer B2}` ? GtR<
-      A2,
-      B2,
-      DT[a] extends [...DT[b], 0, ...unknown[]] ? true : DT[b] extends [...DT[a], 0, ...unknown[]] ? false : G
-    >
+type Trim<S extends string> = S extends `0${infer R}` ? (R extends "" ? "0" : Trim<R>) : S;
+/** @internal A reversed digit string as a number literal. */
+type Num<R extends string> = Trim<Rev<R>> extends `${infer N extends number}` ? N : number;
+// Compare digits a and b: true (a > b), false (a < b), else G, the verdict of the less significant digits.
+type Cmp<a extends Digit, b extends Digit, G> = Up<a> extends [...Up<b>, 0, ...0[]] ? true
+  : Up<b> extends [...Up<a>, 0, ...0[]] ? false
+  : G;
+/** @internal A > B, for reversed digit strings without leading zeros. */
+type GtR<A extends string, B extends string, G extends boolean = false> = A extends
+  `${infer a extends Digit}${infer A2}`
+  ? B extends `${infer b extends Digit}${infer B2}` ? GtR<A2, B2, Cmp<a, b, G>>
   : true
   : B extends "" ? G
   : false;
-/** @internal Element count of S as a decimal string, or false if some dim is not a literal. */
+/** @internal The element count of S as a decimal string, or false if some dim is not a literal. */
 type Elems<S extends Shape, Acc extends string = "1"> = S extends
   readonly [infer D extends number, ...infer R extends Shape]
-  ? number extends D ? false : Elems<R, MulR<Acc, RevOf<D>>>
-  : Dec<Acc>;
+  ? number extends D ? false : Elems<R, MulR<Acc, Rev<`${D}`>>>
+  : Trim<Rev<Acc>>;
 
-// ---- the rules ------------------------------------------------------------------------------------------
+// ---- the rules ----------------------------------------------------------------------------------------
 
 /** The non-negative form of axis A of S, or the error message (`Op` names the op in it). */
 export type NormAxis<S extends Shape, A extends number, Op extends string = "axis"> = number extends
@@ -125,15 +117,15 @@ export type NormAxis<S extends Shape, A extends number, Op extends string = "axi
   : AxisIn<S, A> extends infer N extends number ? N
   : AxisErr<Op, A, S>;
 
-/** @internal */ type BDim<A extends number, B extends number> = A extends 1 ? B
-  : B extends 1 ? A
-  : EqDim<A, B>;
-/** @internal */ type BC<A extends Shape, B extends Shape, E extends string, Acc extends Shape = []> =
-  A extends readonly [...infer AH extends Shape, infer a extends number]
-    ? B extends readonly [...infer BH extends Shape, infer b extends number]
-      ? BDim<a, b> extends infer D extends number ? BC<AH, BH, E, [D, ...Acc]> : E
-    : [...A, ...Acc]
-    : [...B, ...Acc];
+/** @internal */
+type BC<A extends Shape, B extends Shape, E extends string, Acc extends Shape = []> = A extends
+  readonly [...infer AH extends Shape, infer a extends number]
+  ? B extends readonly [...infer BH extends Shape, infer b extends number]
+    ? ([a] extends [1] ? b : [b] extends [1] ? a : EqDim<a, b>) extends infer D extends number
+      ? BC<AH, BH, E, [D, ...Acc]>
+    : E
+  : [...A, ...Acc]
+  : [...B, ...Acc];
 /** Numpy broadcasting of A and B (right-aligned), or `${Op}: shapes [2, 3] and [4] cannot broadcast`. */
 export type Broadcast<A extends Shape, B extends Shape, Op extends string> = number extends
   A["length"] | B["length"] ? number[]
@@ -143,23 +135,22 @@ export type Broadcast<A extends Shape, B extends Shape, Op extends string> = num
 export type Where<C extends Shape, A extends Shape, B extends Shape> = Broadcast<C, A, "where"> extends
   infer R extends Shape ? Broadcast<R, B, "where"> : Broadcast<C, A, "where">;
 
-/** @internal */ type MatErr<A extends Shape, B extends Shape, K1 extends number, K2 extends number> =
-  `matmul: inner dimensions ${K1} and ${K2} differ (shapes ${Fmt<A>} and ${Fmt<B>})`;
-/** @internal */ type MatT<A extends Shape, B extends Shape, K1 extends number, K2 extends number> =
-  EqDim<K1, K2> extends false ? MatErr<A, B, K1, K2>
-    : Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul"> extends infer R extends Shape ? [
-        ...R,
-        ...(A extends readonly [number] ? [] : [Last<Init<A>>]),
-        ...(B extends readonly [number] ? [] : [Last<B>]),
-      ]
-    : Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul">;
-/** torch.matmul: vector·vector → [], vector cases drop their dim, batch dims broadcast. */
+/** @internal Matmul once ranks are ≥ 1: K1, K2 are the inner dims; vector operands add no dim. */
+type MatT<A extends Shape, B extends Shape, K1 extends number, K2 extends number> = EqDim<K1, K2> extends
+  false ? `matmul: inner dimensions ${K1} and ${K2} differ (shapes ${Fmt<A>} and ${Fmt<B>})`
+  : Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul"> extends infer R extends Shape ? [
+      ...R,
+      ...(A extends readonly [number] ? [] : [Last<Init<A>>]),
+      ...(B extends readonly [number] ? [] : [Last<B>]),
+    ]
+  : Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul">;
+/** torch.matmul: vector·vector → [], a vector operand drops its dim, batch dims broadcast. */
 export type MatMul<A extends Shape, B extends Shape> = number extends A["length"] | B["length"] ? number[]
-  : A extends readonly [] ? `matmul: operands must have at least 1 dimension (shapes ${Fmt<A>} and ${Fmt<B>})`
-  : B extends readonly [] ? `matmul: operands must have at least 1 dimension (shapes ${Fmt<A>} and ${Fmt<B>})`
-  : MatT<A, B, Last<A>, B extends readonly [infer K extends number] ? K : Last<Init<B>>>;
+  : [A, B] extends [readonly [number, ...number[]], readonly [number, ...number[]]]
+    ? MatT<A, B, Last<A>, B extends readonly [infer K extends number] ? K : Last<Init<B>>>
+  : `matmul: operands must have at least 1 dimension (shapes ${Fmt<A>} and ${Fmt<B>})`;
 
-/** @internal Normalized axes as [union], `number` if some axis is known only at run time, or an error message. */
+/** @internal The normalized axes P as [union], `number` if one is runtime-only, or an error message. */
 type ReduceAxes<S extends Shape, P extends readonly number[], Op extends string, Acc extends number = never> =
   number extends P["length"] ? number
     : P extends readonly [infer A extends number, ...infer R extends readonly number[]]
@@ -169,15 +160,16 @@ type ReduceAxes<S extends Shape, P extends readonly number[], Op extends string,
         : ReduceAxes<S, R, Op, Acc | (N & number)>
       : never
     : [Acc];
-/** @internal */ type ReduceT<S extends Shape, Ax, Keep, Acc extends Shape = [], I extends unknown[] = []> =
-  S extends readonly [infer D extends number, ...infer R extends Shape] ? ReduceT<
-      R,
-      Ax,
-      Keep,
-      I["length"] extends Ax ? (Keep extends true ? [...Acc, 1] : Acc) : [...Acc, D],
-      [...I, 0]
-    >
-    : Acc;
+/** @internal S without (or, with Keep, with 1 at) the axes in the union Ax. */
+type ReduceT<S extends Shape, Ax, Keep, Acc extends Shape = [], I extends 0[] = []> = S extends
+  readonly [infer D extends number, ...infer R extends Shape] ? ReduceT<
+    R,
+    Ax,
+    Keep,
+    I["length"] extends Ax ? Keep extends true ? [...Acc, 1] : Acc : [...Acc, D],
+    [...I, 0]
+  >
+  : Acc;
 /** Reduction over Axis (all axes when undefined; negatives count from the end), keeping 1s if Keep. */
 export type Reduce<
   S extends Shape,
@@ -185,9 +177,9 @@ export type Reduce<
   Keep extends boolean,
   Op extends string,
 > = boolean extends Keep ? number[]
-  : Axis extends undefined ? (Keep extends true ? (number extends S["length"] ? number[] : Fill<S, 1>) : [])
+  : Axis extends undefined ? Keep extends true ? number extends S["length"] ? number[] : Fill<S, 1> : []
   : number extends S["length"] ? number[]
-  : ReduceAxes<S, Axis extends number ? [Axis] : Exclude<Axis, undefined | number>, Op> extends infer X
+  : ReduceAxes<S, Axis extends number ? [Axis] : Exclude<Axis, number | undefined>, Op> extends infer X
     ? X extends string ? X
     : X extends [infer U] ? ReduceT<S, U, Keep>
     : Keep extends true ? Fill<S, number>
@@ -195,54 +187,50 @@ export type Reduce<
     : number[]
   : never;
 
-/** @internal */ type PermT<
-  S extends Shape,
-  P extends readonly number[],
-  E extends string,
-  Seen = never,
-  Acc extends Shape = [],
-> = P extends readonly [infer A extends number, ...infer R extends readonly number[]]
-  ? number extends A ? PermT<S, R, E, Seen, [...Acc, number]>
-  : AxisIn<S, A> extends infer N extends number
-    ? [N] extends [Seen] ? E : PermT<S, R, E, Seen | N, [...Acc, S[N]]>
-  : E
-  : Acc;
-/** @internal */ type PermErr<S extends Shape, P extends readonly number[]> = `permute: ${Fmt<
-  P
->} is not a permutation of the axes of shape ${Fmt<S>}`;
+/** @internal S[P[0]], S[P[1]], …, or E if P repeats an axis, leaves S's axes or misses one. */
+type PermT<S extends Shape, P extends Shape, E extends string, Seen = never, Acc extends Shape = []> =
+  P extends readonly [infer A extends number, ...infer R extends readonly number[]]
+    ? number extends A ? PermT<S, R, E, Seen, [...Acc, number]>
+    : AxisIn<S, A> extends infer N extends number
+      ? [N] extends [Seen] ? E : PermT<S, R, E, Seen | N, [...Acc, S[N]]>
+    : E
+    : Acc["length"] extends S["length"] ? Acc
+    : E;
 /** The shape S[P[0]], S[P[1]], …; P must be a permutation of S's axes (negatives allowed). */
 export type Permute<S extends Shape, P extends readonly number[]> = number extends S["length"] | P["length"]
   ? number[]
-  : P["length"] extends S["length"] ? PermT<S, P, PermErr<S, P>>
-  : PermErr<S, P>;
+  : PermT<S, P, `permute: ${Fmt<P>} is not a permutation of the axes of shape ${Fmt<S>}`>;
 
-/** S with axes D0 and D1 swapped. */
-export type Transpose<S extends Shape, D0 extends number, D1 extends number> =
-  NormAxis<S, D0, "transpose"> extends infer I
-    ? NormAxis<S, D1, "transpose"> extends infer J ? I extends string ? I
-      : J extends string ? J
-      : number extends S["length"] ? number[]
-      : number extends I | J ? Fill<S, number>
-      : Replace<Replace<S, I & number, S[J & number]>, J & number, S[I & number]>
-    : never
-    : never;
+/** @internal Swap normalized axes I and J (or pass an axis error on). */
+type SwapT<S extends Shape, I, J> = I extends string ? I
+  : J extends string ? J
+  : number extends S["length"] ? number[]
+  : number extends I | J ? Fill<S, number>
+  : Replace<Replace<S, I & number, S[J & number]>, J & number, S[I & number]>;
+/** S with axes D0 and D1 swapped (negatives allowed). */
+export type Transpose<S extends Shape, D0 extends number, D1 extends number> = SwapT<
+  S,
+  NormAxis<S, D0, "transpose">,
+  NormAxis<S, D1, "transpose">
+>;
 
-/** @internal */ type Holes<T extends readonly number[], Acc extends unknown[] = []> = T extends
-  readonly [infer D, ...infer R extends readonly number[]] ? Holes<R, D extends -1 ? [...Acc, 0] : Acc>
-  : Acc["length"];
-/** @internal */ type Unhole<T extends readonly number[], Acc extends Shape = []> = T extends
+/** @internal [number of -1s, T with each -1 as `number`]. */
+type Holes<T extends readonly number[], Acc extends Shape = [], H extends 0[] = []> = T extends
   readonly [infer D extends number, ...infer R extends readonly number[]]
-  ? Unhole<R, [...Acc, D extends -1 ? number : D]>
-  : Acc;
+  ? [D] extends [-1] ? Holes<R, [...Acc, number], [...H, 0]> : Holes<R, [...Acc, D], H>
+  : [H["length"], Acc];
+/** @internal */
+type ReshapeT<S extends Shape, T extends readonly number[], H extends number, Out extends Shape> = H extends
+  0 | 1
+  ? [H, Elems<S>, Elems<T>] extends [0, infer X extends string, infer Y extends string]
+    ? X extends Y ? Out : `reshape: cannot reshape ${Fmt<S>} (${X} elements) to ${Fmt<T>} (${Y} elements)`
+  : Out
+  : `reshape: only one dimension can be -1 (got ${Fmt<T>})`;
 /** S reshaped to T; a -1 in T becomes `number` (inferred at run time). Known element counts must match. */
 export type Reshape<S extends Shape, T extends readonly number[]> = number extends T["length"] ? number[]
-  : Holes<T> extends 0 | 1 ? Holes<T> extends 0 ? number extends S["length"] ? Unhole<T>
-      : [Elems<S>, Elems<T>] extends [infer X extends string, infer Y extends string]
-        ? X extends Y ? Unhole<T>
-        : `reshape: cannot reshape ${Fmt<S>} (${X} elements) to ${Fmt<T>} (${Y} elements)`
-      : Unhole<T>
-    : Unhole<T>
-  : `reshape: only one dimension can be -1 (got ${Fmt<T>})`;
+  : Holes<T> extends [infer H extends number, infer Out extends Shape]
+    ? ReshapeT<number extends S["length"] ? [number] : S, T, H, Out>
+  : never;
 
 /** S with a 1 inserted at axis D, which ranges over [-(rank+1), rank]. */
 export type Unsqueeze<S extends Shape, D extends number> = number extends S["length"] ? number[]
@@ -250,63 +238,62 @@ export type Unsqueeze<S extends Shape, D extends number> = number extends S["len
   : AxisIn<[0, ...S], D> extends infer N extends number ? Insert<S, N, 1>
   : AxisErr<"unsqueeze", D, S>;
 
-/** @internal */ type DropOnes<S extends Shape, Acc extends Shape = []> = S extends
+/** @internal S without its 1s; `number[]` if some dim is runtime-only. */
+type DropOnes<S extends Shape, Acc extends Shape = []> = S extends
   readonly [infer D extends number, ...infer R extends Shape]
-  ? number extends D ? number[] : DropOnes<R, D extends 1 ? Acc : [...Acc, D]>
+  ? number extends D ? number[] : DropOnes<R, [D] extends [1] ? Acc : [...Acc, D]>
   : Acc;
+/** @internal Squeeze normalized axis N (or pass an axis error on). */
+type SqueezeT<S extends Shape, N> = N extends number ? number extends N ? Fill<Init<S>, number>
+  : number extends S[N] ? Remove<S, N>
+  : [S[N]] extends [1] ? Remove<S, N>
+  : `squeeze: axis ${N} of shape ${Fmt<S>} has size ${S[N]}, not 1`
+  : N;
 /** S without axis D (which must have size 1), or without all its 1s when D is undefined. */
 export type Squeeze<S extends Shape, D extends number | undefined> = number extends S["length"] ? number[]
-  : D extends number ? NormAxis<S, D, "squeeze"> extends infer N ? N extends string ? N
-      : number extends N ? Fill<Init<S>, number>
-      : S[N & number] extends infer Z extends number ? number extends Z ? Remove<S, N & number>
-        : Z extends 1 ? Remove<S, N & number>
-        : `squeeze: axis ${N & number} of shape ${Fmt<S>} has size ${Z}, not 1`
-      : never
-    : never
+  : D extends number ? SqueezeT<S, NormAxis<S, D, "squeeze">>
   : DropOnes<S>;
 
-/** @internal Merge two shapes that must agree (except at axis N): known dims win; false on a known mismatch. */
+/** @internal A and B merged (known dims win, dim N is A's), or false where they differ. */
 type Merge<A extends Shape, B extends Shape, N extends number, Acc extends Shape = []> = A extends
   readonly [infer a extends number, ...infer AR extends Shape]
   ? B extends readonly [infer b extends number, ...infer BR extends Shape]
-    ? Acc["length"] extends N ? Merge<AR, BR, N, [...Acc, a]>
-    : EqDim<a, b> extends infer D extends number ? Merge<AR, BR, N, [...Acc, D]>
+    ? (Acc["length"] extends N ? a : EqDim<a, b>) extends infer D extends number
+      ? Merge<AR, BR, N, [...Acc, D]>
     : false
   : false
   : B extends readonly [] ? Acc
   : false;
-/** @internal Sum is the axis total as a reversed digit string, or `number` once some size is runtime-only. */
-type AddDim<Sum, D extends number> = Sum extends string ? number extends D ? number : AddR<Sum, RevOf<D>>
+/** @internal Sum is the axis total as a reversed digit string, or `number` once a size is runtime-only. */
+type AddDim<Sum, D extends number> = [Sum, number extends D ? 0 : 1] extends [infer X extends string, 1]
+  ? AddR<X, Rev<`${D}`>>
   : number;
-/** @internal */ type ConcatT<
-  S0 extends Shape,
-  Ss extends readonly Shape[],
-  N extends number,
-  M extends Shape,
-  Sum,
-> = Ss extends readonly [infer S extends Shape, ...infer R extends readonly Shape[]]
-  ? number extends S["length"] ? ConcatT<S0, R, N, M, number>
-  : Merge<M, S, N> extends infer M2 extends Shape ? ConcatT<S0, R, N, M2, AddDim<Sum, S[N]>>
-  : `concat: shapes ${Fmt<S0>} and ${Fmt<S>} differ outside axis ${N}`
-  : Replace<M, N, Sum extends string ? Num<Dec<Sum>> : number>;
+/** @internal Concat of S0 (merged so far: M) with Ss along normalized axis N. */
+type ConcatT<S0 extends Shape, Ss extends readonly Shape[], N, M extends Shape, Sum> = N extends string ? N
+  : number extends N ? Fill<S0, number>
+  : Ss extends readonly [infer S extends Shape, ...infer R extends readonly Shape[]]
+    ? number extends S["length"] ? ConcatT<S0, R, N, M, number>
+    : Merge<M, S, N & number> extends infer M2 extends Shape
+      ? ConcatT<S0, R, N, M2, AddDim<Sum, S[N & number]>>
+    : `concat: shapes ${Fmt<S0>} and ${Fmt<S>} differ outside axis ${N & number}`
+  : Replace<M, N & number, Sum extends string ? Num<Sum> : number>;
 /** Shapes Ss joined along Axis: equal outside it, summed along it. */
 export type Concat<Ss extends readonly Shape[], Axis extends number> = Ss extends
   readonly [infer S0 extends Shape, ...infer R extends readonly Shape[]]
-  ? NormAxis<S0, Axis, "concat"> extends infer N ? N extends string ? N
-    : number extends S0["length"] ? number[]
-    : number extends N ? Fill<S0, number>
-    : ConcatT<S0, R, N & number, S0, AddDim<"0", S0[N & number]>>
+  ? number extends S0["length"] ? number[]
+  : NormAxis<S0, Axis, "concat"> extends infer N ? ConcatT<S0, R, N, S0, AddDim<"0", S0[N & number]>>
   : never
   : Ss extends readonly [] ? "concat: needs at least one tensor"
   : number[];
 
-/** @internal */ type StackT<S0 extends Shape, Ss extends readonly Shape[], M extends Shape> = Ss extends
+/** @internal The merge of S0 with every shape in Ss, or the error for the first that differs. */
+type StackT<S0 extends Shape, Ss extends readonly Shape[], M extends Shape> = Ss extends
   readonly [infer S extends Shape, ...infer R extends readonly Shape[]]
   ? number extends S["length"] ? StackT<S0, R, M>
   : Merge<M, S, -1> extends infer M2 extends Shape ? StackT<S0, R, M2>
   : `stack: shapes ${Fmt<S0>} and ${Fmt<S>} differ`
   : M;
-/** Equal shapes Ss stacked along a new axis Axis of size Ss["length"]. */
+/** Equal shapes Ss stacked along a new axis Axis, of size Ss["length"]. */
 export type Stack<Ss extends readonly Shape[], Axis extends number> = Ss extends
   readonly [infer S0 extends Shape, ...infer R extends readonly Shape[]]
   ? number extends S0["length"] ? number[]
@@ -317,23 +304,28 @@ export type Stack<Ss extends readonly Shape[], Axis extends number> = Ss extends
   : Ss extends readonly [] ? "stack: needs at least one tensor"
   : number[];
 
+/** @internal S with normalized axis N set to V (or an axis error passed on); with Check, V ≤ the size. */
+type SetAxis<S extends Shape, N, V extends number, Check extends boolean = false> = N extends string ? N
+  : number extends N ? number extends S["length"] ? number[] : Fill<S, number>
+  : [Check, number extends V | S[N & number] ? 0 : 1] extends [true, 1]
+    ? GtR<Rev<`${V}`>, Rev<`${S[N & number]}`>> extends true
+      ? `narrow: length ${V} exceeds size ${S[N & number]} of axis ${N & number} in shape ${Fmt<S>}`
+    : Replace<S, N & number, V>
+  : Replace<S, N & number, V>;
 /** S with S[Axis] replaced by Len, which must not exceed a known size. */
-export type Narrow<S extends Shape, Axis extends number, Len extends number> =
-  NormAxis<S, Axis, "narrow"> extends infer N ? N extends string ? N
-    : number extends N ? (number extends S["length"] ? number[] : Fill<S, number>)
-    : S[N & number] extends infer Z extends number ? number extends Z | Len ? Replace<S, N & number, Len>
-      : GtR<RevOf<Len>, RevOf<Z>> extends true
-        ? `narrow: length ${Len} exceeds size ${Z} of axis ${N & number} in shape ${Fmt<S>}`
-      : Replace<S, N & number, Len>
-    : never
-    : never;
+export type Narrow<S extends Shape, Axis extends number, Len extends number> = SetAxis<
+  S,
+  NormAxis<S, Axis, "narrow">,
+  Len,
+  true
+>;
 
 /** S with S[Axis] replaced by N, the number of indices selected. */
-export type IndexSelect<S extends Shape, Axis extends number, N extends number> =
-  NormAxis<S, Axis, "indexSelect"> extends infer A ? A extends string ? A
-    : number extends A ? (number extends S["length"] ? number[] : Fill<S, number>)
-    : Replace<S, A & number, N>
-    : never;
+export type IndexSelect<S extends Shape, Axis extends number, N extends number> = SetAxis<
+  S,
+  NormAxis<S, Axis, "indexSelect">,
+  N
+>;
 
 /** torch.gather: the index's shape I, which must have the rank of S. */
 export type Gather<S extends Shape, Axis extends number, I extends Shape> =
@@ -348,14 +340,16 @@ export type Embedding<W extends Shape, I extends Shape> = number extends W["leng
   : W extends readonly [number, infer D extends number] ? number extends I["length"] ? number[] : [...I, D]
   : `embedding: weight must be [vocab, dim], got ${Fmt<W>}`;
 
-/** @internal */ type Nested<T, Acc extends number[]> = [T] extends [never] ? Acc
-  : [T] extends [readonly unknown[]] ? Nested<T[number], [...Acc, T["length"]]>
-  : [T] extends [ArrayLike<number>] ? [...Acc, number]
+/** @internal */
+type NestedShape<T, Acc extends number[]> = 0 extends 1 & T ? number[] // `any` data: unknown rank
+  : [T] extends [never] ? Acc // [] has elements of type never
+  : [T] extends [readonly unknown[]] ? NestedShape<T[number], [...Acc, T["length"]]>
+  : [T] extends [ArrayLike<number>] ? [...Acc, number] // typed arrays
   : Acc;
 /** The shape of nested array data: `[[1, 2], [3, 4]]` → [2, 2], `number` → [], `number[][]` → [number, number]. */
-export type FromNested<T> = Nested<T, []>;
+export type FromNested<T> = NestedShape<T, []>;
 
-// ---- runtime -------------------------------------------------------------------------------------------
+// ---- runtime --------------------------------------------------------------------------------------------
 
 /** A shape mismatch; the message is the one the type-level rule shows at compile time. */
 export class ShapeError extends Error {
@@ -368,21 +362,25 @@ export function fmtShape(s: readonly number[]): string {
   return `[${s.join(", ")}]`;
 }
 
+const fail = (message: string): never => {
+  throw new ShapeError(message);
+};
+const numel = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
+
 function axisIn(op: string, axis: number, rank: number, shape: readonly number[]): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
-    throw new ShapeError(`${op}: axis ${axis} is out of range for shape ${fmtShape(shape)}`);
+    fail(`${op}: axis ${axis} is out of range for shape ${fmtShape(shape)}`);
   }
   return axis < 0 ? axis + rank : axis;
 }
 
 /** Numpy broadcasting of two shapes (right-aligned). */
 export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
-  const n = Math.max(a.length, b.length);
-  const out = new Array<number>(n);
+  const n = Math.max(a.length, b.length), out = new Array<number>(n);
   for (let i = 1; i <= n; i++) {
     const x = a[a.length - i] ?? 1, y = b[b.length - i] ?? 1;
     if (x !== y && x !== 1 && y !== 1) {
-      throw new ShapeError(`${op}: shapes ${fmtShape(a)} and ${fmtShape(b)} cannot broadcast`);
+      fail(`${op}: shapes ${fmtShape(a)} and ${fmtShape(b)} cannot broadcast`);
     }
     out[n - i] = x === 1 ? y : x;
   }
@@ -392,15 +390,13 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
 /** The shape of torch.matmul(a, b), vector cases included. */
 export function matmulShape(a: readonly number[], b: readonly number[]): number[] {
   const shapes = `(shapes ${fmtShape(a)} and ${fmtShape(b)})`;
-  if (a.length === 0 || b.length === 0) {
-    throw new ShapeError(`matmul: operands must have at least 1 dimension ${shapes}`);
-  }
+  if (a.length === 0 || b.length === 0) fail(`matmul: operands must have at least 1 dimension ${shapes}`);
   const k1 = a[a.length - 1], k2 = b.length === 1 ? b[0] : b[b.length - 2];
-  if (k1 !== k2) throw new ShapeError(`matmul: inner dimensions ${k1} and ${k2} differ ${shapes}`);
-  const batch = broadcastShapes("matmul", a.slice(0, -2), b.slice(0, -2));
-  if (a.length > 1) batch.push(a[a.length - 2]);
-  if (b.length > 1) batch.push(b[b.length - 1]);
-  return batch;
+  if (k1 !== k2) fail(`matmul: inner dimensions ${k1} and ${k2} differ ${shapes}`);
+  const out = broadcastShapes("matmul", a.slice(0, -2), b.slice(0, -2));
+  if (a.length > 1) out.push(a[a.length - 2]);
+  if (b.length > 1) out.push(b[b.length - 1]);
+  return out;
 }
 
 /** Axis `axis` of `shape` made non-negative; throws if out of range. */
@@ -418,7 +414,7 @@ export function reduceAxes(
   const out: number[] = [];
   for (const a of typeof axis === "number" ? [axis] : axis) {
     const n = normAxis(op, a, shape);
-    if (out.includes(n)) throw new ShapeError(`${op}: axis ${n} is repeated`);
+    if (out.includes(n)) fail(`${op}: axis ${n} is repeated`);
     out.push(n);
   }
   return out.sort((x, y) => x - y);
@@ -429,27 +425,20 @@ export function permuteCheck(shape: readonly number[], perm: readonly number[]):
   const r = shape.length;
   const out = perm.map((p) => (Number.isInteger(p) && p >= -r && p < r ? (p + r) % r : -1));
   if (perm.length !== r || out.includes(-1) || new Set(out).size !== r) {
-    throw new ShapeError(
-      `permute: ${fmtShape(perm)} is not a permutation of the axes of shape ${fmtShape(shape)}`,
-    );
+    fail(`permute: ${fmtShape(perm)} is not a permutation of the axes of shape ${fmtShape(shape)}`);
   }
   return out;
 }
 
-const numel = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
-
 /** The target shape of a reshape with its -1 (if any) inferred; throws if the sizes don't fit. */
 export function reshapeShape(shape: readonly number[], target: readonly number[]): number[] {
   const holes = target.filter((d) => d === -1).length;
-  if (holes > 1) throw new ShapeError(`reshape: only one dimension can be -1 (got ${fmtShape(target)})`);
+  if (holes > 1) fail(`reshape: only one dimension can be -1 (got ${fmtShape(target)})`);
   const size = numel(shape), known = numel(target.filter((d) => d !== -1));
   const head = `reshape: cannot reshape ${fmtShape(shape)} (${size} elements) to ${fmtShape(target)}`;
-  if (target.some((d) => !Number.isInteger(d) || d < -1)) throw new ShapeError(head);
-  if (holes === 0) {
-    if (known !== size) throw new ShapeError(`${head} (${known} elements)`);
-    return [...target];
-  }
-  if (known === 0 || size % known !== 0) throw new ShapeError(head);
+  if (target.some((d) => !Number.isInteger(d) || d < -1)) fail(head);
+  if (holes === 0) return known === size ? [...target] : fail(`${head} (${known} elements)`);
+  if (known === 0 || size % known !== 0) fail(head);
   return target.map((d) => (d === -1 ? size / known : d));
 }
 
@@ -462,19 +451,17 @@ export function unsqueezeAxis(shape: readonly number[], axis: number): number {
 export function squeezeShape(shape: readonly number[], axis?: number): number[] {
   if (axis === undefined) return shape.filter((d) => d !== 1);
   const n = normAxis("squeeze", axis, shape);
-  if (shape[n] !== 1) {
-    throw new ShapeError(`squeeze: axis ${n} of shape ${fmtShape(shape)} has size ${shape[n]}, not 1`);
-  }
+  if (shape[n] !== 1) fail(`squeeze: axis ${n} of shape ${fmtShape(shape)} has size ${shape[n]}, not 1`);
   return shape.filter((_, i) => i !== n);
 }
 
 /** The shape of a concatenation along `axis`. */
 export function concatShape(shapes: readonly (readonly number[])[], axis: number): number[] {
-  if (shapes.length === 0) throw new ShapeError("concat: needs at least one tensor");
+  if (shapes.length === 0) fail("concat: needs at least one tensor");
   const first = shapes[0], n = normAxis("concat", axis, first), out = [...first];
   for (const s of shapes.slice(1)) {
     if (s.length !== first.length || s.some((d, i) => i !== n && d !== first[i])) {
-      throw new ShapeError(`concat: shapes ${fmtShape(first)} and ${fmtShape(s)} differ outside axis ${n}`);
+      fail(`concat: shapes ${fmtShape(first)} and ${fmtShape(s)} differ outside axis ${n}`);
     }
     out[n] += s[n];
   }
@@ -483,29 +470,24 @@ export function concatShape(shapes: readonly (readonly number[])[], axis: number
 
 /** The shape of stacking equal shapes along a new axis `axis`. */
 export function stackShape(shapes: readonly (readonly number[])[], axis: number): number[] {
-  if (shapes.length === 0) throw new ShapeError("stack: needs at least one tensor");
+  if (shapes.length === 0) fail("stack: needs at least one tensor");
   const first = shapes[0], n = axisIn("stack", axis, first.length + 1, first);
   for (const s of shapes) {
     if (s.length !== first.length || s.some((d, i) => d !== first[i])) {
-      throw new ShapeError(`stack: shapes ${fmtShape(first)} and ${fmtShape(s)} differ`);
+      fail(`stack: shapes ${fmtShape(first)} and ${fmtShape(s)} differ`);
     }
   }
   return [...first.slice(0, n), shapes.length, ...first.slice(n)];
 }
 
-/** Checks `length` elements from `start` (negative counts from the end) fit in `axis`; returns the axis. */
+/** Checks `length` elements from `start` (negative: from the end) fit in `axis`; returns the axis. */
 export function narrowCheck(shape: readonly number[], axis: number, start: number, length: number): number {
-  const n = normAxis("narrow", axis, shape), size = shape[n];
+  const n = normAxis("narrow", axis, shape), size = shape[n], s = start < 0 ? start + size : start;
   if (length > size) {
-    throw new ShapeError(
-      `narrow: length ${length} exceeds size ${size} of axis ${n} in shape ${fmtShape(shape)}`,
-    );
+    fail(`narrow: length ${length} exceeds size ${size} of axis ${n} in shape ${fmtShape(shape)}`);
   }
-  const s = start < 0 ? start + size : start;
   if (!Number.isInteger(s) || !Number.isInteger(length) || s < 0 || length < 0 || s + length > size) {
-    throw new ShapeError(
-      `narrow: range ${s}..${s + length} is out of bounds for axis ${n} of shape ${fmtShape(shape)}`,
-    );
+    fail(`narrow: range ${s}..${s + length} is out of bounds for axis ${n} of shape ${fmtShape(shape)}`);
   }
   return n;
 }
@@ -514,16 +496,12 @@ export function narrowCheck(shape: readonly number[], axis: number, start: numbe
 export function gatherCheck(shape: readonly number[], axis: number, index: readonly number[]): number {
   const n = normAxis("gather", axis, shape);
   if (index.length !== shape.length) {
-    throw new ShapeError(
-      `gather: index shape ${fmtShape(index)} must have the same rank as shape ${fmtShape(shape)}`,
-    );
+    fail(`gather: index shape ${fmtShape(index)} must have the same rank as shape ${fmtShape(shape)}`);
   }
   return n;
 }
 
 /** Checks an embedding weight is [vocab, dim]. */
 export function embeddingCheck(weight: readonly number[]): void {
-  if (weight.length !== 2) {
-    throw new ShapeError(`embedding: weight must be [vocab, dim], got ${fmtShape(weight)}`);
-  }
+  if (weight.length !== 2) fail(`embedding: weight must be [vocab, dim], got ${fmtShape(weight)}`);
 }

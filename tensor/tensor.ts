@@ -649,7 +649,7 @@ export class Tensor<S extends Shape = Shape> {
   ): Tensor<Ok<Reduce<S, A, K, "argmax">>> {
     const x = this as Tensor<S>;
     return reduce(
-      axis === undefined ? x.reshape([-1]) : x,
+      axis === undefined ? (x as Tensor<any>).reshape([-1]) : x,
       "argmax",
       axis === undefined ? 0 : axis,
       keepdim,
@@ -663,7 +663,7 @@ export class Tensor<S extends Shape = Shape> {
   ): Tensor<Ok<Reduce<S, A, K, "argmin">>> {
     const x = this as Tensor<S>;
     return reduce(
-      axis === undefined ? x.reshape([-1]) : x,
+      axis === undefined ? (x as Tensor<any>).reshape([-1]) : x,
       "argmin",
       axis === undefined ? 0 : axis,
       keepdim,

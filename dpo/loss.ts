@@ -1,0 +1,174 @@
+/**
+ * Direct Preference Optimization: the policy's log-probabilities of completions, and the DPO loss
+ * family with Hugging Face TRL's names. DPO (Rafailov et al., 2023) fits a language model to
+ * pairwise preferences with one classification loss on the implicit reward β·log π/π_ref — no
+ * reward model, no RL loop.
+ */
+import { concat, type Tensor } from "../tensor/tensor.ts";
+
+/** Sum (or, with `average`, mean) over positions of log p(token[t+1] | tokens ≤ t), counting only
+ * positions `mask` marks as completion: logits [B, T, V], tokens and mask [B, T] → [B]. A row with
+ * no scored token gives 0. */
+export function sequenceLogProbs(
+  logits: Tensor<[number, number, number]>,
+  tokens: Tensor<[number, number]>,
+  mask: Tensor<[number, number]>,
+  opts: { average?: boolean } = {},
+): Tensor<[number]> {
+  const [B, T] = logits.shape;
+  if (tokens.shape.join() !== `${B},${T}` || mask.shape.join() !== `${B},${T}`) {
+    throw new Error(
+      `sequenceLogProbs: logits [${logits.shape.join(", ")}] need tokens and mask [${B}, ${T}], got [${
+        tokens.shape.join(", ")
+      }] and [${mask.shape.join(", ")}]`,
+    );
+  }
+  if (T < 2) return logits.sum([1, 2]).mul(0) as any;
+  // Logits at t score token t+1: log p = logit[next] − logsumexp(logits).
+  const head: Tensor<any> = logits.narrow(1, 0, T - 1);
+  const next: Tensor<any> = tokens.narrow(1, 1, T - 1);
+  const m = mask.narrow(1, 1, T - 1).cast(logits.dtype);
+  const lp = head.gather(2, next.unsqueeze(-1)).squeeze(-1).sub(head.logsumexp(-1)); // [B, T-1]
+  const total = lp.mul(m).sum(1);
+  return (opts.average ? total.div(m.sum(1).maximum(1)) : total) as any;
+}
+
+/** The loss types (TRL's names) plus SimPO. */
+export type LossType =
+  | "sigmoid"
+  | "robust"
+  | "ipo"
+  | "hinge"
+  | "bco_pair"
+  | "nca_pair"
+  | "sppo_hard"
+  | "apo_zero"
+  | "apo_down"
+  | "simpo";
+
+/** The loss types, for validation and `--help`. */
+export const LOSS_TYPES: readonly LossType[] = [
+  "sigmoid",
+  "robust",
+  "ipo",
+  "hinge",
+  "bco_pair",
+  "nca_pair",
+  "sppo_hard",
+  "apo_zero",
+  "apo_down",
+  "simpo",
+];
+
+/** Loss options. */
+export interface DPOLossOptions {
+  /** Strength of the KL anchor to the reference (the β of the paper; default 0.1). */
+  beta?: number;
+  /** Which loss (default "sigmoid", the paper's). */
+  lossType?: LossType;
+  /** Probability ε that a label is flipped (conservative DPO / robust DPO; default 0). */
+  labelSmoothing?: number;
+  /** SimPO's target reward margin γ (default 0.5). */
+  simpoGamma?: number;
+  /** Ignore the reference (its log-ratios count as 0). */
+  referenceFree?: boolean;
+  /** bco_pair's reward shift δ; default: the batch mean of the rewards (detached). */
+  bcoDelta?: number;
+  /** Weight of an SFT term: negative log-likelihood per token of the chosen completions. */
+  sftWeight?: number;
+}
+
+/** Per-pair inputs: summed completion log-probs [B] under policy and reference. */
+export interface PairLogProbs {
+  /** log π(chosen | prompt). */
+  policyChosen: Tensor<[number]>;
+  /** log π(rejected | prompt). */
+  policyRejected: Tensor<[number]>;
+  /** log π_ref(chosen | prompt) (unused when reference-free or SimPO). */
+  referenceChosen?: Tensor<[number]>;
+  /** log π_ref(rejected | prompt). */
+  referenceRejected?: Tensor<[number]>;
+  /** Mean per-token log-prob of chosen under the policy (for the SFT term). */
+  policyChosenAvg?: Tensor<[number]>;
+}
+
+/** The mean loss and, per pair, the detached implicit rewards β·log π/π_ref. */
+export interface DPOLossResult {
+  /** Scalar loss. */
+  loss: Tensor<[]>;
+  /** Per-pair losses [B]. */
+  losses: Tensor<[number]>;
+  /** Implicit reward of chosen [B] (detached). */
+  chosenRewards: Tensor<[number]>;
+  /** Implicit reward of rejected [B] (detached). */
+  rejectedRewards: Tensor<[number]>;
+}
+
+/** The DPO loss family. Every formula is on the policy/reference log-ratios of chosen (c) and
+ * rejected (r) completions and h = c − r. */
+export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult {
+  const beta = o.beta ?? 0.1, eps = o.labelSmoothing ?? 0, type = o.lossType ?? "sigmoid";
+  if (!(beta > 0)) throw new RangeError(`dpoLoss: beta must be > 0, got ${beta}`);
+  if (!(eps >= 0 && eps < 0.5)) {
+    throw new RangeError(`dpoLoss: labelSmoothing must be in [0, 0.5), got ${eps}`);
+  }
+  if (!LOSS_TYPES.includes(type)) {
+    throw new RangeError(`dpoLoss: unknown lossType "${type}" (one of ${LOSS_TYPES.join(", ")})`);
+  }
+  const noRef = o.referenceFree || type === "simpo";
+  if (!noRef && (!x.referenceChosen || !x.referenceRejected)) {
+    throw new Error("dpoLoss: reference log-probs are required unless referenceFree (or simpo) is set");
+  }
+  const c: Tensor<any> = noRef ? x.policyChosen : x.policyChosen.sub(x.referenceChosen!);
+  const r: Tensor<any> = noRef ? x.policyRejected : x.policyRejected.sub(x.referenceRejected!);
+  const h = c.sub(r);
+  const ls = (t: Tensor<any>) => t.logsigmoid();
+  let losses: Tensor<any>;
+  switch (type) {
+    case "sigmoid": // DPO (Rafailov et al., 2023); with ε: conservative DPO (Mitchell, 2023)
+      losses = ls(h.mul(beta)).mul(-(1 - eps)).sub(ls(h.mul(-beta)).mul(eps));
+      break;
+    case "robust": // unbiased under label noise ε (Chowdhury et al., 2024)
+      losses = ls(h.mul(beta)).mul(-(1 - eps)).add(ls(h.mul(-beta)).mul(eps)).div(1 - 2 * eps);
+      break;
+    case "ipo": // squared distance of h to 1/(2β) (Azar et al., 2023)
+      losses = h.sub(1 / (2 * beta)).pow(2);
+      break;
+    case "hinge": // SLiC hinge (Zhao et al., 2023)
+      losses = h.mul(-beta).add(1).relu();
+      break;
+    case "bco_pair": { // binary classifier optimization with a reward shift δ (Jung et al., 2024)
+      const delta = o.bcoDelta ?? concat([c, r]).mul(beta).mean().detach();
+      losses = ls(c.mul(beta).sub(delta)).neg().sub(ls(r.mul(beta).sub(delta).neg()));
+      break;
+    }
+    case "nca_pair": // noise contrastive alignment (Chen et al., 2024)
+      losses = ls(c.mul(beta)).neg().sub(ls(c.mul(-beta)).mul(0.5)).sub(ls(r.mul(-beta)).mul(0.5));
+      break;
+    case "sppo_hard": // self-play preference optimization, hard labels (Wu et al., 2024)
+      losses = c.sub(0.5 / beta).pow(2).add(r.add(0.5 / beta).pow(2));
+      break;
+    case "apo_zero": // anchored preference optimization: push chosen up, rejected down (D'Oosterlinck et al., 2024)
+      losses = c.mul(beta).sigmoid().neg().add(1).add(r.mul(beta).sigmoid());
+      break;
+    case "apo_down": // APO: push both down, rejected more
+      losses = c.mul(beta).sigmoid().add(h.mul(beta).sigmoid().neg().add(1));
+      break;
+    case "simpo": { // length-normalised, reference-free, margin γ (Meng et al., 2024); inputs are averages
+      const z = h.sub((o.simpoGamma ?? 0.5) / beta).mul(beta);
+      losses = ls(z).mul(-(1 - eps)).sub(ls(z.neg()).mul(eps));
+      break;
+    }
+  }
+  let loss: Tensor<any> = losses.mean();
+  if (o.sftWeight) {
+    if (!x.policyChosenAvg) throw new Error("dpoLoss: sftWeight needs policyChosenAvg");
+    loss = loss.sub(x.policyChosenAvg.mean().mul(o.sftWeight));
+  }
+  return {
+    loss,
+    losses,
+    chosenRewards: c.mul(beta).detach() as any,
+    rejectedRewards: r.mul(beta).detach() as any,
+  };
+}

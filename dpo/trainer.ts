@@ -1,0 +1,302 @@
+/**
+ * The DPO training loop: batches of preference pairs run as one concatenated forward (chosen and
+ * rejected together), a frozen reference (or reference log-probs computed once up front), the loss
+ * from loss.ts, clipping, warmup, periodic evaluation, and TRL-named metrics read back once a step.
+ */
+import { fromArray, rng, scope, stack, type Tensor } from "../tensor/tensor.ts";
+import { noGrad } from "../autograd/tape.ts";
+import { GPT } from "../nn/gpt.ts";
+import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
+import type { EncodedPair } from "./data.ts";
+import { dpoLoss, type DPOLossOptions, sequenceLogProbs } from "./loss.ts";
+
+/** Trainer settings (loss options included). */
+export interface DPOConfig extends DPOLossOptions {
+  /** Optimizer steps. */
+  steps: number;
+  /** Pairs per step. */
+  batchSize: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Linear warmup steps (default 10% of steps). */
+  warmup?: number;
+  /** Global gradient-norm clip (default 1). */
+  maxGradNorm?: number;
+  /** Evaluate every this many steps (0 = only at the end). */
+  evalEvery?: number;
+  /** Use reference log-probs computed once before training instead of a forward per step. */
+  precomputeRef?: boolean;
+  /** Padding token id. */
+  padId: number;
+  /** Shuffling seed. */
+  seed?: number;
+}
+
+/** One logged step, with TRL's metric names. */
+export interface DPOMetrics {
+  /** Step number (1-based). */
+  step: number;
+  /** Mean loss. */
+  loss: number;
+  /** Mean implicit reward of chosen completions. */
+  "rewards/chosen": number;
+  /** Mean implicit reward of rejected completions. */
+  "rewards/rejected": number;
+  /** Fraction of pairs whose chosen reward beats the rejected one. */
+  "rewards/accuracies": number;
+  /** Mean chosen − rejected reward. */
+  "rewards/margins": number;
+  /** Mean summed log-prob of chosen completions under the policy. */
+  "logps/chosen": number;
+  /** Mean summed log-prob of rejected completions under the policy. */
+  "logps/rejected": number;
+  /** Gradient norm before clipping. */
+  grad_norm: number;
+  /** Learning rate used. */
+  learning_rate: number;
+  /** Non-padding tokens through the policy per second. */
+  tokens_per_s: number;
+}
+
+/** Pad chosen and rejected sequences of `pairs` into one [2B, L] batch (chosen rows first) with a
+ * mask marking completion tokens. */
+export function batchPairs(pairs: EncodedPair[], padId: number): {
+  tokens: Tensor<[number, number]>;
+  mask: Tensor<[number, number]>;
+  realTokens: number;
+} {
+  const seqs = [...pairs.map((p) => [p.prompt, p.chosen]), ...pairs.map((p) => [p.prompt, p.rejected])];
+  const L = Math.max(...seqs.map(([p, c]) => p.length + c.length));
+  const tok = new Int32Array(seqs.length * L).fill(padId), mask = new Float32Array(seqs.length * L);
+  seqs.forEach(([p, c], i) => {
+    tok.set([...p, ...c], i * L);
+    mask.fill(1, i * L + p.length, i * L + p.length + c.length);
+  });
+  return {
+    tokens: fromArray(tok, [seqs.length, L], "i32"),
+    mask: fromArray(mask, [seqs.length, L]),
+    realTokens: seqs.reduce((n, [p, c]) => n + p.length + c.length, 0),
+  };
+}
+
+/** Log-probs of chosen and rejected completions of `pairs` in one forward: each [B]. */
+export function pairLogProbs(
+  model: GPT,
+  pairs: EncodedPair[],
+  padId: number,
+  average = false,
+): { chosen: Tensor<[number]>; rejected: Tensor<[number]>; chosenAvg: Tensor<[number]> } {
+  const { tokens, mask } = batchPairs(pairs, padId);
+  const logits = model.forward(tokens);
+  const sum = sequenceLogProbs(logits, tokens, mask);
+  const counts = fromArray(pairs.map((p) => Math.max(p.chosen.length, 1)), [pairs.length]);
+  const [c, r] = sum.split(pairs.length) as Tensor<any>[];
+  const lens = fromArray(pairs.map((p) => Math.max(p.rejected.length, 1)), [pairs.length]);
+  const chosenAvg = c.div(counts) as Tensor<[number]>;
+  return average
+    ? { chosen: chosenAvg, rejected: r.div(lens) as any, chosenAvg }
+    : { chosen: c, rejected: r, chosenAvg };
+}
+
+/** A frozen copy of a model: same weights, off the tape, never updated. */
+export function frozenCopy(model: GPT): GPT {
+  const ref = new GPT(model.config);
+  for (const [name, p] of ref.namedParameters()) p.assign(model.stateDict()[name]).requiresGrad_(false);
+  return ref.eval();
+}
+
+/** Reference log-probs of every pair, computed once (batched, no tape): [chosen, rejected]. */
+export async function precomputeReference(
+  reference: GPT,
+  pairs: EncodedPair[],
+  padId: number,
+  batchSize = 16,
+  average = false,
+): Promise<[Float32Array, Float32Array]> {
+  const out: [Float32Array, Float32Array] = [new Float32Array(pairs.length), new Float32Array(pairs.length)];
+  for (let i = 0; i < pairs.length; i += batchSize) {
+    const chunk = pairs.slice(i, i + batchSize);
+    const d = await scope(() =>
+      noGrad(() => {
+        const { chosen, rejected } = pairLogProbs(reference, chunk, padId, average);
+        return stack([chosen, rejected]).data();
+      })
+    );
+    out[0].set(d.subarray(0, chunk.length), i);
+    out[1].set(d.subarray(chunk.length), i);
+  }
+  return out;
+}
+
+/** Trains a policy with DPO. Construct, then `await train()` (or call `step()` yourself). */
+export class DPOTrainer {
+  readonly policy: GPT;
+  readonly reference: GPT | null;
+  readonly optimizer: Optimizer;
+  readonly config: DPOConfig;
+  readonly train: EncodedPair[];
+  readonly eval: EncodedPair[];
+  /** Steps done. */
+  stepCount = 0;
+  #order: number[] = [];
+  #rand: () => number;
+  #refCache: [Float32Array, Float32Array] | null = null;
+  #average: boolean;
+
+  constructor(o: {
+    policy: GPT;
+    reference?: GPT | null;
+    train: EncodedPair[];
+    eval?: EncodedPair[];
+    optimizer?: Optimizer;
+    config: DPOConfig;
+  }) {
+    if (!o.train.length) throw new Error("DPOTrainer: no training pairs");
+    this.policy = o.policy;
+    this.config = o.config;
+    this.#average = o.config.lossType === "simpo";
+    const needRef = !o.config.referenceFree && o.config.lossType !== "simpo";
+    this.reference = needRef ? (o.reference ?? frozenCopy(o.policy)) : null;
+    this.optimizer = o.optimizer ??
+      new AdamW(o.policy.namedParameters(), { lr: o.config.lr, weightDecay: 0 });
+    this.train = o.train;
+    this.eval = o.eval ?? [];
+    this.#rand = rng(o.config.seed ?? 0);
+  }
+
+  /** Next batch of training pair indices (reshuffled each epoch). */
+  #nextBatch(): number[] {
+    const out: number[] = [];
+    while (out.length < Math.min(this.config.batchSize, this.train.length)) {
+      if (!this.#order.length) {
+        this.#order = this.train.map((_, i) => i);
+        for (let i = this.#order.length - 1; i > 0; i--) {
+          const j = Math.floor(this.#rand() * (i + 1));
+          [this.#order[i], this.#order[j]] = [this.#order[j], this.#order[i]];
+        }
+      }
+      out.push(this.#order.pop()!);
+    }
+    return out;
+  }
+
+  /** Loss and metrics tensors for a batch (shared by training and evaluation). */
+  #forward(idx: number[], pairs: EncodedPair[], cache: [Float32Array, Float32Array] | null) {
+    const batch = idx.map((i) => pairs[i]);
+    const pol = pairLogProbs(this.policy, batch, this.config.padId, this.#average);
+    let refC: Tensor<[number]> | undefined, refR: Tensor<[number]> | undefined;
+    if (this.reference && cache) {
+      refC = fromArray(idx.map((i) => cache[0][i]), [idx.length]);
+      refR = fromArray(idx.map((i) => cache[1][i]), [idx.length]);
+    } else if (this.reference) {
+      const ref = noGrad(() => pairLogProbs(this.reference!, batch, this.config.padId, this.#average));
+      [refC, refR] = [ref.chosen, ref.rejected];
+    }
+    const out = dpoLoss({
+      policyChosen: pol.chosen,
+      policyRejected: pol.rejected,
+      referenceChosen: refC,
+      referenceRejected: refR,
+      policyChosenAvg: pol.chosenAvg,
+    }, this.config);
+    const c = out.chosenRewards as Tensor<any>, r = out.rejectedRewards as Tensor<any>;
+    const metrics: Tensor<any>[] = [
+      out.loss.detach(),
+      c.mean(),
+      r.mean(),
+      c.gt(r).cast("f32").mean(),
+      c.sub(r).mean(),
+      (pol.chosen as Tensor<any>).detach().mean(),
+      (pol.rejected as Tensor<any>).detach().mean(),
+    ];
+    return { loss: out.loss, metrics };
+  }
+
+  /** One optimizer step; returns its metrics (one device read). */
+  async step(): Promise<DPOMetrics> {
+    const cfg = this.config;
+    if (cfg.precomputeRef && this.reference && !this.#refCache) {
+      this.#refCache = await precomputeReference(
+        this.reference,
+        this.train,
+        cfg.padId,
+        cfg.batchSize,
+        this.#average,
+      );
+    }
+    const lr = lrAt(this.stepCount, { lr: cfg.lr, warmup: cfg.warmup ?? Math.ceil(cfg.steps / 10) });
+    this.optimizer.lr = lr;
+    const idx = this.#nextBatch();
+    const t0 = performance.now();
+    const real = idx.reduce(
+      (n, i) =>
+        n + 2 * this.train[i].prompt.length + this.train[i].chosen.length + this.train[i].rejected.length,
+      0,
+    );
+    const v = await scope(async () => {
+      const { loss, metrics } = this.#forward(idx, this.train, this.#refCache);
+      loss.backward();
+      const norm = clipGradNorm(this.policy.parameters(), cfg.maxGradNorm ?? 1);
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+      return await stack([...metrics, norm]).data();
+    });
+    this.stepCount++;
+    if (!Number.isFinite(v[0])) throw new Error(`DPOTrainer: loss is ${v[0]} at step ${this.stepCount}`);
+    return {
+      step: this.stepCount,
+      loss: v[0],
+      "rewards/chosen": v[1],
+      "rewards/rejected": v[2],
+      "rewards/accuracies": v[3],
+      "rewards/margins": v[4],
+      "logps/chosen": v[5],
+      "logps/rejected": v[6],
+      grad_norm: v[7],
+      learning_rate: lr,
+      tokens_per_s: real / ((performance.now() - t0) / 1000),
+    };
+  }
+
+  /** Mean loss and reward metrics over the held-out pairs (no tape), TRL's `eval_` names. */
+  async evaluate(pairs: EncodedPair[] = this.eval): Promise<Record<string, number>> {
+    const names = [
+      "loss",
+      "rewards/chosen",
+      "rewards/rejected",
+      "rewards/accuracies",
+      "rewards/margins",
+      "logps/chosen",
+      "logps/rejected",
+    ];
+    const sums = new Float64Array(names.length);
+    const bs = this.config.batchSize;
+    const cache = this.reference
+      ? await precomputeReference(this.reference, pairs, this.config.padId, bs, this.#average)
+      : null;
+    for (let i = 0; i < pairs.length; i += bs) {
+      const idx = Array.from({ length: Math.min(bs, pairs.length - i) }, (_, k) => i + k);
+      const v = await scope(() => noGrad(() => stack(this.#forward(idx, pairs, cache).metrics).data()));
+      v.forEach((x, k) => (sums[k] += x * idx.length));
+    }
+    return Object.fromEntries(
+      names.map((n, k) => [`eval_${n}`, pairs.length ? sums[k] / pairs.length : NaN]),
+    );
+  }
+
+  /** Run all remaining steps, calling `onLog` with each step's metrics and `onEval` with
+   * evaluations (every `evalEvery` steps and at the end). */
+  async run(
+    onLog: (m: DPOMetrics) => void = () => {},
+    onEval: (step: number, m: Record<string, number>) => void = () => {},
+  ): Promise<void> {
+    const every = this.config.evalEvery ?? 0;
+    while (this.stepCount < this.config.steps) {
+      onLog(await this.step());
+      if (this.eval.length && every && this.stepCount % every === 0 && this.stepCount < this.config.steps) {
+        onEval(this.stepCount, await this.evaluate());
+      }
+    }
+    if (this.eval.length) onEval(this.stepCount, await this.evaluate());
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Tokenizers: {@link ByteTokenizer} (UTF-8 bytes, no training needed) and {@link CharTokenizer} (one id per
+ * character of a corpus). Both share the {@link Tokenizer} interface and serialize to small JSON objects.
+ * @module
+ */
+
+/** Options for {@link Tokenizer.encode}. */
+export interface EncodeOptions {
+  /** Prepend the BOS id. */
+  bos?: boolean;
+  /** Append the EOS id. */
+  eos?: boolean;
+}
+
+/** Options for {@link Tokenizer.decode}. */
+export interface DecodeOptions {
+  /** Render special ids as `<|bos|>`, `<|eos|>`, `<|pad|>` instead of skipping them (the default). */
+  specials?: boolean;
+}
+
+/** The JSON form of a tokenizer: `{type: "byte"}` or `{type: "char", chars: [...]}`. */
+export type TokenizerJSON = { type: "byte" } | { type: "char"; chars: string[] };
+
+/** What the model code needs from a tokenizer. */
+export interface Tokenizer {
+  /** Number of ids, specials included; valid ids are 0..vocabSize-1. */
+  readonly vocabSize: number;
+  /** Beginning-of-sequence id. */
+  readonly bos: number;
+  /** End-of-sequence id. */
+  readonly eos: number;
+  /** Padding id. */
+  readonly pad: number;
+  /** Text to ids, optionally wrapped in BOS/EOS. */
+  encode(text: string, opts?: EncodeOptions): number[];
+  /** Ids to text; specials are skipped unless `opts.specials`; an id outside the vocabulary throws. */
+  decode(ids: Iterable<number>, opts?: DecodeOptions): string;
+  /** A JSON-serializable description that {@link tokenizerFromJSON} restores. */
+  toJSON(): TokenizerJSON;
+}
+
+function wrap(t: Tokenizer, ids: number[], opts: EncodeOptions): number[] {
+  if (opts.bos) ids.unshift(t.bos);
+  if (opts.eos) ids.push(t.eos);
+  return ids;
+}
+
+/** Shared decode: validates ids and renders runs of ordinary ids with `text`, specials per `opts`. */
+function decodeWith(
+  t: Tokenizer,
+  ids: Iterable<number>,
+  opts: DecodeOptions,
+  text: (run: number[]) => string,
+) {
+  let out = "", run: number[] = [];
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= t.vocabSize) {
+      throw new Error(`${t.constructor.name}: id ${id} is outside the vocabulary 0..${t.vocabSize - 1}`);
+    }
+    if (id !== t.bos && id !== t.eos && id !== t.pad) run.push(id);
+    else if (opts.specials) {
+      out += text(run) + (id === t.bos ? "<|bos|>" : id === t.eos ? "<|eos|>" : "<|pad|>");
+      run = [];
+    }
+  }
+  return out + text(run); // whole runs keep multi-byte UTF-8 sequences together
+}
+
+/**
+ * UTF-8 bytes as ids 0..255, then BOS=256, EOS=257, PAD=258. Decoding invalid UTF-8 (a model may emit any
+ * byte sequence) yields U+FFFD replacement characters rather than an error.
+ */
+export class ByteTokenizer implements Tokenizer {
+  readonly vocabSize: number = 259;
+  readonly bos: number = 256;
+  readonly eos: number = 257;
+  readonly pad: number = 258;
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    return wrap(this, [...new TextEncoder().encode(text)], opts);
+  }
+  decode(ids: Iterable<number>, opts: DecodeOptions = {}): string {
+    return decodeWith(this, ids, opts, (run) => new TextDecoder().decode(new Uint8Array(run)));
+  }
+  toJSON(): TokenizerJSON {
+    return { type: "byte" };
+  }
+  /** Restores a ByteTokenizer from {@link ByteTokenizer.toJSON}'s output. */
+  static fromJSON(json: unknown): ByteTokenizer {
+    if ((json as TokenizerJSON)?.type !== "byte") {
+      throw new Error(`ByteTokenizer.fromJSON: expected {type: "byte"}`);
+    }
+    return new ByteTokenizer();
+  }
+}
+
+/**
+ * One id per distinct character (Unicode code point) of a corpus: PAD=0, BOS=1, EOS=2, then the sorted
+ * characters from id 3. Encoding a character not in the corpus throws.
+ */
+export class CharTokenizer implements Tokenizer {
+  readonly pad: number = 0;
+  readonly bos: number = 1;
+  readonly eos: number = 2;
+  readonly vocabSize: number;
+  /** The characters, in id order starting at id 3. */
+  readonly chars: readonly string[];
+  #ids: Map<string, number>;
+
+  /** Builds from a list of distinct single characters (see {@link CharTokenizer.fromCorpus}). */
+  constructor(chars: readonly string[]) {
+    for (const c of chars) {
+      if (typeof c !== "string" || [...c].length !== 1) {
+        throw new Error(`CharTokenizer: ${JSON.stringify(c)} is not a single character`);
+      }
+    }
+    this.chars = [...chars];
+    this.#ids = new Map(chars.map((c, i) => [c, i + 3]));
+    if (this.#ids.size !== chars.length) throw new Error("CharTokenizer: duplicate characters");
+    this.vocabSize = chars.length + 3;
+  }
+
+  /** The sorted distinct characters of `text`. */
+  static fromCorpus(text: string): CharTokenizer {
+    return new CharTokenizer([...new Set(text)].sort());
+  }
+
+  /** Text to ids; throws naming the character and its (code point) position when it is not in the corpus. */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const ids = Array.from(text, (c, pos) => {
+      const id = this.#ids.get(c);
+      if (id !== undefined) return id;
+      const code = "U+" + c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+      throw new Error(`CharTokenizer: unknown character ${JSON.stringify(c)} (${code}) at position ${pos}`);
+    });
+    return wrap(this, ids, opts);
+  }
+  decode(ids: Iterable<number>, opts: DecodeOptions = {}): string {
+    return decodeWith(this, ids, opts, (run) => run.map((id) => this.chars[id - 3]).join(""));
+  }
+  toJSON(): TokenizerJSON {
+    return { type: "char", chars: [...this.chars] };
+  }
+  /** Restores a CharTokenizer from {@link CharTokenizer.toJSON}'s output, validating it. */
+  static fromJSON(json: unknown): CharTokenizer {
+    const j = json as { type?: unknown; chars?: unknown };
+    if (j?.type !== "char" || !Array.isArray(j.chars)) {
+      throw new Error(`CharTokenizer.fromJSON: expected {type: "char", chars: string[]}`);
+    }
+    return new CharTokenizer(j.chars);
+  }
+}
+
+/** Restores either tokenizer from its JSON form (an object or a JSON string). */
+export function tokenizerFromJSON(json: unknown): Tokenizer {
+  const j = typeof json === "string" ? JSON.parse(json) : json;
+  if (j?.type === "byte") return ByteTokenizer.fromJSON(j);
+  if (j?.type === "char") return CharTokenizer.fromJSON(j);
+  throw new Error(`tokenizerFromJSON: unknown tokenizer type ${JSON.stringify(j?.type)}`);
+}
