@@ -55,3 +55,60 @@ export { ShapeError } from "./tensor/shape.ts";
 export type * from "./tensor/shape.ts";
 export { isGradEnabled, noGrad } from "./autograd/tape.ts";
 export { grad, gradcheck, type Grads, valueAndGrad } from "./autograd/functional.ts";
+
+// nn: modules, GPT-2, optimizers, sampling, tokenizers, checkpoints
+export { Dropout, Embedding, LayerNorm, Linear, Module, param } from "./nn/module.ts";
+export { Block, CausalSelfAttention, GPT, type GPTConfig, MLP } from "./nn/gpt.ts";
+export { Adam, type AdamOptions, AdamW, clipGradNorm, lrAt, type Optimizer, SGD } from "./nn/optim.ts";
+export { generate, type SampleOptions, sampleToken } from "./nn/sample.ts";
+export {
+  ByteTokenizer,
+  CharTokenizer,
+  type DecodeOptions,
+  type EncodeOptions,
+  type Tokenizer,
+  tokenizerFromJSON,
+  type TokenizerJSON,
+  WordTokenizer,
+} from "./nn/tokenizer.ts";
+export { loadCheckpoint, loadSafetensors, saveCheckpoint, saveSafetensors } from "./nn/checkpoint.ts";
+export {
+  type DecodedSafetensors,
+  decodeSafetensors,
+  type Dtype,
+  encodeSafetensors,
+  type RawTensor,
+  readFileBytes,
+  saveFileAtomic,
+  type TensorToEncode,
+} from "./nn/safetensors.ts";
+
+// dpo: log-probs, the loss family, data, the trainer
+export {
+  dpoLoss,
+  type DPOLossOptions,
+  type DPOLossResult,
+  LOSS_TYPES,
+  type LossType,
+  type PairLogProbs,
+  sequenceLogProbs,
+} from "./dpo/loss.ts";
+export {
+  type EncodedPair,
+  encodePairs,
+  loadPreferenceJsonl,
+  type ParsedPreferences,
+  parsePreferenceJsonl,
+  type PreferencePair,
+  toJsonl,
+  truncatePair,
+} from "./dpo/data.ts";
+export {
+  batchPairs,
+  type DPOConfig,
+  type DPOMetrics,
+  DPOTrainer,
+  frozenCopy,
+  pairLogProbs,
+  precomputeReference,
+} from "./dpo/trainer.ts";

@@ -3,17 +3,7 @@
  * lowercase movie-review sentences, and a ground-truth sentiment reward computed from a word table.
  * @module
  */
-
-/** A seeded PRNG (mulberry32) returning uniform floats in [0, 1); the same seed gives the same stream. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "../tensor/tensor.ts";
 
 /** The grammar's word classes (adjectives are the keys of {@link VALENCE}, split by sign). */
 export const WORDS = {

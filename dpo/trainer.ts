@@ -92,7 +92,7 @@ export function pairLogProbs(
   const counts = fromArray(pairs.map((p) => Math.max(p.chosen.length, 1)), [pairs.length]);
   const [c, r] = sum.split(pairs.length) as Tensor<any>[];
   const lens = fromArray(pairs.map((p) => Math.max(p.rejected.length, 1)), [pairs.length]);
-  const chosenAvg = c.div(counts) as Tensor<[number]>;
+  const chosenAvg: Tensor<any> = c.div(counts);
   return average
     ? { chosen: chosenAvg, rejected: r.div(lens) as any, chosenAvg }
     : { chosen: c, rejected: r, chosenAvg };

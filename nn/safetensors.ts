@@ -212,11 +212,6 @@ export async function readFileBytes(path: string): Promise<Uint8Array> {
   }
 }
 
-/** Reads and decodes a safetensors file; errors name the path. */
-export async function loadSafetensors(path: string): Promise<DecodedSafetensors> {
-  return decodeSafetensors(await readFileBytes(path), path);
-}
-
 /**
  * Writes `bytes` to `path` atomically: a temp file next to it, then a rename, so readers never see a
  * partial file. On failure the temp file is removed and the target is left as it was.

@@ -19,7 +19,10 @@ export interface DecodeOptions {
 }
 
 /** The JSON form of a tokenizer: `{type: "byte"}` or `{type: "char", chars: [...]}`. */
-export type TokenizerJSON = { type: "byte" } | { type: "char"; chars: string[] };
+export type TokenizerJSON = { type: "byte" } | { type: "char"; chars: string[] } | {
+  type: "word";
+  words: string[];
+};
 
 /** What the model code needs from a tokenizer. */
 export interface Tokenizer {
@@ -150,10 +153,65 @@ export class CharTokenizer implements Tokenizer {
   }
 }
 
+/**
+ * One id per distinct space-separated word of a corpus: PAD=0, BOS=1, EOS=2, then the sorted words.
+ * Decoding joins words with single spaces. Suits grammars with a small vocabulary (the built-in task).
+ */
+export class WordTokenizer implements Tokenizer {
+  readonly pad: number = 0;
+  readonly bos: number = 1;
+  readonly eos: number = 2;
+  readonly vocabSize: number;
+  /** The words, in id order starting at id 3. */
+  readonly words: readonly string[];
+  #ids: Map<string, number>;
+
+  /** Builds from distinct words without spaces. */
+  constructor(words: readonly string[]) {
+    if (words.some((w) => typeof w !== "string" || !w || /\s/.test(w))) {
+      throw new Error("WordTokenizer: words must be non-empty strings without spaces");
+    }
+    this.words = [...words];
+    this.#ids = new Map(words.map((w, i) => [w, i + 3]));
+    if (this.#ids.size !== words.length) throw new Error("WordTokenizer: duplicate words");
+    this.vocabSize = words.length + 3;
+  }
+  /** The sorted distinct words of `text`. */
+  static fromCorpus(text: string): WordTokenizer {
+    return new WordTokenizer([...new Set(text.split(/\s+/).filter(Boolean))].sort());
+  }
+  /** Text to ids; an unknown word throws naming it and its word position. */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const ids = text.split(/\s+/).filter(Boolean).map((w, pos) => {
+      const id = this.#ids.get(w);
+      if (id === undefined) {
+        throw new Error(`WordTokenizer: unknown word ${JSON.stringify(w)} at word ${pos}`);
+      }
+      return id;
+    });
+    return wrap(this, ids, opts);
+  }
+  decode(ids: Iterable<number>, opts: DecodeOptions = {}): string {
+    return decodeWith(this, ids, opts, (run) => run.map((id) => this.words[id - 3]).join(" "));
+  }
+  toJSON(): TokenizerJSON {
+    return { type: "word", words: [...this.words] };
+  }
+  /** Restores a WordTokenizer from {@link WordTokenizer.toJSON}'s output. */
+  static fromJSON(json: unknown): WordTokenizer {
+    const j = json as { type?: unknown; words?: unknown };
+    if (j?.type !== "word" || !Array.isArray(j.words)) {
+      throw new Error(`WordTokenizer.fromJSON: expected {type: "word", words: string[]}`);
+    }
+    return new WordTokenizer(j.words);
+  }
+}
+
 /** Restores either tokenizer from its JSON form (an object or a JSON string). */
 export function tokenizerFromJSON(json: unknown): Tokenizer {
   const j = typeof json === "string" ? JSON.parse(json) : json;
   if (j?.type === "byte") return ByteTokenizer.fromJSON(j);
   if (j?.type === "char") return CharTokenizer.fromJSON(j);
+  if (j?.type === "word") return WordTokenizer.fromJSON(j);
   throw new Error(`tokenizerFromJSON: unknown tokenizer type ${JSON.stringify(j?.type)}`);
 }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import { rng } from "../tensor/tensor.ts";
 import {
   bestAchievableScore,
   generateCorpus,
   generateSentence,
   promptOf,
-  rng,
   sentimentScore,
   VALENCE,
   WORDS,
