@@ -126,7 +126,7 @@ function kernel(tag: string, e: Exp, nInputs: number, rank: number, body: string
 const data = (b: BackendBuffer): TypedArray => (b as CpuBuffer).data;
 
 /** Offsets of every element of `view` in row-major order. */
-function offsets(view: View): Int32Array {
+export function offsets(view: View): Int32Array {
   const n = numel(view.shape);
   const out = new Int32Array(n);
   const rank = view.shape.length;
@@ -242,7 +242,9 @@ export class CpuBackend implements Backend {
     const A = new Float64Array(M * K), Bt = new Float64Array(N * K);
     for (let p = 0; p < nb; p++) {
       for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) A[i * K + k] = ad[aBase[p] + i * as0 + k * as1];
-      for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) Bt[j * K + k] = bd[bBase[p] + k * bs0 + j * bs1];
+      for (let j = 0; j < N; j++) {
+        for (let k = 0; k < K; k++) Bt[j * K + k] = bd[bBase[p] + k * bs0 + j * bs1];
+      }
       const base = p * M * N;
       for (let i = 0; i < M; i += 4) {
         for (let j = 0; j < N; j += 4) {

@@ -498,6 +498,9 @@ export function gatherCheck(shape: readonly number[], axis: number, index: reado
   if (index.length !== shape.length) {
     fail(`gather: index shape ${fmtShape(index)} must have the same rank as shape ${fmtShape(shape)}`);
   }
+  if (index.some((k, d) => d !== n && k > shape[d])) {
+    fail(`gather: index shape ${fmtShape(index)} exceeds shape ${fmtShape(shape)} outside axis ${n}`);
+  }
   return n;
 }
 

@@ -15,7 +15,7 @@ import {
   type TypedArray,
   type View,
 } from "./backend.ts";
-import { CpuBackend, CpuBuffer } from "./cpu.ts";
+import { CpuBackend, CpuBuffer, offsets } from "./cpu.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
 import * as SH from "./shape.ts";
@@ -119,6 +119,9 @@ const finalizer = new FinalizationRegistry<
     h.backend.free(h.buf);
   },
 );
+
+// Tensors collected without dispose() stop counting as live.
+const tensorFinalizer = new FinalizationRegistry<null>(() => stats.liveTensors--);
 
 /** Memory in use: bytes and buffers held by live tensors, bytes pooled by the backend, and the
  * number of live (undisposed) tensors. */
@@ -237,6 +240,7 @@ export class Tensor<S extends Shape = Shape> {
     form.reads.forEach((r) => r.st.retain());
     this.#form = form;
     stats.liveTensors++;
+    tensorFinalizer.register(this, null, this);
     scopes[scopes.length - 1]?.add(this);
   }
 
@@ -259,6 +263,7 @@ export class Tensor<S extends Shape = Shape> {
     this.#form.reads.forEach((r) => r.st.release());
     this.#form = null;
     stats.liveTensors--;
+    tensorFinalizer.unregister(this);
   }
   /** `using t = …` releases the tensor at the end of the block. */
   [Symbol.dispose](): void {
@@ -329,7 +334,7 @@ export class Tensor<S extends Shape = Shape> {
     }
     runBackward<Tensor<any>>(this, seed ?? onesLike(this), nodeOf, (a, b) => a.add(b), (t, g) => {
       if (!t.requiresGrad) return;
-      const total = t.grad ? t.grad.add(g) : g.dtype === t.dtype ? g : g.cast(t.dtype);
+      const total = t.grad ? t.grad.add(g) : g.dtype === t.dtype ? g.detach() : g.cast(t.dtype);
       t.grad?.dispose();
       t.grad = keep(total.realize());
     });
@@ -688,6 +693,7 @@ export class Tensor<S extends Shape = Shape> {
     keepdim?: K,
   ): Tensor<Ok<Reduce<S, A, K, "logsumexp">>> {
     const x = this as Tensor<any>;
+    SH.reduceAxes("logsumexp", x.shape, axis);
     const m0 = x.detach().max(axis as any, true);
     const m = where(m0.abs().lt(Infinity), m0, 0); // an all −∞ row stays −∞, not NaN
     const out = x.sub(m).exp().sum(axis as any, true).log().add(m);
@@ -698,6 +704,7 @@ export class Tensor<S extends Shape = Shape> {
 
   /** softmax along `axis` (default last), max-shifted. */
   softmax(axis = -1): Tensor<S> {
+    SH.normAxis("softmax", axis, this.shape);
     const x = this.detach() as Tensor<any>;
     const e = x.sub(x.max(axis, true)).exp();
     const y: Tensor<any> = e.div(e.sum(axis, true)).realize();
@@ -705,6 +712,7 @@ export class Tensor<S extends Shape = Shape> {
   }
   /** log-softmax along `axis` (default last): x − logsumexp(x). */
   logSoftmax(axis = -1): Tensor<S> {
+    SH.normAxis("logSoftmax", axis, this.shape);
     const x = this.detach() as Tensor<any>;
     const y: Tensor<any> = x.sub(x.logsumexp(axis, true)).realize();
     return record(y, [this], (g) => [g.sub(y.exp().mul(g.sum(axis, true)))]) as any;
@@ -853,6 +861,7 @@ export class Tensor<S extends Shape = Shape> {
     const x = this as Tensor<S>;
     const a = SH.gatherCheck(x.shape, axis, index.shape);
     checkIndex("gather", index, x.shape[a]);
+    formOf(x, "gather");
     const buf = x.backendOf().gather(realRead(x, "gather"), realRead(index, "gather"), a);
     return record(fromBuffer(index.shape, buf, x), [x], (g) => [scatterAdd(index, g, a, x.shape)]) as any;
   }
@@ -867,6 +876,7 @@ export class Tensor<S extends Shape = Shape> {
     if (index.rank !== 1) {
       throw new SH.ShapeError(`indexSelect: index must be 1-D, got ${SH.fmtShape(index.shape)}`);
     }
+    checkIndex("indexSelect", index, x.shape[a]);
     const to = x.shape.map((n: number, d: number) => (d === a ? index.size : n));
     const idx = index.reshape(to.map((n: number, d: number) => (d === a ? n : 1))).expand(to);
     return x.gather(a, idx) as any;
@@ -923,7 +933,7 @@ function constTensor(v: number, like: DType): Tensor<[]> {
  * never multiplies expensive work. */
 function expandForm(x: Tensor<any>, to: number[]): Form {
   let f = formOf(x, "expand");
-  if (!isLoad(f) && X.size(f.exp) > 6 && numel(to) > x.size) f = realizeForm(x);
+  if (!isLoad(f) && X.size(f.exp) > 6 && numel(to) > x.size) f = realizeForm(x, "expand");
   const from = x.shape, pad = to.length - from.length;
   return moveForm(f, (v) => ({
     shape: to,
@@ -933,15 +943,15 @@ function expandForm(x: Tensor<any>, to: number[]): Form {
 }
 
 /** Join operand forms into one expression over the union of their reads (deduplicated). */
-function fuse(ops: Tensor<any>[], to: number[], build: (e: Exp[]) => Exp): Form {
+function fuse(ops: Tensor<any>[], to: number[], build: (e: Exp[]) => Exp, op = "fuse"): Form {
   const reads: Read[] = [];
-  const used = new Set(ops.flatMap((t) => formOf(t, "fuse").reads.map((r) => r.st.backend.name)));
+  const used = new Set(ops.flatMap((t) => formOf(t, op).reads.map((r) => r.st.backend.name)));
   if (used.size > 1) {
     throw new Error(`tensors live on different backends (${[...used].join(" and ")}); move them to one`);
   }
   const exps = ops.map((t) => {
-    let f = formOf(t, "fuse");
-    if (!isLoad(f) && (f.reads.length > MAX_READS || X.size(f.exp) > MAX_NODES)) f = realizeForm(t);
+    let f = formOf(t, op);
+    if (!isLoad(f) && (f.reads.length > MAX_READS || X.size(f.exp) > MAX_NODES)) f = realizeForm(t, op);
     f = t.shape.join() === to.join() ? f : expandForm(t, to);
     const slot = f.reads.map((r) => {
       const k = reads.findIndex((q) =>
@@ -976,7 +986,7 @@ function binary(
   let dt = promote(a.dtype, b.dtype);
   if (float && !isFloat(dt)) dt = "f32";
   if (op === "and" || op === "or") dt = "bool";
-  const out = construct(to, fuse([a, b], to, ([x, y]) => fn(X.cast(x, dt), X.cast(y, dt))));
+  const out = construct(to, fuse([a, b], to, ([x, y]) => fn(X.cast(x, dt), X.cast(y, dt)), op));
   if (!grads || !isFloat(out.dtype)) return out;
   return record(out, [a, b], (g) => grads(g, a, b, out).map((gi, k) => sumTo(gi, [a, b][k].shape)));
 }
@@ -989,7 +999,7 @@ function unary(
   float = false,
 ): any {
   const dt = float && !isFloat(x.dtype) ? "f32" : x.dtype;
-  const out = construct(x.shape, fuse([x], x.shape as number[], ([e]) => fn(X.cast(e, dt))));
+  const out = construct(x.shape, fuse([x], x.shape as number[], ([e]) => fn(X.cast(e, dt)), op));
   if (!grad) return out;
   return record(out, [x], (g) => [grad(g, x, out)]);
 }
@@ -1018,8 +1028,8 @@ function sumTo(g: Tensor<any>, shape: readonly number[]): Tensor<any> {
 }
 
 /** Make `t`'s form a plain read of a buffer holding its value. */
-function realizeForm(t: Tensor<any>): Form {
-  const f = formOf(t, "realize");
+function realizeForm(t: Tensor<any>, op = "realize"): Form {
+  const f = formOf(t, op);
   if (isLoad(f)) return f;
   const be = t.backendOf();
   const buf = be.map(f.exp, f.reads.map((r) => ({ buf: r.st.buf, view: r.view })), t.shape);
@@ -1033,8 +1043,8 @@ function realizeForm(t: Tensor<any>): Form {
 }
 
 /** A realized read (any strides) for primitives that take buffers. */
-function realRead(t: Tensor<any>, _op: string): { buf: import("./backend.ts").BackendBuffer; view: View } {
-  const r = realizeForm(t).reads[0];
+function realRead(t: Tensor<any>, op: string): { buf: import("./backend.ts").BackendBuffer; view: View } {
+  const r = realizeForm(t, op).reads[0];
   return { buf: r.st.buf, view: r.view };
 }
 
@@ -1072,6 +1082,7 @@ function reduce(
   keepdim: boolean | undefined,
   grad?: (g: Tensor<any>) => Tensor<any>,
 ): any {
+  if (op === "sum" && x.dtype === "bool") x = x.cast("i32"); // counting, like torch
   const axes = SH.reduceAxes(op, x.shape, axis);
   const f = formOf(x, op);
   const be = x.backendOf();
@@ -1156,16 +1167,21 @@ function scatterAdd(
   return fromBuffer(shape as number[], buf, src);
 }
 
-// Indices uploaded from the host keep a host copy, so bounds are checked without a device read.
+// Indices uploaded from the host keep a host copy, so bounds are checked without a device read;
+// on the CPU the buffer itself is the host copy. Computed indices on a device go unchecked.
 const hostIndex = new WeakMap<import("./backend.ts").BackendBuffer, TypedArray>();
-function checkIndex(op: string, index: Tensor<any>, n: number) {
+function checkIndex(op: string, index: Tensor<any>, n: number, ignore?: number) {
   if (index.dtype !== "i32") throw new TypeError(`${op}: index must be i32, got ${index.dtype}`);
-  const f = formOf(index, op);
-  const host = f.reads.length === 1 ? hostIndex.get(f.reads[0].st.buf) : undefined;
+  let f = formOf(index, op);
+  if (!isLoad(f) && index.backendOf().name === "cpu") f = realizeForm(index, op);
+  if (!isLoad(f)) return;
+  const { st, view } = f.reads[0];
+  const host = st.buf instanceof CpuBuffer ? st.buf.data : hostIndex.get(st.buf);
   if (!host) return;
-  for (let i = 0; i < host.length; i++) {
-    if (host[i] < 0 || host[i] >= n) {
-      throw new RangeError(`${op}: index ${host[i]} is out of range for size ${n}`);
+  for (const o of offsets(view)) {
+    const v = host[o];
+    if ((v < 0 || v >= n) && v !== ignore) {
+      throw new RangeError(`${op}: index ${v} is out of range for size ${n}`);
     }
   }
 }
@@ -1189,11 +1205,13 @@ export function where<C extends Shape, A extends Shape, B extends Shape>(
   b: Tensor<B> | number,
 ): Tensor<Ok<Where<C, A, B>>> {
   const c = cond as Tensor<C>;
-  const dt = typeof a === "number"
+  let dt = typeof a === "number"
     ? (typeof b === "number" ? "f32" : b.dtype)
     : typeof b === "number"
     ? a.dtype
     : promote(a.dtype, b.dtype);
+  // A fractional scalar beside an integer tensor makes the result float, as in torch.
+  if ([a, b].some((v) => typeof v === "number" && !Number.isInteger(v)) && !isFloat(dt)) dt = "f32";
   const [ta, tb] = [
     typeof a === "number" ? constTensor(a, dt) : a,
     typeof b === "number" ? constTensor(b, dt) : b,
@@ -1201,7 +1219,7 @@ export function where<C extends Shape, A extends Shape, B extends Shape>(
   const to = SH.broadcastShapes("where", SH.broadcastShapes("where", c.shape, ta.shape), tb.shape);
   const out = construct(
     to,
-    fuse([c, ta, tb], to, ([x, y, z]) => X.where(X.cast(x, "bool"), X.cast(y, dt), X.cast(z, dt))),
+    fuse([c, ta, tb], to, ([x, y, z]) => X.where(X.cast(x, "bool"), X.cast(y, dt), X.cast(z, dt)), "where"),
   );
   if (!isFloat(dt)) return out as any;
   return record(out, [ta, tb], (g) => {
@@ -1248,6 +1266,7 @@ export function embedding<W extends Shape, I extends Shape>(
 ): Tensor<Ok<Embedding<W, I>>> {
   const w = weight as Tensor<any>;
   SH.embeddingCheck(w.shape);
+  checkIndex("embedding", index, w.shape[0]);
   const flat = (index as Tensor<any>).reshape([-1]) as Tensor<[number]>;
   return w.indexSelect(0, flat).reshape([...index.shape, w.shape[1]] as number[]) as any;
 }
@@ -1265,6 +1284,7 @@ export function crossEntropy(
     );
   }
   const ignore = opts.ignoreIndex ?? -100;
+  checkIndex("crossEntropy", targets, logits.shape[logits.rank - 1], ignore);
   let keepM = targets.ne(ignore);
   if (opts.mask) keepM = keepM.and(opts.mask.cast("bool"));
   const safe = where(keepM, targets, 0).realize();
@@ -1297,7 +1317,10 @@ export function oneHot<I extends Shape>(
 ): Tensor<[...I, number]> {
   const x = (index as Tensor<any>).unsqueeze(-1);
   const to = [...index.shape, n];
-  return construct(to, fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(to.length - 1)), dtype))) as any;
+  return construct(
+    to,
+    fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(to.length - 1)), dtype), "oneHot"),
+  ) as any;
 }
 
 /** A bool mask [rows, cols] that is true on and below diagonal `k` (j ≤ i + k). */
@@ -1330,16 +1353,21 @@ function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType
 }
 
 function flatten(data: Nested, shape: number[], out: number[], depth: number, path: string): boolean {
+  // The first leaf fixes the rank: every leaf must sit at that depth, every array above it.
   if (!Array.isArray(data)) {
-    if (depth !== shape.length) throw new SH.ShapeError(`tensor: ragged nested array at ${path}`);
+    if (depth !== shape.length) {
+      throw new SH.ShapeError(`tensor: ragged nested array at ${path || "top level"}`);
+    }
     if (typeof data !== "number" && typeof data !== "boolean") {
       throw new TypeError(`tensor: element at ${path || "top level"} is not a number`);
     }
     out.push(+data);
     return typeof data === "boolean";
   }
-  if (shape.length === depth) shape.push(data.length);
-  else if (shape[depth] !== data.length) {
+  if (shape.length === depth) {
+    if (out.length > 0) throw new SH.ShapeError(`tensor: ragged nested array at ${path || "top level"}`);
+    shape.push(data.length);
+  } else if (shape[depth] !== data.length) {
     throw new SH.ShapeError(
       `tensor: ragged nested array at ${path || "top level"} (length ${data.length}, expected ${
         shape[depth]

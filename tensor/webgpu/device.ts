@@ -1,0 +1,306 @@
+/**
+ * The device: adapter and device with the adapter's real limits, a size-class buffer pool, one
+ * pending command encoder that every dispatch records into (submitted only on read, flush or every
+ * few hundred dispatches, since a submit costs ~0.5 ms on the software adapters), a per-submit
+ * arena of uniform params bound with dynamic offsets, pipeline and bind-group caches, and errors
+ * (device loss, out-of-memory, invalid kernels) turned into an Error on the next call.
+ */
+import { type Binding, wgslType } from "./wgsl.ts";
+import type { DType } from "../exp.ts";
+
+/** A pooled GPU buffer: `cap` bytes; `use` is the submit number that last used it. */
+export interface Raw {
+  readonly buf: GPUBuffer;
+  readonly cap: number;
+  readonly id: number;
+  use: number;
+}
+
+/** `TENSOR_DEBUG` (empty without env permission: the library must import with none). */
+function debugFlags(): string {
+  try {
+    return (globalThis as { Deno?: typeof Deno }).Deno?.env.get("TENSOR_DEBUG") ?? "";
+  } catch {
+    return "";
+  }
+}
+
+const SUBMIT_EVERY = 256;
+const ARENA_BYTES = 1 << 18;
+
+/** Adapter, device, pool, pending encoder and caches. */
+export class Gpu {
+  /** Adapter description plus the backend that serves it. */
+  readonly info: string;
+  /** True on CPU (software) adapters, where register blocking beats workgroup tiling. */
+  readonly cpuLike: boolean;
+  /** Submits issued so far; the pending encoder's work belongs to submit number `submits`. */
+  submits = 0;
+  private error: string | undefined;
+  private readonly pool = new Map<number, Raw[]>();
+  private deferred: Raw[] = [];
+  private pooled = 0;
+  private nextId = 0;
+  private encoder: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder | undefined;
+  private pending = 0;
+  private readonly arena = new Int32Array(ARENA_BYTES / 4);
+  private arenaUsed = 0;
+  private readonly arenaBuf: GPUBuffer;
+  private readonly pipelines = new Map<
+    string,
+    { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; id: number }
+  >();
+  private readonly groups = new Map<string, GPUBindGroup>();
+  private readonly debug = debugFlags();
+  private readonly stats = { dispatches: 0, submits: 0, readbacks: 0, bytes: 0 };
+  private readonly lost: Promise<never>;
+
+  private constructor(readonly device: GPUDevice, adapter: GPUAdapter) {
+    const a = adapter.info;
+    const desc = [a.vendor, a.architecture, a.device, a.description].filter((s) => s && s !== "0");
+    let backend = "";
+    try {
+      backend = (globalThis as { Deno?: typeof Deno }).Deno?.env.get("DENO_WEBGPU_BACKEND") ?? "";
+    } catch { /* no env permission */ }
+    this.info = `${desc.join(" ")}${backend ? ` (${backend})` : ""}`;
+    this.cpuLike = a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(this.info);
+    this.encoder = device.createCommandEncoder();
+    this.arenaBuf = device.createBuffer({
+      size: ARENA_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.lost = device.lost.then((l) => {
+      this.error ??= `webgpu: device lost (${l.reason}): ${l.message}`;
+      throw new Error(this.error);
+    });
+    this.lost.catch(() => {});
+    device.addEventListener("uncapturederror", (ev) => {
+      this.error ??= `webgpu: ${(ev as GPUUncapturedErrorEvent).error.message}`;
+    });
+  }
+
+  /** Request an adapter and a device with the adapter's limits and optional features. */
+  static async create(): Promise<Gpu> {
+    const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    const adapter = await gpu?.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) {
+      throw new Error(
+        `webgpu: no adapter available (${gpu ? "requestAdapter() gave null" : "no navigator.gpu"})`,
+      );
+    }
+    const l = adapter.limits;
+    const requiredLimits: Record<string, number> = {};
+    for (
+      const k of [
+        "maxStorageBufferBindingSize",
+        "maxBufferSize",
+        "maxStorageBuffersPerShaderStage",
+        "maxComputeWorkgroupStorageSize",
+        "maxComputeInvocationsPerWorkgroup",
+        "maxComputeWorkgroupSizeX",
+        "maxComputeWorkgroupSizeY",
+        "maxComputeWorkgroupsPerDimension",
+        "maxUniformBufferBindingSize",
+      ] as const
+    ) requiredLimits[k] = l[k];
+    const requiredFeatures = (["shader-f16", "subgroups"] as GPUFeatureName[]).filter((f) =>
+      adapter.features.has(f)
+    );
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+    return new Gpu(device, adapter);
+  }
+
+  /** The device limits. */
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** Throw the first error the device reported (loss, out-of-memory, invalid kernel). */
+  check(): void {
+    if (this.error) throw new Error(this.error);
+  }
+
+  /** A buffer of at least `bytes` (size classes: powers of two ≥ 256), from the pool if possible. */
+  acquire(bytes: number): Raw {
+    this.check();
+    const max = this.limits.maxStorageBufferBindingSize;
+    if (bytes > max) {
+      throw new Error(`webgpu: tensor of ${bytes} bytes exceeds maxStorageBufferBindingSize (${max} bytes)`);
+    }
+    const cap = Math.min(Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1)))), max);
+    const hit = this.pool.get(cap)?.pop();
+    if (hit) {
+      this.pooled -= cap;
+      return hit;
+    }
+    this.device.pushErrorScope("out-of-memory");
+    const buf = this.device.createBuffer({
+      size: cap,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.device.popErrorScope().then((e) => {
+      if (e) this.error ??= `webgpu: out of memory allocating ${cap} bytes: ${e.message}`;
+    });
+    return { buf, cap, id: this.nextId++, use: -1 };
+  }
+
+  /** Return a buffer to the pool; one the pending encoder uses waits for the next submit. */
+  release(r: Raw): void {
+    this.pooled += r.cap;
+    if (r.use === this.submits) this.deferred.push(r);
+    else this.toPool(r);
+  }
+
+  private toPool(r: Raw): void {
+    const list = this.pool.get(r.cap) ?? [];
+    list.push(r);
+    this.pool.set(r.cap, list);
+  }
+
+  /** Bytes in the pool (including buffers waiting for a submit). */
+  pooledBytes(): number {
+    return this.pooled;
+  }
+
+  /** Host data into a buffer (queued before the pending encoder's work, which is why pending
+   * buffers are never handed out again before a submit). */
+  write(r: Raw, data: ArrayBufferView<ArrayBuffer>): void {
+    if (data.byteLength > 0) this.device.queue.writeBuffer(r.buf, 0, data);
+  }
+
+  /** Workgroup counts (x, y) covering `n` workgroups with no dimension above the limit. */
+  grid(n: number): [number, number] {
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (n <= max) return [n, 1];
+    const y = Math.ceil(n / max);
+    return [Math.ceil(n / y), y];
+  }
+
+  /** Record one dispatch of `source` (compiled once) over `bufs` with uniform `params`. */
+  dispatch(
+    tag: string,
+    source: string,
+    bindings: Binding[],
+    bufs: Raw[],
+    params: ArrayLike<number>,
+    grid: [number, number, number?],
+  ): void {
+    this.check();
+    const { pipe, layout, id } = this.pipeline(tag, source, bindings);
+    const bytes = Math.max(1, Math.ceil(params.length / 4)) * 16;
+    const align = this.limits.minUniformBufferOffsetAlignment;
+    let at = Math.ceil(this.arenaUsed / align) * align;
+    if (at + bytes > ARENA_BYTES) {
+      this.submit();
+      at = 0;
+    }
+    this.arena.set(params, at / 4);
+    this.arenaUsed = at + bytes;
+    const key = `${id}:${bytes}:${bufs.map((b) => b.id).join(",")}`;
+    let group = this.groups.get(key);
+    if (!group) {
+      if (this.groups.size > 4096) this.groups.clear();
+      group = this.device.createBindGroup({
+        layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.arenaBuf, size: bytes } },
+          ...bufs.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buf } })),
+        ],
+      });
+      this.groups.set(key, group);
+    }
+    for (const b of bufs) b.use = this.submits;
+    this.pass ??= this.encoder.beginComputePass();
+    this.pass.setPipeline(pipe);
+    this.pass.setBindGroup(0, group, [at]);
+    this.pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
+    this.stats.dispatches++;
+    if (++this.pending >= SUBMIT_EVERY) this.submit();
+  }
+
+  private pipeline(tag: string, source: string, bindings: Binding[]) {
+    let p = this.pipelines.get(source);
+    if (p) return p;
+    if (this.debug.includes("kernels")) console.log(`// ---- webgpu kernel: ${tag}\n${source}`);
+    const d = this.device;
+    d.pushErrorScope("validation");
+    const layout = d.createBindGroupLayout({
+      entries: [
+        {
+          binding: 0,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "uniform", hasDynamicOffset: true },
+        },
+        ...bindings.map((b, i) => ({
+          binding: i + 1,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b.write ? "storage" as const : "read-only-storage" as const },
+        })),
+      ],
+    });
+    const module = d.createShaderModule({ code: source });
+    const pipe = d.createComputePipeline({
+      layout: d.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    d.popErrorScope().then((e) => {
+      if (e) this.error ??= `webgpu: kernel ${tag} failed to compile: ${e.message}\n${source}`;
+    });
+    p = { pipe, layout, id: this.pipelines.size };
+    this.pipelines.set(source, p);
+    return p;
+  }
+
+  /** Submit the pending encoder (if it holds work) and start a new one. */
+  submit(): void {
+    this.pass?.end();
+    this.pass = undefined;
+    if (this.pending === 0 && this.arenaUsed === 0) return;
+    if (this.arenaUsed > 0) {
+      this.device.queue.writeBuffer(this.arenaBuf, 0, this.arena, 0, this.arenaUsed / 4);
+    }
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = this.device.createCommandEncoder();
+    this.submits++;
+    this.stats.submits++;
+    if (this.debug.includes("stats")) {
+      console.log(`[webgpu] submit: ${this.pending} dispatches (total ${JSON.stringify(this.stats)})`);
+    }
+    this.pending = 0;
+    this.arenaUsed = 0;
+    for (const r of this.deferred) this.toPool(r);
+    this.deferred = [];
+  }
+
+  /** Copy `bytes` of a buffer to the host: staging copy, submit, map (racing device loss). */
+  async read(r: Raw, bytes: number, dtype: DType): Promise<ArrayBuffer> {
+    this.check();
+    wgslType(dtype);
+    const staging = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.pass?.end();
+    this.pass = undefined;
+    this.encoder.copyBufferToBuffer(r.buf, 0, staging, 0, bytes);
+    r.use = this.submits;
+    this.pending++;
+    this.submit();
+    try {
+      await Promise.race([staging.mapAsync(GPUMapMode.READ), this.lost]);
+      this.check();
+      const out = staging.getMappedRange().slice(0);
+      staging.unmap();
+      this.stats.readbacks++;
+      this.stats.bytes += bytes;
+      if (this.debug.includes("stats")) console.log(`[webgpu] readback: ${bytes} bytes`);
+      return out;
+    } catch (e) {
+      this.check();
+      throw e;
+    } finally {
+      staging.destroy();
+    }
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * WGSL generation: render an `Exp` as a WGSL expression, and build whole kernels (map, reduce,
+ * gather, scatter-add, matmul) around it. Shapes, strides and offsets are not baked in: they live
+ * in a uniform array `P` of i32 whose layout each builder documents, so one pipeline serves every
+ * shape of the same rank and expression. On the device bool is u32 (0/1), so arithmetic on bools
+ * wraps exactly like the CPU's Uint8Array once read back.
+ */
+import type { ReduceOp } from "../backend.ts";
+import type { DType, Exp } from "../exp.ts";
+
+/** The WGSL scalar type that stores a dtype. */
+export function wgslType(dtype: DType): "f32" | "i32" | "u32" {
+  if (dtype === "f64") throw new Error("webgpu: f64 is not supported; use the cpu backend for f64 checks");
+  return dtype === "f32" ? "f32" : dtype === "i32" ? "i32" : "u32";
+}
+
+const ZERO = { f32: "0f", i32: "0i", u32: "0u" } as const;
+
+/** A WGSL literal for `v` as `dtype`; non-finite and subnormal f32 go through a bitcast. */
+export function literal(v: number, dtype: DType): string {
+  const t = wgslType(dtype);
+  if (t === "u32") return v !== 0 ? "1u" : "0u";
+  if (t === "i32") {
+    const i = Math.trunc(v) | 0;
+    return i === -2147483648 ? "bitcast<i32>(0x80000000u)" : i < 0 ? `(${i}i)` : `${i}i`;
+  }
+  const f = Math.fround(v);
+  if (!Number.isFinite(f) || (f !== 0 && Math.abs(f) < 1.1754943508222875e-38)) {
+    const bits = new Uint32Array(new Float32Array([f]).buffer)[0];
+    return `bitcast<f32>(0x${bits.toString(16)}u)`;
+  }
+  let s = String(f);
+  for (let p = 1; p <= 9; p++) {
+    const t = f.toPrecision(p);
+    if (Math.fround(Number(t)) === f) {
+      s = t;
+      break;
+    }
+  }
+  s = /[.e]/.test(s) ? `${s}f` : `${s}.0f`;
+  return f < 0 ? `(${s})` : s;
+}
+
+/** Helpers every kernel carries; they make the CPU's JavaScript semantics explicit. */
+export const HELPERS = `
+fn sigmoid_(x: f32) -> f32 { let e = exp(-abs(x)); return select(e / (1f + e), 1f / (1f + e), x >= 0f); }
+fn tanh_(x: f32) -> f32 { return tanh(clamp(x, -15f, 15f)); }
+fn powf_(a: f32, b: f32) -> f32 {
+  if (b == 0f) { return 1f; }
+  if (b == 2f) { return a * a; }
+  if (b == 1f) { return a; }
+  if (a == 0f) { return select(0f, bitcast<f32>(0x7f800000u), b < 0f); }
+  let r = pow(abs(a), b);
+  if (a > 0f) { return r; }
+  if (floor(b) != b) { return bitcast<f32>(0x7fc00000u); }
+  return select(r, -r, fract(b * 0.5f) != 0f);
+}
+fn ipow_(a: i32, b: i32) -> i32 {
+  if (b < 0) { if (a == 1) { return 1; } if (a == -1) { return select(1, -1, (b & 1) != 0); } return 0; }
+  var r = 1i; var x = a; var e = b;
+  loop { if (e == 0) { break; } if ((e & 1) != 0) { r = r * x; } x = x * x; e = e >> 1u; }
+  return r;
+}
+fn idiv_(a: i32, b: i32) -> i32 { return select(a / select(b, 1i, b == 0i), 0i, b == 0i); }
+fn udiv_(a: u32, b: u32) -> u32 { return select(a / select(b, 1u, b == 0u), 0u, b == 0u); }
+`;
+
+/** Render `e` as a WGSL expression; `leaf` renders `load` and `idx` nodes. */
+export function render(e: Exp, leaf: (e: Exp) => string): string {
+  const r = (x: Exp) => render(x, leaf);
+  const t = wgslType(e.dtype);
+  const truthy = (x: Exp) => `(${r(x)} != ${ZERO[wgslType(x.dtype)]})`;
+  const u = (cond: string) => `select(0u, 1u, ${cond})`;
+  // Float-only functions on integer dtypes compute in f32 and convert back, like the CPU's stores.
+  const fl = (f: (s: string) => string, x: Exp) => t === "f32" ? f(r(x)) : `${t}(${f(`f32(${r(x)})`)})`;
+  switch (e.op) {
+    case "load":
+    case "idx":
+      return leaf(e);
+    case "const":
+      return literal(e.v, e.dtype);
+    case "cast":
+      return t === "u32" ? u(truthy(e.a)) : `${t}(${r(e.a)})`;
+    case "where":
+      return `select(${r(e.b)}, ${r(e.a)}, ${truthy(e.c)})`;
+    case "neg":
+      return t === "u32" ? `(0u - ${r(e.a)})` : `(-${r(e.a)})`;
+    case "exp":
+    case "log":
+    case "sqrt":
+      return fl((s) => `${e.op}(${s})`, e.a);
+    case "tanh":
+    case "sigmoid":
+      return fl((s) => `${e.op}_(${s})`, e.a);
+    case "rsqrt":
+      return fl((s) => `(1f / sqrt(${s}))`, e.a);
+    case "abs":
+      return t === "u32" ? r(e.a) : `abs(${r(e.a)})`;
+    case "floor":
+      return t === "f32" ? `floor(${r(e.a)})` : r(e.a);
+    case "relu":
+      return `max(${r(e.a)}, ${ZERO[t]})`;
+    case "not":
+      return `select(1u, 0u, ${truthy(e.a)})`;
+  }
+  const [a, b] = [r(e.a), r(e.b)];
+  switch (e.op) {
+    case "add":
+      return `(${a} + ${b})`;
+    case "sub":
+      return `(${a} - ${b})`;
+    case "mul":
+      return `(${a} * ${b})`;
+    case "div":
+      return t === "f32" ? `(${a} / ${b})` : t === "i32" ? `idiv_(${a}, ${b})` : `udiv_(${a}, ${b})`;
+    case "pow":
+      return t === "f32" ? `powf_(${a}, ${b})` : `${t}(ipow_(i32(${a}), i32(${b})))`;
+    case "max":
+    case "min":
+      return `${e.op}(${a}, ${b})`;
+    case "and":
+    case "or":
+      return u(`${truthy(e.a)} ${e.op === "and" ? "&&" : "||"} ${truthy(e.b)}`);
+  }
+  const cmp = { lt: "<", le: "<=", gt: ">", ge: ">=", eq: "==", ne: "!=" }[e.op];
+  return u(`${a} ${cmp} ${b}`);
+}
+
+/** A storage binding of a kernel: its element type and whether the kernel writes it. */
+export interface Binding {
+  type: string;
+  write: boolean;
+}
+
+/** The parameter `P[i]` as a WGSL expression (i32). */
+export const p = (i: number): string => `P[${i >> 2}][${i & 3}]`;
+
+/** Wrap a kernel body: uniform params at binding 0, storage buffers `B0..` at 1.., a 1-D linear
+ * workgroup id `wg` (folded over x/y so no dimension exceeds 65,535) and `lid`. */
+export function kernel(nParams: number, bufs: Binding[], body: string, wgSize = 256, extra = ""): string {
+  const decl = bufs.map((b, i) =>
+    `@group(0) @binding(${i + 1}) var<storage, ${b.write ? "read_write" : "read"}> B${i}: array<${b.type}>;`
+  );
+  return `@group(0) @binding(0) var<uniform> P: array<vec4<i32>, ${Math.max(1, Math.ceil(nParams / 4))}>;
+${decl.join("\n")}
+${HELPERS}${extra}
+@compute @workgroup_size(${wgSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let wg = wid.y * nwg.x + wid.x;
+${body}
+}
+`;
+}
+
+/** Statements that split linear index `lin` (u32) into `i{d}` (i32) for dims `from..to` whose
+ * sizes are params `P[shapeAt + d]`. */
+export function unravel(lin: string, from: number, to: number, shapeAt: number): string {
+  if (from >= to) return "";
+  let s = `  var q${from} = ${lin};\n`;
+  for (let d = to - 1; d > from; d--) {
+    s += `  let i${d} = i32(q${from} % u32(${p(shapeAt + d)})); q${from} = q${from} / u32(${
+      p(shapeAt + d)
+    });\n`;
+  }
+  return s + `  let i${from} = i32(q${from});\n`;
+}
+
+/** Σ i{d}·stride over dims `from..to`, strides at params `stridesAt + d`. */
+export function dot(from: number, to: number, stridesAt: number): string {
+  let s = "";
+  for (let d = from; d < to; d++) s += ` + i${d} * ${p(stridesAt + d)}`;
+  return s;
+}
+
+/**
+ * The strided map/reduce kernel over a rank-`rank` shape whose first `outer` dims index outputs
+ * and the rest are reduced (none for a map). Params: [nOuter, nInner, shape[rank], then per
+ * input k: offset, strides[rank]], then for a map the output's offset and strides[rank].
+ * `value` is the element expression with `load k` rendered as `B{slot}[o{k}]` (`nIn` inputs);
+ * the output is the last binding. A reduce gives each output `T` threads (a power of two) that
+ * stride over the reduced elements and then combine in a workgroup-shared tree; `init` is the
+ * accumulator's start value and `acc` its type.
+ */
+export function stridedKernel(
+  op: ReduceOp | "map",
+  value: string,
+  nIn: number,
+  bufs: Binding[],
+  rank: number,
+  outer: number,
+  T = 1,
+  acc = "f32",
+  init = "0f",
+  nExtra = 0,
+): string {
+  const view = (k: number) => 2 + rank + k * (rank + 1);
+  const ins = [...Array(nIn).keys()];
+  const out = `B${bufs.length - 1}`;
+  if (op === "map") {
+    const ov = view(nIn);
+    const body = `  let o = wg * 256u + lid;\n  if (o >= u32(${p(0)})) { return; }\n` +
+      unravel("o", 0, rank, 2) +
+      ins.map((k) => `  let o${k} = ${p(view(k))}${dot(0, rank, view(k) + 1)};\n`).join("") +
+      `  ${out}[${p(ov)}${dot(0, rank, ov + 1)}] = ${value};`;
+    return kernel(ov + 1 + rank + nExtra, bufs, body);
+  }
+  const arg = op === "argmax" || op === "argmin";
+  const cmp = op === "max" || op === "argmax" ? ">" : "<";
+  const step = op === "sum"
+    ? "acc = acc + v;"
+    : arg
+    ? `if (v ${cmp} acc) { acc = v; ai = i32(r); }`
+    : `if (v ${cmp} acc || v != v) { acc = v; }`;
+  const combine = op === "sum"
+    ? "sv[lid] = sv[lid] + sv[lid + s];"
+    : arg
+    ? `let w = sv[lid + s]; let wi = si[lid + s];
+      if (w ${cmp} sv[lid] || (w == sv[lid] && wi < si[lid])) { sv[lid] = w; si[lid] = wi; }`
+    : `let w = sv[lid + s]; if (w ${cmp} sv[lid] || w != w) { sv[lid] = w; }`;
+  const tree = T === 1 ? "" : `  sv[lid] = acc; si[lid] = ai;
+  workgroupBarrier();
+  for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
+    if (lane < s) { ${combine} }
+    workgroupBarrier();
+  }
+  acc = sv[lid]; ai = si[lid];
+`;
+  const body = `  let lane = lid % ${T}u;
+  let o = wg * ${256 / T}u + lid / ${T}u;
+  var acc: ${acc} = ${init};
+  var ai = 0i;
+  if (o < u32(${p(0)})) {
+${unravel("o", 0, outer, 2)}${
+    ins.map((k) => `  let b${k} = ${p(view(k))}${dot(0, outer, view(k) + 1)};\n`).join("")
+  }
+  for (var r = lane; r < u32(${p(1)}); r += ${T}u) {
+${unravel("r", outer, rank, 2)}${
+    ins.map((k) => `  let o${k} = b${k}${dot(outer, rank, view(k) + 1)};\n`).join("")
+  }  let v = ${value};
+  ${step}
+  }
+  }
+${tree}  if (lane == 0u && o < u32(${p(0)})) { ${out}[o] = ${arg ? "ai" : "acc"}; }`;
+  const shared = T === 1
+    ? ""
+    : `var<workgroup> sv: array<${acc}, 256>;\nvar<workgroup> si: array<i32, 256>;\n`;
+  return kernel(view(nIn), bufs, body, 256, shared);
+}
+
+/** Threads per output for a reduction of `n` elements. */
+export function threadsPer(n: number): number {
+  return n >= 2048 ? 256 : n >= 256 ? 64 : n >= 32 ? 8 : 1;
+}
+
+/**
+ * scatter-add over a contiguous rank-`rank` output: each output element loops over the index
+ * entries along `axis` that share its other coordinates and sums the src values that hit it, in
+ * index order (deterministic, equal to the CPU's order). Bindings: index (i32), src, out.
+ * Params: [n, 0, outShape[rank], indexShape[rank], index offset, strides[rank], src offset,
+ * strides[rank]].
+ */
+export function scatterKernel(rank: number, axis: number, type: string): string {
+  const [ish, iv, sv] = [2 + rank, 2 + 2 * rank, 3 + 3 * rank];
+  const others = [...Array(rank).keys()].filter((d) => d !== axis);
+  const inside = others.map((d) => `i${d} < ${p(ish + d)}`).join(" && ") || "true";
+  const off = (v: number) => p(v) + others.map((d) => ` + i${d} * ${p(v + 1 + d)}`).join("");
+  const body = `  let o = wg * 256u + lid;
+  if (o >= u32(${p(0)})) { return; }
+${unravel("o", 0, rank, 2)}  var acc = ${type}(0);
+  if (${inside}) {
+    let bi = ${off(iv)};
+    let bs = ${off(sv)};
+    for (var t = 0i; t < ${p(ish + axis)}; t++) {
+      if (B0[bi + t * ${p(iv + 1 + axis)}] == i${axis}) { acc += B1[bs + t * ${p(sv + 1 + axis)}]; }
+    }
+  }
+  B2[o] = acc;`;
+  return kernel(
+    sv + 1 + rank,
+    [{ type: "i32", write: false }, { type, write: false }, { type, write: true }],
+    body,
+  );
+}
+
+/** Matmul tiling: each thread computes a `tm`×`tn` block; a workgroup is `wx`×`wy` threads. */
+export interface MatmulTile {
+  tm: number;
+  tn: number;
+  wx: number;
+  wy: number;
+}
+
+/**
+ * Batched matmul, register-blocked: every thread keeps a tm×tn block of C in registers and reads
+ * A and B through their strides (rows and columns clamped at the edges, stores masked). Grid: x
+ * over column blocks, y over row blocks, z over the batch. Bindings: A, B, C (contiguous).
+ * Params: [M, K, N, 0, batchShape[nb], A offset, A batch strides[nb], A row stride, A col stride,
+ * then the same for B]. Unit inner strides are baked in (`unitA`/`unitB`) so loads vectorise.
+ */
+export function matmulKernel(nb: number, t: MatmulTile, unitA: boolean, unitB: boolean): string {
+  const [av, bv] = [4 + nb, 7 + 2 * nb];
+  const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
+  const base = (v: number) => `${p(v)}${dot(0, nb, v + 1)}`;
+  let body = `  let lx = lid % ${t.wx}u; let ly = lid / ${t.wx}u;
+  let n0 = i32((wid.x * ${t.wx}u + lx) * ${t.tn}u);
+  let m0 = i32((wid.y * ${t.wy}u + ly) * ${t.tm}u);
+  let M = ${p(0)}; let K = ${p(1)}; let N = ${p(2)};
+${unravel("wid.z", 0, nb, 4)}  let ab = ${base(av)}; let bb = ${base(bv)};
+  let as0 = ${p(av + nb + 1)}; let as1 = ${unitA ? "1" : p(av + nb + 2)};
+  let bs0 = ${p(bv + nb + 1)}; let bs1 = ${unitB ? "1" : p(bv + nb + 2)};
+`;
+  body += rows.map((i) => `  let a${i} = ab + min(m0 + ${i}, M - 1) * as0;\n`).join("");
+  body += cols.map((j) => `  let b${j} = bb + min(n0 + ${j}, N - 1) * bs1;\n`).join("");
+  body += rows.map((i) => cols.map((j) => `  var c${i}_${j} = 0f;\n`).join("")).join("");
+  body += `  for (var k = 0; k < K; k++) {
+    let ka = k * as1; let kb = k * bs0;
+`;
+  body += rows.map((i) => `    let x${i} = B0[a${i} + ka];\n`).join("");
+  body += cols.map((j) => `    let y${j} = B1[b${j} + kb];\n`).join("");
+  body += rows.map((i) => cols.map((j) => `    c${i}_${j} = fma(x${i}, y${j}, c${i}_${j});\n`).join("")).join(
+    "",
+  );
+  body += "  }\n  let cb = i32(wid.z) * M * N;\n";
+  body += rows.map((i) =>
+    cols.map((j) =>
+      `  if (m0 + ${i} < M && n0 + ${j} < N) { B2[cb + (m0 + ${i}) * N + n0 + ${j}] = c${i}_${j}; }\n`
+    )
+      .join("")
+  ).join("");
+  const bufs = [{ type: "f32", write: false }, { type: "f32", write: false }, { type: "f32", write: true }];
+  return kernel(bv + nb + 3, bufs, body, t.wx * t.wy);
+}
