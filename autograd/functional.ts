@@ -1,7 +1,7 @@
 /**
  * Functional autodiff over records of tensors (JAX-style), and gradcheck by central differences.
  */
-import { fromArray, getBackend, setBackend, type Shape, Tensor } from "../tensor/tensor.ts";
+import { fromArray, getBackend, setBackend, type Shape, type Tensor } from "../tensor/tensor.ts";
 import { noGrad } from "./tape.ts";
 
 /** Gradients with the same keys and shapes as the parameters. */

@@ -25,7 +25,7 @@ const named = (params: Tensor<any>[] | Named): Named =>
 /** Shared bookkeeping: named parameters and per-parameter state buffers. */
 abstract class Base implements Optimizer {
   protected params: Named;
-  protected state = new Map<string, Tensor<any>>();
+  protected state: Map<string, Tensor<any>> = new Map();
   protected t = 0;
   constructor(params: Tensor<any>[] | Named, public lr: number) {
     this.params = named(params);

@@ -89,11 +89,15 @@ function js(e: Exp): string {
  * (view k reads its strides from `s[k]`, offset from `off[k]`) and runs `body` innermost. */
 function loops(rank: number, n: number, body: string): string {
   const views = [...Array(n).keys()];
+  // Hoist every stride and size into a local so the loop body touches only numbers.
   let code = views.map((k) => `let o${k}_0=off[${k}];`).join("");
+  for (let d = 0; d < rank; d++) {
+    code += `const n${d}=shape[${d}];` + views.map((k) => `const s${k}_${d}=s[${k}][${d}];`).join("");
+  }
   const close: string[] = [];
   for (let d = 0; d < rank; d++) {
-    code += `for(let i${d}=0;i${d}<shape[${d}];i${d}++){`;
-    code += views.map((k) => `const o${k}_${d + 1}=o${k}_${d}+i${d}*s[${k}][${d}];`).join("");
+    code += `for(let i${d}=0;i${d}<n${d};i${d}++){`;
+    code += views.map((k) => `const o${k}_${d + 1}=o${k}_${d}+i${d}*s${k}_${d};`).join("");
     close.push("}");
   }
   code += views.map((k) => `const o${k}=o${k}_${rank};`).join("");

@@ -1104,6 +1104,11 @@ function extremum(x: Tensor<any>, op: "max" | "min", axis: any, keepdim: any): a
 
 function matmul(a: Tensor<any>, b: Tensor<any>): Tensor<any> {
   const out = SH.matmulShape(a.shape, b.shape);
+  // [..., K] @ [K, N] is one big matmul over the flattened rows (its weight gradient then needs no
+  // sum over a broadcast batch).
+  if (b.rank === 2 && a.rank > 2) {
+    return matmul(a.reshape([-1, a.shape[a.rank - 1]] as number[]), b).reshape(out);
+  }
   // Vectors become matrices, batches broadcast through zero strides.
   const A = a.rank === 1 ? a.unsqueeze(0) : a, B = b.rank === 1 ? b.unsqueeze(-1) : b;
   const batch = SH.broadcastShapes("matmul", A.shape.slice(0, -2), B.shape.slice(0, -2));
