@@ -89,9 +89,11 @@ export function pairLogProbs(
   const { tokens, mask } = batchPairs(pairs, padId);
   const logits = model.forward(tokens);
   const sum = sequenceLogProbs(logits, tokens, mask);
-  const counts = fromArray(pairs.map((p) => Math.max(p.chosen.length, 1)), [pairs.length]);
+  // Scored tokens: every completion token that has a token before it.
+  const scored = (p: EncodedPair, c: number[]) => Math.max(p.prompt.length ? c.length : c.length - 1, 1);
+  const counts = fromArray(pairs.map((p) => scored(p, p.chosen)), [pairs.length]);
   const [c, r] = sum.split(pairs.length) as Tensor<any>[];
-  const lens = fromArray(pairs.map((p) => Math.max(p.rejected.length, 1)), [pairs.length]);
+  const lens = fromArray(pairs.map((p) => scored(p, p.rejected)), [pairs.length]);
   const chosenAvg: Tensor<any> = c.div(counts);
   return average
     ? { chosen: chosenAvg, rejected: r.div(lens) as any, chosenAvg }
@@ -270,7 +272,8 @@ export class DPOTrainer {
       "logps/rejected",
     ];
     const sums = new Float64Array(names.length);
-    const bs = this.config.batchSize;
+    const bs = this.config.batchSize, wasTraining = this.policy.training;
+    this.policy.eval(); // no dropout while measuring
     const cache = this.reference
       ? await precomputeReference(this.reference, pairs, this.config.padId, bs, this.#average)
       : null;
@@ -279,6 +282,7 @@ export class DPOTrainer {
       const v = await scope(() => noGrad(() => stack(this.#forward(idx, pairs, cache).metrics).data()));
       v.forEach((x, k) => (sums[k] += x * idx.length));
     }
+    this.policy.train(wasTraining);
     return Object.fromEntries(
       names.map((n, k) => [`eval_${n}`, pairs.length ? sums[k] / pairs.length : NaN]),
     );

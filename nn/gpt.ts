@@ -163,9 +163,9 @@ export class GPT extends Module {
    * `lm_head.weight` must equal `transformer.wte.weight` (the head is tied). */
   override async loadStateDict(sd: Record<string, Tensor<any>>): Promise<void> {
     const head = sd["lm_head.weight"];
-    if (head) {
-      const wte = sd["transformer.wte.weight"];
-      const [a, b] = wte ? [await head.data(), await wte.data()] : [[], [0]];
+    const wte = sd["transformer.wte.weight"];
+    if (head && wte) {
+      const [a, b] = [await head.data(), await wte.data()];
       if (a.length !== b.length || a.some((v, i) => v !== b[i])) {
         throw new Error(
           "loadStateDict: lm_head.weight differs from transformer.wte.weight (this GPT ties them)",

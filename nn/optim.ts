@@ -48,11 +48,11 @@ abstract class Base implements Optimizer {
     for (const [, p] of this.params) p.zeroGrad();
   }
   stateDict(): { step: number; state: Record<string, Tensor<any>> } {
-    return { step: this.t, state: Object.fromEntries(this.state) };
+    return { step: this.t, state: Object.fromEntries([...this.state].map(([k, v]) => [k, v.detach()])) };
   }
   loadStateDict(sd: { step: number; state: Record<string, Tensor<any>> }): void {
     this.t = sd.step;
-    for (const [k, v] of Object.entries(sd.state)) this.state.set(k, keep(v.realize()));
+    for (const [k, v] of Object.entries(sd.state)) this.state.set(k, keep(v.detach().realize()));
   }
 }
 

@@ -52,6 +52,9 @@ export function sampleToken(
 /** Continue each prompt (token id lists; prompts of equal length run as one batch) and return the
  * prompts with their new tokens. The model runs in eval mode without recording a tape. */
 export async function generate(model: GPT, prompts: number[][], o: SampleOptions): Promise<number[][]> {
+  if (prompts.some((p) => p.length === 0)) {
+    throw new Error("generate: every prompt needs at least one token (e.g. BOS)");
+  }
   const rand = rng(o.seed ?? 0);
   const out = prompts.map((p) => [...p]);
   const done = prompts.map(() => false);

@@ -15,6 +15,7 @@ import {
   type View,
 } from "./backend.ts";
 import { type DType, type Exp, key } from "./exp.ts";
+import { matmulF32 } from "./wasm.ts";
 
 /** A CPU buffer is a typed array. */
 export class CpuBuffer implements BackendBuffer {
@@ -241,45 +242,24 @@ export class CpuBackend implements Backend {
     const bBase = offsets({ shape: batch, strides: b.view.strides.slice(0, -2), offset: b.view.offset });
     const [as0, as1] = a.view.strides.slice(-2);
     const [bs0, bs1] = b.view.strides.slice(-2);
-    // Pack A as rows and B as columns (both contiguous along k), then compute 4×4 blocks of C in
-    // registers: 8 loads feed 16 multiply-adds, which is what makes plain JavaScript tolerable.
-    const A = new Float64Array(M * K), Bt = new Float64Array(N * K);
+    // f32 goes to the WebAssembly SIMD kernel; f64 (the gradcheck oracle) and hosts without SIMD
+    // use the plain i-k-j loop over packed operands.
+    const f32 = a.buf.dtype === "f32";
+    const A = f32 ? new Float32Array(M * K) : new Float64Array(M * K);
+    const B = f32 ? new Float32Array(K * N) : new Float64Array(K * N), row = new Float64Array(N);
     for (let p = 0; p < nb; p++) {
       for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) A[i * K + k] = ad[aBase[p] + i * as0 + k * as1];
-      for (let j = 0; j < N; j++) {
-        for (let k = 0; k < K; k++) Bt[j * K + k] = bd[bBase[p] + k * bs0 + j * bs1];
+      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) B[k * N + j] = bd[bBase[p] + k * bs0 + j * bs1];
+      if (f32 && matmulF32(A as Float32Array, B as Float32Array, M, K, N, o as Float32Array, p * M * N)) {
+        continue;
       }
-      const base = p * M * N;
-      for (let i = 0; i < M; i += 4) {
-        for (let j = 0; j < N; j += 4) {
-          if (i + 4 > M || j + 4 > N) {
-            for (let ii = i; ii < Math.min(i + 4, M); ii++) {
-              for (let jj = j; jj < Math.min(j + 4, N); jj++) {
-                let acc = 0;
-                for (let k = 0; k < K; k++) acc += A[ii * K + k] * Bt[jj * K + k];
-                o[base + ii * N + jj] = acc;
-              }
-            }
-            continue;
-          }
-          const [a0, a1, a2, a3] = [i * K, (i + 1) * K, (i + 2) * K, (i + 3) * K];
-          const [b0, b1, b2, b3] = [j * K, (j + 1) * K, (j + 2) * K, (j + 3) * K];
-          let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-          let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
-          for (let k = 0; k < K; k++) {
-            const x0 = A[a0 + k], x1 = A[a1 + k], x2 = A[a2 + k], x3 = A[a3 + k];
-            const y0 = Bt[b0 + k], y1 = Bt[b1 + k], y2 = Bt[b2 + k], y3 = Bt[b3 + k];
-            c00 += x0 * y0, c01 += x0 * y1, c02 += x0 * y2, c03 += x0 * y3;
-            c10 += x1 * y0, c11 += x1 * y1, c12 += x1 * y2, c13 += x1 * y3;
-            c20 += x2 * y0, c21 += x2 * y1, c22 += x2 * y2, c23 += x2 * y3;
-            c30 += x3 * y0, c31 += x3 * y1, c32 += x3 * y2, c33 += x3 * y3;
-          }
-          const r = base + i * N + j;
-          o[r] = c00, o[r + 1] = c01, o[r + 2] = c02, o[r + 3] = c03;
-          o[r + N] = c10, o[r + N + 1] = c11, o[r + N + 2] = c12, o[r + N + 3] = c13;
-          o[r + 2 * N] = c20, o[r + 2 * N + 1] = c21, o[r + 2 * N + 2] = c22, o[r + 2 * N + 3] = c23;
-          o[r + 3 * N] = c30, o[r + 3 * N + 1] = c31, o[r + 3 * N + 2] = c32, o[r + 3 * N + 3] = c33;
+      for (let i = 0; i < M; i++) {
+        row.fill(0);
+        for (let k = 0; k < K; k++) {
+          const aik = A[i * K + k];
+          for (let j = 0; j < N; j++) row[j] += aik * B[k * N + j];
         }
+        o.set(row, p * M * N + i * N);
       }
     }
     return out;

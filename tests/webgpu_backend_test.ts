@@ -481,6 +481,31 @@ test("matmul: odd sizes, transposed operands, broadcast batch", async () => {
     ),
     1e-4,
   );
+  // Big enough for the CPU adapters' vec4 kernel: batched, broadcast, transposed, odd and padded sizes.
+  for (const [M, K, N] of [[70, 67, 66], [64, 64, 64], [33, 130, 128]]) {
+    const a = data(4 + 2 * M * K, "f32"), b = data(K * N, "f32");
+    const ins = [{ data: a, dtype: "f32" as DType }, { data: b, dtype: "f32" as DType }];
+    for (const bt of [false, true]) {
+      await same(
+        `batched ${M}x${K}x${N} bT=${bt}`,
+        ins,
+        mm(
+          { buf: dummy, view: view([2, M, K], [M * K, K, 1], 1) },
+          { buf: dummy, view: view([2, K, N], bt ? [0, 1, K] : [0, N, 1]) },
+        ),
+        1e-4,
+      );
+    }
+    await same(
+      `${M}x${K}x${N} contiguous at offset 4`,
+      ins,
+      mm(
+        { buf: dummy, view: view([M, K], [K, 1], 4) },
+        { buf: dummy, view: view([K, N]) },
+      ),
+      1e-4,
+    );
+  }
 });
 
 test("gather and scatterAdd on several axes", async () => {

@@ -15,13 +15,12 @@ import {
   type TypedArray,
   type View,
 } from "../backend.ts";
-import { cnst, type DType, type Exp, key, mapLeaves } from "../exp.ts";
+import { bin, cnst, type DType, type Exp, idx, key, load, where } from "../exp.ts";
 import { Gpu, type Raw } from "./device.ts";
 import {
   type Binding,
   literal,
-  matmulKernel,
-  type MatmulTile,
+  matmulVec4Kernel,
   p,
   render,
   scatterKernel,
@@ -47,18 +46,20 @@ interface Dim {
   s: number[];
 }
 
-/** Merge dims `from..to` that are contiguous in every view of `strides`; drop size-1 dims. */
-function collapse(
+/** Dims `from..to` with their stride in every view. When `merge`, dims contiguous in every view
+ * are merged and size-1 dims dropped (not when the expression reads `idx`: its axes must stay). */
+function dims(
   shape: readonly number[],
   strides: readonly (readonly number[])[],
   from: number,
   to: number,
-): Dim[] {
+  merge = true,
+) {
   const out: Dim[] = [];
   for (let d = from; d < to; d++) {
-    if (shape[d] === 1) continue;
     const last = out[out.length - 1];
-    if (last && strides.every((s, v) => last.s[v] === s[d] * shape[d])) {
+    if (merge && shape[d] === 1) continue;
+    if (merge && last && strides.every((s, v) => last.s[v] === s[d] * shape[d])) {
       last.n *= shape[d];
       last.s = strides.map((s) => s[d]);
     } else out.push({ n: shape[d], s: strides.map((s) => s[d]) });
@@ -66,26 +67,10 @@ function collapse(
   return out;
 }
 
-/** Dims kept as they are (used when the expression reads `idx`, whose axes must not move). */
-const keep = (
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-  from: number,
-  to: number,
-): Dim[] => shape.slice(from, to).map((n, i) => ({ n, s: strides.map((s) => s[from + i]) }));
-
-const hasIdx = (e: Exp): boolean => {
-  let found = false;
-  mapLeaves(e, (l) => {
-    if (l.op === "idx") found = true;
-    return l;
-  });
-  return found;
-};
-
-/** Register-blocked matmul tiles: big register blocks on CPU adapters, smaller on real GPUs. */
-const TILE_CPU: MatmulTile = { tm: 4, tn: 4, wx: 8, wy: 8 };
-const TILE_GPU: MatmulTile = { tm: 4, tn: 4, wx: 16, wy: 16 };
+/** Matmul register blocks [rows, vec4 column groups, workgroup x, y]: big blocks on CPU adapters
+ * (each storage load there costs ~25 cycles, so reuse matters most: measured on llvmpipe). */
+const TILES = { cpu: [16, 4, 4, 4], cpuSmall: [4, 1, 8, 8], gpu: [4, 1, 16, 16] } as const;
+const RO = (type: string): Binding => ({ type, write: false });
 
 /** The WebGPU backend. */
 export class WebGpuBackend implements Backend {
@@ -109,11 +94,7 @@ export class WebGpuBackend implements Backend {
 
   upload(data: ArrayLike<number>, dtype: DType): BackendBuffer {
     const t = wgslType(dtype);
-    const host = t === "f32"
-      ? new Float32Array(data)
-      : t === "i32"
-      ? new Int32Array(data)
-      : new Uint32Array(data);
+    const host = new { f32: Float32Array, i32: Int32Array, u32: Uint32Array }[t](data);
     const buf = this.alloc(host.length, dtype);
     this.gpu.write(raw(buf), host);
     return buf;
@@ -135,23 +116,17 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Bindings for `inputs` plus an output written last; an input that is the output reads it. */
-  private bind(inputs: Raw[], out: Raw, types: string[], outType: string) {
+  private bind(inputs: Src[], out: Raw, outType: string) {
     const bufs: Raw[] = [], bindings: Binding[] = [];
-    const slots = inputs.map((r, i) => {
-      if (r === out) return -1;
-      if (!bufs.includes(r)) {
-        bufs.push(r);
-        bindings.push({ type: types[i], write: false });
-      }
-      return bufs.indexOf(r);
+    const slots = inputs.map((x) => {
+      const r = raw(x.buf);
+      if (r !== out && !bufs.includes(r)) bufs.push(r), bindings.push(RO(wgslType(x.buf.dtype)));
+      return r === out ? -1 : bufs.indexOf(r);
     });
-    bufs.push(out);
-    bindings.push({ type: outType, write: true });
+    bufs.push(out), bindings.push({ type: outType, write: true });
     const max = this.gpu.limits.maxStorageBuffersPerShaderStage;
     if (bufs.length > max) {
-      throw new Error(
-        `webgpu: kernel needs ${bufs.length} storage buffers; maxStorageBuffersPerShaderStage is ${max}`,
-      );
+      throw new Error(`webgpu: kernel needs ${bufs.length} storage buffers (max ${max})`);
     }
     return { bufs, bindings, slots: slots.map((s) => (s < 0 ? bufs.length - 1 : s)) };
   }
@@ -170,24 +145,12 @@ export class WebGpuBackend implements Backend {
     if (n === 0) return out;
     const ov: View = into?.view ?? { shape, strides: contiguousStrides(shape), offset: 0 };
     const views = [...inputs.map((x) => x.view), ov];
-    const idx = hasIdx(e);
-    const dims = (idx ? keep : collapse)(shape, views.map((v) => v.strides), 0, shape.length);
-    const { bufs, bindings, slots } = this.bind(
-      inputs.map((x) => raw(x.buf)),
-      raw(out),
-      inputs.map((x) => wgslType(x.buf.dtype)),
-      wgslType(out.dtype),
-    );
-    const src = stridedKernel(
-      "map",
-      this.value(e, slots, (a) => a),
-      inputs.length,
-      bindings,
-      dims.length,
-      dims.length,
-    );
-    const params = [n, 1, ...dims.map((d) => d.n)];
-    views.forEach((v, k) => params.push(v.offset, ...dims.map((d) => d.s[k])));
+    const ds = dims(shape, views.map((v) => v.strides), 0, shape.length, !key(e).includes("#"));
+    const { bufs, bindings, slots } = this.bind(inputs, raw(out), wgslType(out.dtype));
+    const rank = ds.length;
+    const src = stridedKernel("map", this.value(e, slots, (a) => a), inputs.length, bindings, rank, rank);
+    const params = [n, 1, ...ds.map((d) => d.n)];
+    views.forEach((v, k) => params.push(v.offset, ...ds.map((d) => d.s[k])));
     this.gpu.dispatch(
       `map ${key(e).slice(0, 80)}`,
       src,
@@ -200,77 +163,84 @@ export class WebGpuBackend implements Backend {
   }
 
   reduce(op: ReduceOp, e: Exp, inputs: Src[], shape: readonly number[], axes: number[]): BackendBuffer {
-    const arg = op === "argmax" || op === "argmin";
+    const arg = op === "argmax" || op === "argmin", big = op === "max" || op === "argmax";
     const outDtype: DType = arg ? "i32" : e.dtype;
     const kept = shape.map((_, d) => d).filter((d) => !axes.includes(d));
     const order = [...kept, ...axes];
     const nOut = numel(kept.map((d) => shape[d])), nRed = numel(axes.map((d) => shape[d]));
-    const init = op === "sum" || arg ? 0 : op === "max" ? -Infinity : Infinity;
+    const init = op === "sum" || arg ? 0 : big ? -Infinity : Infinity;
     if (nOut === 0 || nRed === 0) return this.upload(hostArray(outDtype, nOut).fill(init), outDtype);
     // Reorder dims as [kept..., reduced...] so outputs index the outer dims, then merge each group.
-    const pshape = order.map((d) => shape[d]);
-    const pstrides = inputs.map((x) => order.map((d) => x.view.strides[d]));
-    const idx = hasIdx(e);
-    const f = idx ? keep : collapse;
-    const outer = f(pshape, pstrides, 0, kept.length), inner = f(pshape, pstrides, kept.length, order.length);
-    const dims = [...outer, ...inner];
+    const ps = order.map((d) => shape[d]), pst = inputs.map((x) => order.map((d) => x.view.strides[d]));
+    const merge = !key(e).includes("#");
+    const outer = dims(ps, pst, 0, kept.length, merge),
+      ds = [...outer, ...dims(ps, pst, kept.length, ps.length, merge)];
     const out = this.alloc(nOut, outDtype);
-    const { bufs, bindings, slots } = this.bind(
-      inputs.map((x) => raw(x.buf)),
-      raw(out),
-      inputs.map((x) => wgslType(x.buf.dtype)),
-      wgslType(outDtype),
-    );
+    const { bufs, bindings, slots } = this.bind(inputs, raw(out), wgslType(outDtype));
     const acc = wgslType(e.dtype);
-    const start = op === "sum"
-      ? literal(0, e.dtype)
-      : acc === "f32"
-      ? literal(op === "max" || op === "argmax" ? -Infinity : Infinity, "f32")
-      : op === "max" || op === "argmax"
-      ? (acc === "i32" ? "bitcast<i32>(0x80000000u)" : "0u")
-      : (acc === "i32" ? "2147483647i" : "0xffffffffu");
+    const start = op === "sum" || acc === "f32"
+      ? literal(op === "sum" ? 0 : big ? -Infinity : Infinity, e.dtype)
+      : acc === "i32"
+      ? (big ? "bitcast<i32>(0x80000000u)" : "2147483647i")
+      : (big ? "0u" : "0xffffffffu");
     const T = threadsPer(nRed);
     const value = this.value(e, slots, (a) => order.indexOf(a));
-    const src = stridedKernel(op, value, inputs.length, bindings, dims.length, outer.length, T, acc, start);
-    const params = [nOut, nRed, ...dims.map((d) => d.n)];
-    inputs.forEach((x, k) => params.push(x.view.offset, ...dims.map((d) => d.s[k])));
+    const src = stridedKernel(op, value, inputs.length, bindings, ds.length, outer.length, T, acc, start);
+    const params = [nOut, nRed, ...ds.map((d) => d.n)];
+    inputs.forEach((x, k) => params.push(x.view.offset, ...ds.map((d) => d.s[k])));
     const grid = this.gpu.grid(Math.ceil(nOut / (256 / T)));
     this.gpu.dispatch(`reduce-${op} ${key(e).slice(0, 80)}`, src, bindings, bufs, params, grid);
     return out;
   }
 
+  /** Register-blocked matmul on packed operands (see `matmulVec4Kernel`), one dispatch. */
   matmul(a: Src, b: Src): BackendBuffer {
     if (a.buf.dtype !== "f32" || b.buf.dtype !== "f32") throw new Error("webgpu: matmul supports f32 only");
     const r = a.view.shape.length;
     const [M, K, N] = [a.view.shape[r - 2], a.view.shape[r - 1], b.view.shape[r - 1]];
     const batchShape = a.view.shape.slice(0, -2);
-    const nb = numel(batchShape);
-    const outShape = [...batchShape, M, N];
-    if (K === 0) return this.map(cnst(0, "f32"), [], outShape);
-    const out = this.alloc(nb * M * N, "f32");
-    if (nb * M * N === 0) return out;
-    const outStrides = contiguousStrides(outShape);
-    const batch = collapse(batchShape, [a.view.strides, b.view.strides, outStrides], 0, r - 2);
+    if (K === 0) return this.map(cnst(0, "f32"), [], [...batchShape, M, N]);
+    const out = this.alloc(numel(batchShape) * M * N, "f32");
+    if (numel(batchShape) * M * N === 0) return out;
+    const pa = this.packed(a, K), pb = this.packed(b, N);
+    const Kp = Math.ceil(K / 4) * 4, Np = Math.ceil(N / 4) * 4;
+    const strides = [pa.src.view.strides, pb.src.view.strides, contiguousStrides([...batchShape, M, N])];
+    const batch = dims(batchShape, strides, 0, r - 2);
     const nz = numel(batch.map((d) => d.n));
     if (nz > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
       throw new Error(`webgpu: matmul batch ${nz} too large`);
     }
-    const [as0, as1] = a.view.strides.slice(-2), [bs0, bs1] = b.view.strides.slice(-2);
-    const tile = this.gpu.cpuLike ? TILE_CPU : TILE_GPU;
-    const src = matmulKernel(batch.length, tile, as1 === 1, bs1 === 1);
-    const params = [M, K, N, 0, ...batch.map((d) => d.n)];
-    params.push(a.view.offset, ...batch.map((d) => d.s[0]), as0, as1);
-    params.push(b.view.offset, ...batch.map((d) => d.s[1]), bs0, bs1);
-    const bindings = [{ type: "f32", write: false }, { type: "f32", write: false }, {
-      type: "f32",
-      write: true,
-    }];
-    this.gpu.dispatch(`matmul ${M}x${K}x${N}`, src, bindings, [raw(a.buf), raw(b.buf), raw(out)], params, [
-      Math.ceil(N / (tile.tn * tile.wx)),
-      Math.ceil(M / (tile.tm * tile.wy)),
-      nz,
-    ]);
+    const [tm, tb, wx, wy] = this.gpu.cpuLike
+      ? (M * N * K >= 64 ** 3 ? TILES.cpu : TILES.cpuSmall)
+      : TILES.gpu;
+    const params = [M, Kp, N, Np, ...batch.map((d) => d.n), ...batch.map((d) => d.s[0])];
+    params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset);
+    const bindings = [RO("vec4<f32>"), RO("vec4<f32>"), { type: "f32", write: true }];
+    const src = matmulVec4Kernel(batch.length, tm, tb, wx, wy);
+    const grid: [number, number, number] = [Math.ceil(Np / 4 / tb / wx), Math.ceil(M / tm / wy), nz];
+    this.gpu.dispatch(
+      `matmul ${M}x${K}x${N}`,
+      src,
+      bindings,
+      [pa.src.buf, pb.src.buf, out].map(raw),
+      params,
+      grid,
+    );
+    for (const x of [pa, pb]) if (x.tmp) this.free(x.src.buf);
     return out;
+  }
+
+  /** An operand as packed [...batch, rows, colsP] (colsP = cols rounded up to 4, zero padded):
+   * the view itself when it already is, else a copy. */
+  private packed(x: Src, cols: number): { src: Src; tmp: boolean } {
+    const v = x.view, r = v.shape.length, colsP = Math.ceil(cols / 4) * 4;
+    const ok = cols === colsP && v.strides[r - 1] === 1 && v.strides[r - 2] === cols && v.offset % 4 === 0 &&
+      v.strides.slice(0, -2).every((s) => s % 4 === 0);
+    if (ok) return { src: x, tmp: false };
+    const shape = [...v.shape.slice(0, -1), colsP];
+    const e = where(bin("lt", idx(r - 1), cnst(cols, "i32")), load(0, "f32"), cnst(0, "f32"));
+    const buf = this.map(e, [{ buf: x.buf, view: { ...v, shape } }], shape);
+    return { src: { buf, view: { shape, strides: contiguousStrides(shape), offset: 0 } }, tmp: true };
   }
 
   gather(src: Src, index: Src, axis: number): BackendBuffer {
@@ -280,14 +250,14 @@ export class WebGpuBackend implements Backend {
     // src read at index's positions with the axis stride zeroed; the index adds `idx * stride`.
     const sv = src.view.strides.map((s, d) => (d === axis ? 0 : s));
     const views = [index.view.strides, sv, contiguousStrides(shape)];
-    const dims = collapse(shape, views, 0, shape.length);
+    const ds = dims(shape, views, 0, shape.length);
     const t = wgslType(src.buf.dtype);
-    const { bufs, bindings, slots } = this.bind([raw(index.buf), raw(src.buf)], raw(out), ["i32", t], t);
-    const rank = dims.length, extra = 2 + rank + 3 * (rank + 1);
+    const { bufs, bindings, slots } = this.bind([index, src], raw(out), t);
+    const rank = ds.length, extra = 2 + rank + 3 * (rank + 1);
     const value = `B${slots[1]}[o1 + B${slots[0]}[o0] * ${p(extra)}]`;
     const code = stridedKernel("map", value, 2, bindings, rank, rank, 1, t, "", 1);
-    const params = [n, 1, ...dims.map((d) => d.n)];
-    [index.view.offset, src.view.offset, 0].forEach((o, k) => params.push(o, ...dims.map((d) => d.s[k])));
+    const params = [n, 1, ...ds.map((d) => d.n)];
+    [index.view.offset, src.view.offset, 0].forEach((o, k) => params.push(o, ...ds.map((d) => d.s[k])));
     params.push(src.view.strides[axis]);
     this.gpu.dispatch(`gather axis ${axis}`, code, bindings, bufs, params, this.gpu.grid(Math.ceil(n / 256)));
     return out;
@@ -299,14 +269,13 @@ export class WebGpuBackend implements Backend {
     if (n === 0) return out;
     const params = [n, 0, ...shape, ...index.view.shape];
     params.push(index.view.offset, ...index.view.strides, src.view.offset, ...src.view.strides);
-    const bindings = [{ type: "i32", write: false }, { type: t, write: false }, { type: t, write: true }];
-    const bufs = [raw(index.buf), raw(src.buf), raw(out)];
-    const grid = this.gpu.grid(Math.ceil(n / 256));
+    const bindings = [RO("i32"), RO(t), { type: t, write: true }];
+    const [code, grid] = [scatterKernel(shape.length, axis, t), this.gpu.grid(Math.ceil(n / 256))];
     this.gpu.dispatch(
       `scatterAdd axis ${axis}`,
-      scatterKernel(shape.length, axis, t),
+      code,
       bindings,
-      bufs,
+      [index.buf, src.buf, out].map(raw),
       params,
       grid,
     );

@@ -16,15 +16,21 @@ export interface Raw {
   use: number;
 }
 
-/** `TENSOR_DEBUG` (empty without env permission: the library must import with none). */
-function debugFlags(): string {
+/** An environment variable, or "" without env permission (the library imports with none). */
+function env(name: string): string {
   try {
-    return (globalThis as { Deno?: typeof Deno }).Deno?.env.get("TENSOR_DEBUG") ?? "";
+    return (globalThis as { Deno?: typeof Deno }).Deno?.env.get(name) ?? "";
   } catch {
     return "";
   }
 }
 
+/** Limits requested at the adapter's values (the defaults are far lower, e.g. 8 storage buffers). */
+const LIMITS =
+  ("maxStorageBufferBindingSize maxBufferSize maxStorageBuffersPerShaderStage maxUniformBufferBindingSize " +
+    "maxComputeWorkgroupStorageSize maxComputeInvocationsPerWorkgroup maxComputeWorkgroupsPerDimension")
+    .split(" ");
+type Pipe = { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; id: number };
 const SUBMIT_EVERY = 256;
 const ARENA_BYTES = 1 << 18;
 
@@ -32,7 +38,7 @@ const ARENA_BYTES = 1 << 18;
 export class Gpu {
   /** Adapter description plus the backend that serves it. */
   readonly info: string;
-  /** True on CPU (software) adapters, where register blocking beats workgroup tiling. */
+  /** True on CPU (software) adapters, where storage loads are slow and big register blocks pay. */
   readonly cpuLike: boolean;
   /** Submits issued so far; the pending encoder's work belongs to submit number `submits`. */
   submits = 0;
@@ -47,22 +53,16 @@ export class Gpu {
   private readonly arena = new Int32Array(ARENA_BYTES / 4);
   private arenaUsed = 0;
   private readonly arenaBuf: GPUBuffer;
-  private readonly pipelines = new Map<
-    string,
-    { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; id: number }
-  >();
+  private readonly pipelines = new Map<string, Pipe>();
   private readonly groups = new Map<string, GPUBindGroup>();
-  private readonly debug = debugFlags();
+  private readonly debug = env("TENSOR_DEBUG");
   private readonly stats = { dispatches: 0, submits: 0, readbacks: 0, bytes: 0 };
   private readonly lost: Promise<never>;
 
   private constructor(readonly device: GPUDevice, adapter: GPUAdapter) {
     const a = adapter.info;
     const desc = [a.vendor, a.architecture, a.device, a.description].filter((s) => s && s !== "0");
-    let backend = "";
-    try {
-      backend = (globalThis as { Deno?: typeof Deno }).Deno?.env.get("DENO_WEBGPU_BACKEND") ?? "";
-    } catch { /* no env permission */ }
+    const backend = env("DENO_WEBGPU_BACKEND");
     this.info = `${desc.join(" ")}${backend ? ` (${backend})` : ""}`;
     this.cpuLike = a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(this.info);
     this.encoder = device.createCommandEncoder();
@@ -89,21 +89,8 @@ export class Gpu {
         `webgpu: no adapter available (${gpu ? "requestAdapter() gave null" : "no navigator.gpu"})`,
       );
     }
-    const l = adapter.limits;
-    const requiredLimits: Record<string, number> = {};
-    for (
-      const k of [
-        "maxStorageBufferBindingSize",
-        "maxBufferSize",
-        "maxStorageBuffersPerShaderStage",
-        "maxComputeWorkgroupStorageSize",
-        "maxComputeInvocationsPerWorkgroup",
-        "maxComputeWorkgroupSizeX",
-        "maxComputeWorkgroupSizeY",
-        "maxComputeWorkgroupsPerDimension",
-        "maxUniformBufferBindingSize",
-      ] as const
-    ) requiredLimits[k] = l[k];
+    const l = adapter.limits as unknown as Record<string, number>;
+    const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, l[k]]));
     const requiredFeatures = (["shader-f16", "subgroups"] as GPUFeatureName[]).filter((f) =>
       adapter.features.has(f)
     );
@@ -265,7 +252,7 @@ export class Gpu {
     this.submits++;
     this.stats.submits++;
     if (this.debug.includes("stats")) {
-      console.log(`[webgpu] submit: ${this.pending} dispatches (total ${JSON.stringify(this.stats)})`);
+      console.log(`[webgpu] submit: ${this.pending} commands (total ${JSON.stringify(this.stats)})`);
     }
     this.pending = 0;
     this.arenaUsed = 0;

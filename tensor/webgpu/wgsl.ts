@@ -283,51 +283,48 @@ ${unravel("o", 0, rank, 2)}  var acc = ${type}(0);
   );
 }
 
-/** Matmul tiling: each thread computes a `tm`×`tn` block; a workgroup is `wx`×`wy` threads. */
-export interface MatmulTile {
-  tm: number;
-  tn: number;
-  wx: number;
-  wy: number;
-}
-
 /**
- * Batched matmul, register-blocked: every thread keeps a tm×tn block of C in registers and reads
- * A and B through their strides (rows and columns clamped at the edges, stores masked). Grid: x
- * over column blocks, y over row blocks, z over the batch. Bindings: A, B, C (contiguous).
- * Params: [M, K, N, 0, batchShape[nb], A offset, A batch strides[nb], A row stride, A col stride,
- * then the same for B]. Unit inner strides are baked in (`unitA`/`unitB`) so loads vectorise.
+ * Batched matmul, register-blocked: a thread keeps a `tm`×(4·`tb`) block of C and loads A as vec4
+ * along K and B as vec4 along N (on CPU adapters every storage load costs ~25 cycles, measured, so
+ * with 16×16 blocks each loaded float feeds 16 FMAs). No workgroup memory: its barriers were
+ * slower than the loads they save on llvmpipe; real GPUs would gain from a tiled variant. Needs packed operands: A [batch, M, Kp], B [batch, Kp, Np] with Kp, Np
+ * multiples of 4 (zero padded). Bindings: A, B (vec4), C (f32, contiguous [batch, M, N]).
+ * Params: [M, Kp, N, Np, batchShape[nb], A batch strides[nb], B batch strides[nb], A offset, B offset]
+ * (in floats; offsets and strides multiples of 4).
  */
-export function matmulKernel(nb: number, t: MatmulTile, unitA: boolean, unitB: boolean): string {
-  const [av, bv] = [4 + nb, 7 + 2 * nb];
-  const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
-  const base = (v: number) => `${p(v)}${dot(0, nb, v + 1)}`;
-  let body = `  let lx = lid % ${t.wx}u; let ly = lid / ${t.wx}u;
-  let n0 = i32((wid.x * ${t.wx}u + lx) * ${t.tn}u);
-  let m0 = i32((wid.y * ${t.wy}u + ly) * ${t.tm}u);
-  let M = ${p(0)}; let K = ${p(1)}; let N = ${p(2)};
-${unravel("wid.z", 0, nb, 4)}  let ab = ${base(av)}; let bb = ${base(bv)};
-  let as0 = ${p(av + nb + 1)}; let as1 = ${unitA ? "1" : p(av + nb + 2)};
-  let bs0 = ${p(bv + nb + 1)}; let bs1 = ${unitB ? "1" : p(bv + nb + 2)};
+export function matmulVec4Kernel(nb: number, tm: number, tb: number, wx: number, wy: number): string {
+  const rows = [...Array(tm).keys()], cols = [...Array(tb).keys()];
+  let body = `  let lx = i32(lid % ${wx}u); let ly = i32(lid / ${wx}u);
+  let m0 = (i32(wid.y) * ${wy} + ly) * ${tm}; let c0 = (i32(wid.x) * ${wx} + lx) * ${tb};
+  let M = ${p(0)}; let K4 = ${p(1)} / 4; let N = ${p(2)}; let N4 = ${p(3)} / 4;
+${unravel("wid.z", 0, nb, 4)}  let ab = (${p(4 + 3 * nb)}${dot(0, nb, 4 + nb)}) / 4; let bb = (${
+    p(5 + 3 * nb)
+  }${dot(0, nb, 4 + 2 * nb)}) / 4;
 `;
-  body += rows.map((i) => `  let a${i} = ab + min(m0 + ${i}, M - 1) * as0;\n`).join("");
-  body += cols.map((j) => `  let b${j} = bb + min(n0 + ${j}, N - 1) * bs1;\n`).join("");
-  body += rows.map((i) => cols.map((j) => `  var c${i}_${j} = 0f;\n`).join("")).join("");
-  body += `  for (var k = 0; k < K; k++) {
-    let ka = k * as1; let kb = k * bs0;
-`;
-  body += rows.map((i) => `    let x${i} = B0[a${i} + ka];\n`).join("");
-  body += cols.map((j) => `    let y${j} = B1[b${j} + kb];\n`).join("");
-  body += rows.map((i) => cols.map((j) => `    c${i}_${j} = fma(x${i}, y${j}, c${i}_${j});\n`).join("")).join(
-    "",
-  );
+  body += rows.map((i) => `  let a${i} = ab + min(m0 + ${i}, M - 1) * K4;\n`).join("");
+  body += cols.map((j) => `  let b${j} = bb + min(c0 + ${j}, N4 - 1);\n`).join("");
+  body += rows.map((i) => cols.map((j) => `  var c${i}_${j} = vec4<f32>();\n`).join("")).join("");
+  body += "  for (var k = 0; k < K4; k++) {\n";
+  body += rows.map((i) => `    let x${i} = B0[a${i} + k];\n`).join("");
+  for (let u = 0; u < 4; u++) {
+    body += `    {\n      let r = (4 * k + ${u}) * N4;\n`;
+    body += cols.map((j) => `      let y${j} = B1[b${j} + r];\n`).join("");
+    body += rows.map((i) =>
+      cols.map((j) => `      c${i}_${j} = fma(vec4(x${i}[${u}]), y${j}, c${i}_${j});\n`).join("")
+    )
+      .join("");
+    body += "    }\n";
+  }
   body += "  }\n  let cb = i32(wid.z) * M * N;\n";
   body += rows.map((i) =>
     cols.map((j) =>
-      `  if (m0 + ${i} < M && n0 + ${j} < N) { B2[cb + (m0 + ${i}) * N + n0 + ${j}] = c${i}_${j}; }\n`
-    )
-      .join("")
+      `  if (m0 + ${i} < M) { for (var q = 0; q < 4; q++) { let n = (c0 + ${j}) * 4 + q;
+    if (n < N) { B2[cb + (m0 + ${i}) * N + n] = c${i}_${j}[q]; } } }\n`
+    ).join("")
   ).join("");
-  const bufs = [{ type: "f32", write: false }, { type: "f32", write: false }, { type: "f32", write: true }];
-  return kernel(bv + nb + 3, bufs, body, t.wx * t.wy);
+  const bufs = [{ type: "vec4<f32>", write: false }, { type: "vec4<f32>", write: false }, {
+    type: "f32",
+    write: true,
+  }];
+  return kernel(6 + 3 * nb, bufs, body, wx * wy);
 }

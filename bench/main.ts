@@ -1,0 +1,175 @@
+/**
+ * `deno task bench`: one JSON line per workload and backend. Each time is the median of several
+ * runs after a warm-up and includes the read-back that proves the work finished.
+ *
+ *   deno task bench [--backend cpu,webgpu] [--only name,name] [--runs 5]
+ */
+import { parseArgs } from "node:util";
+import {
+  AdamW,
+  crossEntropy,
+  DPOTrainer,
+  type EncodedPair,
+  flush,
+  getBackend,
+  GPT,
+  Linear,
+  memoryStats,
+  randn,
+  scope,
+  setBackend,
+  SGD,
+  type Tensor,
+} from "../mod.ts";
+
+const { values: opt } = parseArgs({
+  args: Deno.args,
+  options: {
+    backend: { type: "string", default: "cpu,webgpu" },
+    only: { type: "string", default: "" },
+    runs: { type: "string", default: "5" },
+  },
+});
+const RUNS = Number(opt.runs);
+
+async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
+  await fn(); // warm-up: compiles kernels, fills pools
+  const ts: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  return ts.sort((a, b) => a - b)[Math.floor(ts.length / 2)];
+}
+
+/** Run `fn` in a scope and read one element of its result back. */
+const readBack = (fn: () => Tensor<any>) => () => scope(async () => (await fn().data())[0]);
+
+type Result = Record<string, number | string>;
+const workloads: Record<string, () => Promise<Result>> = {
+  async "matmul-256"() {
+    return matmul(256);
+  },
+  async "matmul-1024"() {
+    return matmul(1024);
+  },
+  async "elementwise-fused"() {
+    const n = 1 << 22;
+    const x = randn([n], { seed: 1 }).realize();
+    const chain = (t: Tensor<any>, eager: boolean) => {
+      for (
+        const f of [
+          (v: Tensor<any>) => v.mul(1.5),
+          (v) => v.add(0.5),
+          (v) => v.tanh(),
+          (v) => v.mul(v),
+          (v) => v.sub(0.25),
+          (v) => v.relu(),
+        ] as ((v: Tensor<any>) => Tensor<any>)[]
+      ) {
+        t = f(t);
+        if (eager) t.realize();
+      }
+      return t.sum();
+    };
+    const fused = await median(readBack(() => chain(x, false)));
+    const unfused = await median(readBack(() => chain(x, true)));
+    return { ms: fused, unfused_ms: unfused, speedup: unfused / fused, gbps: (n * 4 * 2) / fused / 1e6 };
+  },
+  async "softmax-4096x1024"() {
+    const x = randn([4096, 1024], { seed: 2 }).realize();
+    const ms = await median(readBack(() => x.softmax(-1)));
+    return { ms, gbps: (4096 * 1024 * 4 * 2) / ms / 1e6 };
+  },
+  async "dispatch-overhead"() {
+    const x = randn([64], { seed: 3 }).realize();
+    const ms = await median(
+      readBack(() => {
+        let t: Tensor<any> = x;
+        for (let i = 0; i < 1000; i++) t = t.add(1).realize();
+        return t;
+      }),
+      3,
+    );
+    return { ms, us_per_op: (ms * 1000) / 1000 };
+  },
+  async "mlp-step"() {
+    const x = randn([256, 512], { seed: 4 }).realize(), y = randn([256, 512], { seed: 5 }).realize();
+    const l1 = new Linear(512, 512, { seed: 6 }), l2 = new Linear(512, 512, { seed: 7 });
+    const sgd = new SGD([...l1.parameters(), ...l2.parameters()], 1e-3);
+    const ms = await median(() =>
+      scope(async () => {
+        const d = l2.forward(l1.forward(x).relu()).sub(y);
+        const loss = d.mul(d).mean();
+        loss.backward();
+        sgd.step();
+        sgd.zeroGrad();
+        return await loss.item();
+      })
+    );
+    return { ms, live_bytes: memoryStats().liveBytes };
+  },
+  async "gpt-tiny-train-step"() {
+    const model = new GPT({ vocabSize: 256, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });
+    const adam = new AdamW(model.namedParameters(), { lr: 1e-3, weightDecay: 0.1 });
+    const ids = randn([16, 64], { seed: 8 }).abs().mul(60).cast("i32").realize();
+    const ms = await median(() =>
+      scope(async () => {
+        const loss = crossEntropy(model.forward(ids), ids);
+        loss.backward();
+        adam.step();
+        adam.zeroGrad();
+        return await loss.item();
+      }), 3);
+    return { ms, tokens_per_s: (16 * 64) / (ms / 1000) };
+  },
+  async "gpt-tiny-dpo-step"() {
+    const model = new GPT({ vocabSize: 256, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });
+    const r = (n: number, s: number) => Array.from({ length: n }, (_, i) => (i * 37 + s * 11) % 256);
+    const pairs: EncodedPair[] = Array.from(
+      { length: 8 },
+      (_, i) => ({ prompt: r(16, i), chosen: r(48, i + 100), rejected: r(48, i + 200) }),
+    );
+    const trainer = new DPOTrainer({
+      policy: model,
+      train: pairs,
+      config: { steps: 1e9, batchSize: 8, lr: 1e-4, padId: 0, beta: 0.1 },
+    });
+    const ms = await median(() => trainer.step(), 3);
+    return { ms, tokens_per_s: (16 * 64) / (ms / 1000) };
+  },
+};
+
+async function matmul(n: number): Promise<Result> {
+  const a = randn([n, n], { seed: 9 }).realize(), b = randn([n, n], { seed: 10 }).realize();
+  const ms = await median(readBack(() => a.matmul(b)), n > 512 ? 3 : RUNS);
+  return { ms, gflops: (2 * n ** 3) / ms / 1e6 };
+}
+
+for (const name of opt.backend.split(",")) {
+  try {
+    await setBackend(name as "cpu" | "webgpu");
+  } catch (e) {
+    console.log(JSON.stringify({ name: "setup", backend: name, error: (e as Error).message }));
+    continue;
+  }
+  for (const [w, run] of Object.entries(workloads)) {
+    if (opt.only && !opt.only.split(",").includes(w)) continue;
+    try {
+      const res = await run();
+      await flush();
+      const round = (v: number | string) => (typeof v === "number" ? +v.toPrecision(4) : v);
+      console.log(
+        JSON.stringify({
+          name: w,
+          backend: name,
+          adapter: getBackend().info,
+          ...Object.fromEntries(Object.entries(res).map(([k, v]) => [k, round(v)])),
+        }),
+      );
+    } catch (e) {
+      console.log(JSON.stringify({ name: w, backend: name, error: (e as Error).message }));
+    }
+  }
+}

@@ -1,0 +1,75 @@
+// The WebAssembly SIMD matmul against a plain f64 reference, within f32 rounding of Σ|a||b|.
+import assert from "node:assert/strict";
+import { rng } from "../tensor/tensor.ts";
+import { matmulF32 } from "../tensor/wasm.ts";
+
+/** Seeded values in [-1, 1), rounded to f32. */
+function random(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => 2 * r() - 1);
+}
+
+/** Assert out[off + i*N + j] = Σ_k A[i*K + k]·B[k*N + j] within 1e-5 of Σ_k |A[i*K + k]·B[k*N + j]|. */
+function check(
+  A: Float32Array,
+  B: Float32Array,
+  M: number,
+  K: number,
+  N: number,
+  out: Float32Array,
+  off = 0,
+) {
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let [sum, abs] = [0, 0];
+      for (let k = 0; k < K; k++) {
+        (sum += A[i * K + k] * B[k * N + j]), (abs += Math.abs(A[i * K + k] * B[k * N + j]));
+      }
+      const got = out[off + i * N + j];
+      assert.ok(
+        Math.abs(got - sum) <= 1e-5 * abs + 1e-30,
+        `[${i}, ${j}] of ${M}×${K}×${N}: ${got} vs ${sum}`,
+      );
+    }
+  }
+}
+
+/** Multiply seeded M×K and K×N matrices into a fresh output and check every value. */
+function run(M: number, K: number, N: number, seed = M * 1000 + K * 10 + N): void {
+  const [A, B, out] = [random(M * K, seed), random(K * N, seed + 1), new Float32Array(M * N)];
+  assert.equal(matmulF32(A, B, M, K, N, out, 0), true);
+  check(A, B, M, K, N, out);
+}
+
+Deno.test("wasm matmul matches an f64 reference", () => {
+  for (const [M, K, N] of [[1, 1, 1], [3, 5, 7], [4, 8, 8], [17, 33, 65], [130, 64, 257]]) run(M, K, N);
+});
+
+Deno.test("wasm matmul: several cache blocks of k and rows, then smaller shapes over stale memory", () => {
+  for (const [M, K, N] of [[70, 600, 24], [5, 300, 9], [2, 3, 2], [64, 256, 8], [65, 257, 17]]) run(M, K, N);
+});
+
+Deno.test("wasm matmul: exact values, output offset, longer inputs, empty shapes", () => {
+  // [[1, 2], [3, 4]] · [[5, 6], [7, 8]] = [[19, 22], [43, 50]], written after 3 untouched cells.
+  const out = new Float32Array(7).fill(-1);
+  assert.equal(
+    matmulF32(new Float32Array([1, 2, 3, 4, 9]), new Float32Array([5, 6, 7, 8]), 2, 2, 2, out, 3),
+    true,
+  );
+  assert.deepEqual([...out], [-1, -1, -1, 19, 22, 43, 50]);
+  // K = 0 gives zeros; M = 0 or N = 0 writes nothing.
+  const z = new Float32Array(4).fill(7);
+  assert.equal(matmulF32(new Float32Array(0), new Float32Array(0), 2, 0, 2, z, 0), true);
+  assert.deepEqual([...z], [0, 0, 0, 0]);
+  assert.equal(matmulF32(new Float32Array(0), new Float32Array(6), 0, 3, 2, z, 0), true);
+  assert.deepEqual([...z], [0, 0, 0, 0]);
+  // Batched use: each matrix of a batch from subarrays, into its slice of one output.
+  const [nb, M, K, N] = [3, 17, 16, 17];
+  const [A, B, o] = [random(nb * M * K, 7), random(nb * K * N, 8), new Float32Array(nb * M * N)];
+  for (let p = 0; p < nb; p++) {
+    assert.equal(matmulF32(A.subarray(p * M * K), B.subarray(p * K * N), M, K, N, o, p * M * N), true);
+  }
+  for (let p = 0; p < nb; p++) {
+    check(A.subarray(p * M * K), B.subarray(p * K * N), M, K, N, o.subarray(p * M * N));
+  }
+});
