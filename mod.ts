@@ -59,7 +59,16 @@ export { grad, gradcheck, type Grads, valueAndGrad } from "./autograd/functional
 // nn: modules, GPT-2, optimizers, sampling, tokenizers, checkpoints
 export { Dropout, Embedding, LayerNorm, Linear, Module, param } from "./nn/module.ts";
 export { Block, CausalSelfAttention, GPT, type GPTConfig, MLP } from "./nn/gpt.ts";
-export { Adam, type AdamOptions, AdamW, clipGradNorm, lrAt, type Optimizer, SGD } from "./nn/optim.ts";
+export {
+  Adam,
+  type AdamOptions,
+  AdamW,
+  clipGradNorm,
+  lrAt,
+  type Optimizer,
+  OptimizerBase,
+  SGD,
+} from "./nn/optim.ts";
 export { generate, type SampleOptions, sampleToken } from "./nn/sample.ts";
 export {
   ByteTokenizer,

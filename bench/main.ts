@@ -48,12 +48,8 @@ const readBack = (fn: () => Tensor<any>) => () => scope(async () => (await fn().
 
 type Result = Record<string, number | string>;
 const workloads: Record<string, () => Promise<Result>> = {
-  async "matmul-256"() {
-    return matmul(256);
-  },
-  async "matmul-1024"() {
-    return matmul(1024);
-  },
+  "matmul-256": () => matmul(256),
+  "matmul-1024": () => matmul(1024),
   async "elementwise-fused"() {
     const n = 1 << 22;
     const x = randn([n], { seed: 1 }).realize();

@@ -132,11 +132,17 @@ export async function precomputeReference(
 
 /** Trains a policy with DPO. Construct, then `await train()` (or call `step()` yourself). */
 export class DPOTrainer {
+  /** The model being aligned. */
   readonly policy: GPT;
+  /** The frozen reference (null when reference-free or SimPO). */
   readonly reference: GPT | null;
+  /** Optimizer of the policy (AdamW by default). */
   readonly optimizer: Optimizer;
+  /** Settings. */
   readonly config: DPOConfig;
+  /** Training pairs. */
   readonly train: EncodedPair[];
+  /** Held-out pairs. */
   readonly eval: EncodedPair[];
   /** Steps done. */
   stepCount = 0;
@@ -145,6 +151,7 @@ export class DPOTrainer {
   #refCache: [Float32Array, Float32Array] | null = null;
   #average: boolean;
 
+  /** A trainer; the reference defaults to a frozen copy of the policy. */
   constructor(o: {
     policy: GPT;
     reference?: GPT | null;

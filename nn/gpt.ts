@@ -35,6 +35,7 @@ export class CausalSelfAttention extends Module {
   attn_dropout: Dropout;
   /** Dropout on the output. */
   resid_dropout: Dropout;
+  /** Attention for `cfg`, initialized from `seed`. */
   constructor(readonly cfg: GPTConfig, seed: number) {
     super();
     const C = cfg.nEmbd;
@@ -74,6 +75,7 @@ export class MLP extends Module {
   c_proj: Linear<number, number>;
   /** Output dropout. */
   dropout: Dropout;
+  /** MLP for `cfg`, initialized from `seed`. */
   constructor(cfg: GPTConfig, seed: number) {
     super();
     this.c_fc = new Linear(cfg.nEmbd, 4 * cfg.nEmbd, { seed: seed + 1 });
@@ -99,6 +101,7 @@ export class Block extends Module {
   ln_2: LayerNorm<number>;
   /** MLP. */
   mlp: MLP;
+  /** Block for `cfg`, initialized from `seed`. */
   constructor(cfg: GPTConfig, seed: number) {
     super();
     this.ln_1 = new LayerNorm(cfg.nEmbd);
@@ -129,6 +132,7 @@ export class GPT extends Module {
   /** The configuration (with defaults filled in). */
   readonly config: Required<GPTConfig>;
 
+  /** A GPT with GPT-2 initialization (seeded by `cfg.seed`). */
   constructor(cfg: GPTConfig) {
     super();
     this.config = { dropout: 0, seed: 0, ...cfg };

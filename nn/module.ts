@@ -89,6 +89,7 @@ export class Linear<In extends number, Out extends number> extends Module {
   weight: Tensor<[In, Out]>;
   /** [out], or null. */
   bias: Tensor<[Out]> | null;
+  /** A layer [in] → [out]; weights ~ N(0, std = 0.02), bias zeros. */
   constructor(inFeatures: In, outFeatures: Out, opts: { bias?: boolean; std?: number; seed?: number } = {}) {
     super();
     this.weight = param(randn([inFeatures, outFeatures], { std: opts.std ?? 0.02, seed: opts.seed }));
@@ -105,6 +106,7 @@ export class Linear<In extends number, Out extends number> extends Module {
 export class Embedding<V extends number, D extends number> extends Module {
   /** [vocab, dim]. */
   weight: Tensor<[V, D]>;
+  /** `num` vectors of size `dim`, ~ N(0, 0.02). */
   constructor(num: V, dim: D, opts: { std?: number; seed?: number } = {}) {
     super();
     this.weight = param(randn([num, dim], { std: opts.std ?? 0.02, seed: opts.seed }));
@@ -121,6 +123,7 @@ export class LayerNorm<D extends number> extends Module {
   weight: Tensor<[D]>;
   /** Shift, [dim]. */
   bias: Tensor<[D]>;
+  /** Normalize vectors of size `dim`. */
   constructor(dim: D, readonly eps = 1e-5) {
     super();
     this.weight = param(ones([dim]));
@@ -135,6 +138,7 @@ export class LayerNorm<D extends number> extends Module {
 /** Inverted dropout with its own seeded generator; identity in eval mode or when p = 0. */
 export class Dropout extends Module {
   #calls = 0;
+  /** Drop probability `p`, seeded. */
   constructor(readonly p: number, readonly seed = 0) {
     super();
     if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);

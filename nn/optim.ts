@@ -22,12 +22,16 @@ type Named = [string, Tensor<any>][];
 const named = (params: Tensor<any>[] | Named): Named =>
   params.map((p, i) => (p instanceof Tensor ? [String(i), p] : p)) as Named;
 
-/** Shared bookkeeping: named parameters and per-parameter state buffers. */
-abstract class Base implements Optimizer {
-  protected params: Named;
+/** Shared bookkeeping of optimizers: named parameters and per-parameter state buffers. */
+export abstract class OptimizerBase implements Optimizer {
+  /** Named parameters. */
+  protected params: [string, Tensor<any>][];
+  /** State tensors by "param.slot". */
   protected state: Map<string, Tensor<any>> = new Map();
+  /** Steps taken. */
   protected t = 0;
-  constructor(params: Tensor<any>[] | Named, public lr: number) {
+  /** Optimize `params` (tensors, or [name, tensor] pairs) at learning rate `lr`. */
+  constructor(params: Tensor<any>[] | [string, Tensor<any>][], public lr: number) {
     this.params = named(params);
   }
   /** The state slot `key` of parameter `name`, created as zeros. */
@@ -37,19 +41,24 @@ abstract class Base implements Optimizer {
     if (!s) this.state.set(k, s = keep(zerosLike(like).realize()));
     return s;
   }
+  /** Update one parameter from its gradient. */
   abstract update(name: string, p: Tensor<any>, g: Tensor<any>): void;
+  /** Apply one update to every parameter with a gradient. */
   step(): void {
     this.t++;
     scope(() => {
       for (const [name, p] of this.params) if (p.grad) this.update(name, p, p.grad);
     });
   }
+  /** Clear gradients. */
   zeroGrad(): void {
     for (const [, p] of this.params) p.zeroGrad();
   }
+  /** Step count and state tensors. */
   stateDict(): { step: number; state: Record<string, Tensor<any>> } {
     return { step: this.t, state: Object.fromEntries([...this.state].map(([k, v]) => [k, v.detach()])) };
   }
+  /** Restore `stateDict()` output. */
   loadStateDict(sd: { step: number; state: Record<string, Tensor<any>> }): void {
     this.t = sd.step;
     for (const [k, v] of Object.entries(sd.state)) this.state.set(k, keep(v.detach().realize()));
@@ -57,8 +66,9 @@ abstract class Base implements Optimizer {
 }
 
 /** Stochastic gradient descent with optional momentum. */
-export class SGD extends Base {
-  constructor(params: Tensor<any>[] | Named, lr: number, readonly momentum = 0) {
+export class SGD extends OptimizerBase {
+  /** SGD at `lr`, with `momentum` (0 = none). */
+  constructor(params: Tensor<any>[] | [string, Tensor<any>][], lr: number, readonly momentum = 0) {
     super(params, lr);
   }
   /** p ← p − lr·(μ·buf + g). */
@@ -86,12 +96,17 @@ export interface AdamOptions {
 }
 
 /** Adam (Kingma & Ba, 2015) with decoupled weight decay (AdamW, Loshchilov & Hutter, 2019). */
-export class AdamW extends Base {
+export class AdamW extends OptimizerBase {
+  /** Moment decay rates. */
   readonly betas: [number, number];
+  /** Denominator guard. */
   readonly eps: number;
+  /** Decoupled weight decay. */
   readonly weightDecay: number;
+  /** Which parameters decay. */
   readonly decay: (name: string, p: Tensor<any>) => boolean;
-  constructor(params: Tensor<any>[] | Named, opts: AdamOptions = {}) {
+  /** AdamW over `params` (names let `decay` choose). */
+  constructor(params: Tensor<any>[] | [string, Tensor<any>][], opts: AdamOptions = {}) {
     super(params, opts.lr ?? 1e-3);
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
@@ -114,7 +129,11 @@ export class AdamW extends Base {
 
 /** Adam: AdamW without weight decay. */
 export class Adam extends AdamW {
-  constructor(params: Tensor<any>[] | Named, opts: Omit<AdamOptions, "weightDecay" | "decay"> = {}) {
+  /** Adam over `params`. */
+  constructor(
+    params: Tensor<any>[] | [string, Tensor<any>][],
+    opts: Omit<AdamOptions, "weightDecay" | "decay"> = {},
+  ) {
     super(params, { ...opts, weightDecay: 0 });
   }
 }

@@ -335,7 +335,7 @@ export type Gather<S extends Shape, Axis extends number, I extends Shape> =
     : `gather: index shape ${Fmt<I>} must have the same rank as shape ${Fmt<S>}`;
 
 /** Looking indices of shape I up in a [vocab, dim] weight W gives [...I, dim]. */
-export type Embedding<W extends Shape, I extends Shape> = number extends W["length"]
+export type EmbeddingLookup<W extends Shape, I extends Shape> = number extends W["length"]
   ? number extends I["length"] ? number[] : [...I, number]
   : W extends readonly [number, infer D extends number] ? number extends I["length"] ? number[] : [...I, D]
   : `embedding: weight must be [vocab, dim], got ${Fmt<W>}`;

@@ -22,7 +22,7 @@ import * as SH from "./shape.ts";
 import type {
   Broadcast,
   Concat,
-  Embedding,
+  EmbeddingLookup,
   FromNested,
   Gather,
   Guard,
@@ -1266,9 +1266,9 @@ export function stack<const T extends readonly Tensor<any>[], const A extends nu
 
 /** Embedding lookup: rows of `weight` [V, D] picked by i32 `index` of any shape → [...index, D]. */
 export function embedding<W extends Shape, I extends Shape>(
-  weight: Tensor<W> & Guard<Embedding<W, I>>,
+  weight: Tensor<W> & Guard<EmbeddingLookup<W, I>>,
   index: Tensor<I>,
-): Tensor<Ok<Embedding<W, I>>> {
+): Tensor<Ok<EmbeddingLookup<W, I>>> {
   const w = weight as Tensor<any>;
   SH.embeddingCheck(w.shape);
   checkIndex("embedding", index, w.shape[0]);

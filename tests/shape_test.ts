@@ -4,8 +4,8 @@ import {
   broadcastShapes,
   type Concat,
   concatShape,
-  type Embedding,
   embeddingCheck,
+  type EmbeddingLookup,
   fmtShape,
   type FromNested,
   type Gather,
@@ -169,8 +169,9 @@ const _i2: Equal<IndexSelect<[5, 3], -1, number>, [5, number]> = true;
 const _g1: Equal<Gather<[2, 3], 1, [2, 5]>, [2, 5]> = true;
 const _g2: Equal<Gather<[2, 3], 1, [2]>, "gather: index shape [2] must have the same rank as shape [2, 3]"> =
   true;
-const _e1: Equal<Embedding<[50257, 768], [4, 16]>, [4, 16, 768]> = true;
-const _e2: Equal<Embedding<[2, 3, 4], [5]>, "embedding: weight must be [vocab, dim], got [2, 3, 4]"> = true;
+const _e1: Equal<EmbeddingLookup<[50257, 768], [4, 16]>, [4, 16, 768]> = true;
+const _e2: Equal<EmbeddingLookup<[2, 3, 4], [5]>, "embedding: weight must be [vocab, dim], got [2, 3, 4]"> =
+  true;
 
 // FromNested / NormAxis / Ok / Guard
 const _f1: Equal<FromNested<[[1, 2], [3, 4]]>, [2, 2]> = true;

@@ -28,7 +28,7 @@ import {
   zeros,
 } from "../mod.ts";
 // mod.ts also exports nn's `Embedding` module class, which shadows the shape rule of that name there.
-import type { Embedding } from "../tensor/shape.ts";
+import type { EmbeddingLookup } from "../mod.ts";
 
 type Equal<X, Y> = (<T>() => T extends X ? 1 : 2) extends (<T>() => T extends Y ? 1 : 2) ? true : false;
 
@@ -363,7 +363,7 @@ Deno.test("types: gather, indexSelect, embedding", () => {
   throwsShape(
     // @ts-expect-error embedding: weight of rank 3
     () => embedding(zeros([10, 8, 2]), zeros([2, 5], "i32")),
-    "embedding: weight must be [vocab, dim], got [10, 8, 2]" satisfies Embedding<[10, 8, 2], [2, 5]>,
+    "embedding: weight must be [vocab, dim], got [10, 8, 2]" satisfies EmbeddingLookup<[10, 8, 2], [2, 5]>,
   );
 });
 
