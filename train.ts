@@ -48,7 +48,7 @@ const OPTIONS = {
   steps: { type: "string", default: "", help: "DPO steps (default 120, quick 40)" },
   "batch-size": { type: "string", default: "32", help: "preference pairs per DPO step" },
   "precompute-ref": { type: "boolean", default: false, help: "compute reference log-probs once up front" },
-  backend: { type: "string", default: "cpu", help: "cpu | webgpu | auto" },
+  backend: { type: "string", default: "auto", help: "cpu | webgpu | auto (WebGPU on a hardware GPU, else cpu)" },
   seed: { type: "string", default: "0", help: "seed for data, init, sampling" },
   out: { type: "string", default: "", help: "output folder (default runs/<timestamp>)" },
   resume: {

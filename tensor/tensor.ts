@@ -55,8 +55,10 @@ export function getBackend(): Backend {
   return backend;
 }
 
-/** Choose the backend for new tensors: "cpu", "webgpu", or "auto" (WebGPU when an adapter exists,
- * else CPU with a one-line notice). With no argument, reads env `TENSOR_BACKEND` (default cpu). */
+/** Choose the backend for new tensors: "cpu", "webgpu", or "auto" — WebGPU on a hardware adapter,
+ * else the CPU with a one-line notice (a software adapter such as llvmpipe runs this library's
+ * workloads slower than the CPU backend's SIMD kernels). With no argument, reads env
+ * `TENSOR_BACKEND` (default cpu). */
 export async function setBackend(name?: "cpu" | "webgpu" | "auto"): Promise<Backend> {
   name ??= (envVar("TENSOR_BACKEND") as "cpu" | "webgpu" | "auto" | undefined) ?? "cpu";
   if (!["cpu", "webgpu", "auto"].includes(name)) {
@@ -71,7 +73,9 @@ export async function setBackend(name?: "cpu" | "webgpu" | "auto"): Promise<Back
       console.error(`setBackend: no WebGPU (${(e as Error).message}); using cpu`);
     }
   }
-  backend = backends.get(name === "auto" ? (backends.has("webgpu") ? "webgpu" : "cpu") : name)!;
+  const gpu = backends.get("webgpu") as (Backend & { software?: boolean }) | undefined;
+  if (name === "auto" && gpu?.software) console.error(`setBackend: ${gpu.info} is a software adapter; using cpu`);
+  backend = backends.get(name === "auto" ? (gpu && !gpu.software ? "webgpu" : "cpu") : name)!;
   return backend;
 }
 

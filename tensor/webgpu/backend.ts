@@ -82,6 +82,11 @@ export class WebGpuBackend implements Backend {
     this.info = gpu.info;
   }
 
+  /** True on a software (CPU) adapter such as llvmpipe or lavapipe. */
+  get software(): boolean {
+    return this.gpu.cpuLike;
+  }
+
   /** Request an adapter and device; throws "webgpu: no adapter available (…)" without one. */
   static async create(): Promise<WebGpuBackend> {
     return new WebGpuBackend(await Gpu.create());
