@@ -48,7 +48,11 @@ const OPTIONS = {
   steps: { type: "string", default: "", help: "DPO steps (default 120, quick 40)" },
   "batch-size": { type: "string", default: "32", help: "preference pairs per DPO step" },
   "precompute-ref": { type: "boolean", default: false, help: "compute reference log-probs once up front" },
-  backend: { type: "string", default: "auto", help: "cpu | webgpu | auto (WebGPU on a hardware GPU, else cpu)" },
+  backend: {
+    type: "string",
+    default: "auto",
+    help: "cpu | webgpu | auto (WebGPU on a hardware GPU, else cpu)",
+  },
   seed: { type: "string", default: "0", help: "seed for data, init, sampling" },
   out: { type: "string", default: "", help: "output folder (default runs/<timestamp>)" },
   resume: {
@@ -198,14 +202,13 @@ async function makePairs(model: GPT, tok: WordTokenizer, prompts: string[], seed
   const samples = await sampleTexts(model, tok, prompts.flatMap((p) => [p, p, p, p]), seed);
   const pairs: PreferencePair[] = [];
   for (let i = 0; i < samples.length; i += 4) {
-    const four = samples.slice(i, i + 4).filter((s) => s.completion.length).map((s) => ({
+    const four = samples.slice(i, i + 4).filter((s) => tok.decode(s.completion)).map((s) => ({
       ...s,
       r: sentimentScore(s.text),
     }));
     four.sort((a, b) => b.r - a.r);
     if (four.length < 2 || four[0].r - four[four.length - 1].r < 0.1) continue;
-    const tail = (s: typeof four[0]) =>
-      " " + tok.decode(s.completion) + (s.completion.at(-1) === tok.eos ? "" : "");
+    const tail = (s: typeof four[0]) => " " + tok.decode(s.completion);
     pairs.push({ prompt: four[0].prompt, chosen: tail(four[0]), rejected: tail(four[four.length - 1]) });
   }
   return pairs;
@@ -321,7 +324,10 @@ async function builtinTask(args: Args, run: Run) {
   const heldOut = new Set(distinct.filter(() => r() < 0.2));
   const trainPrompts = corpus.map(words).filter((p) => !heldOut.has(p));
   const evalPrompts = corpus.map(words).filter((p) => heldOut.has(p));
-  const pick = (ps: string[], n: number) => Array.from({ length: n }, () => ps[Math.floor(r() * ps.length)]);
+  const pick = (ps: string[], n: number, s: number) => {
+    const g = rng(s); // each draw has its own seed, so a resumed run sees the same prompts
+    return Array.from({ length: n }, () => ps[Math.floor(g() * ps.length)]);
+  };
 
   // 1–2. SFT on the corpus.
   const model = new GPT({
@@ -355,12 +361,14 @@ async function builtinTask(args: Args, run: Run) {
   if (args.resume && run.exists("prefs.jsonl")) {
     prefs = parsePreferenceJsonl(await Deno.readTextFile(`${run.dir}/prefs.jsonl`), "prefs.jsonl").pairs;
   } else {
-    prefs = await makePairs(model, tok, pick(trainPrompts, size.prompts), seed + 2);
+    prefs = await makePairs(model, tok, pick(trainPrompts, size.prompts, seed + 10), seed + 2);
     await Deno.writeTextFile(`${run.dir}/prefs.jsonl`, toJsonl(prefs));
   }
-  const enc = (s: string, part: "prompt" | "completion") => tok.encode(s, { bos: part === "prompt" });
+  // As in TRL: BOS before prompts, EOS after completions.
+  const enc = (s: string, part: "prompt" | "completion") =>
+    tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
   const train = encodePairs(prefs, enc, BLOCK).pairs;
-  const evalPrefs = await makePairs(model, tok, pick(evalPrompts, size.evalPrompts), seed + 3);
+  const evalPrefs = await makePairs(model, tok, pick(evalPrompts, size.evalPrompts, seed + 11), seed + 3);
   const evalPairs = encodePairs(evalPrefs, enc, BLOCK).pairs;
   console.log(
     `preferences: ${train.length} training pairs (prefs.jsonl), ${evalPairs.length} held-out pairs`,
@@ -375,7 +383,7 @@ async function builtinTask(args: Args, run: Run) {
     throw new Error(`train.ts: --sweep-beta must list positive numbers, got "${args["sweep-beta"]}"`);
   }
   const results = [];
-  const evalSet = pick(evalPrompts, size.evalPrompts);
+  const evalSet = pick(evalPrompts, size.evalPrompts, seed + 12);
   run.resumeDpo = args.resume;
   for (const beta of betas) {
     const tag = betas.length > 1 ? `-beta${beta}` : "";
@@ -439,7 +447,9 @@ async function customData(args: Args, run: Run) {
       nEmbd: 64,
       seed: num(args, "seed"),
     });}
-  const enc = (s: string, part: "prompt" | "completion") => tok.encode(s, { bos: part === "prompt" });
+  // As in TRL: BOS before prompts, EOS after completions.
+  const enc = (s: string, part: "prompt" | "completion") =>
+    tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
   const { pairs: all, truncated } = encodePairs(pairs, enc, model.config.blockSize);
   const nEval = Math.floor(all.length / 10);
   console.log(
@@ -490,6 +500,12 @@ if (import.meta.main) {
     if (args.help) {
       console.log(usage());
       Deno.exit(0);
+    }
+    // Validate every flag before any work starts.
+    dpoConfig(args, num(args, "beta", (x) => x > 0), 1, 0);
+    if (args.steps) num(args, "steps", (x) => Number.isInteger(x) && x > 0);
+    if (!["cpu", "webgpu", "auto"].includes(args.backend)) {
+      throw new Error(`train.ts: --backend must be cpu, webgpu or auto, got "${args.backend}"`);
     }
     const backend = await setBackend(args.backend as "cpu" | "webgpu" | "auto");
     const dir = args.out || `runs/${new Date().toISOString().replace(/[:.]/g, "-")}`;

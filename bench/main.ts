@@ -50,6 +50,11 @@ type Result = Record<string, number | string>;
 const workloads: Record<string, () => Promise<Result>> = {
   "matmul-256": () => matmul(256),
   "matmul-1024": () => matmul(1024),
+  // Only on a hardware GPU: the fp32 peak comparison of the WebGPU issue.
+  "matmul-4096":
+    () => (getBackend().name === "webgpu" && !(getBackend() as { software?: boolean }).software
+      ? matmul(4096)
+      : Promise.resolve({ skipped: "hardware GPU only" })),
   async "elementwise-fused"() {
     const n = 1 << 22;
     const x = randn([n], { seed: 1 }).realize();

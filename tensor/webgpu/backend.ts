@@ -15,7 +15,7 @@ import {
   type TypedArray,
   type View,
 } from "../backend.ts";
-import { bin, cnst, type DType, type Exp, idx, key, load, where } from "../exp.ts";
+import { bin, cast, cnst, type DType, type Exp, idx, key, load, where } from "../exp.ts";
 import { Gpu, type Raw } from "./device.ts";
 import {
   type Binding,
@@ -200,6 +200,7 @@ export class WebGpuBackend implements Backend {
 
   /** Register-blocked matmul on packed operands (see `matmulVec4Kernel`), one dispatch. */
   matmul(a: Src, b: Src): BackendBuffer {
+    if (a.buf.dtype === "i32" && b.buf.dtype === "i32") return this.intMatmul(a, b);
     if (a.buf.dtype !== "f32" || b.buf.dtype !== "f32") throw new Error("webgpu: matmul supports f32 only");
     const r = a.view.shape.length;
     const [M, K, N] = [a.view.shape[r - 2], a.view.shape[r - 1], b.view.shape[r - 1]];
@@ -232,6 +233,24 @@ export class WebGpuBackend implements Backend {
       grid,
     );
     for (const x of [pa, pb]) if (x.tmp) this.free(x.src.buf);
+    return out;
+  }
+
+  /** i32 matmul (the frontend keeps integer operands integer) as an f32 matmul of converted
+   * copies: exact while every partial sum stays below 2^24 in magnitude. */
+  private intMatmul(a: Src, b: Src): BackendBuffer {
+    const f32 = (x: Src): Src => {
+      const buf = this.map(cast(load(0, "i32"), "f32"), [x], x.view.shape);
+      return { buf, view: { shape: x.view.shape, strides: contiguousStrides(x.view.shape), offset: 0 } };
+    };
+    const [fa, fb] = [f32(a), f32(b)];
+    const c = this.matmul(fa, fb), r = a.view.shape.length;
+    const shape = [...a.view.shape.slice(0, -1), b.view.shape[r - 1]];
+    const out = this.map(cast(load(0, "f32"), "i32"), [{
+      buf: c,
+      view: { shape, strides: contiguousStrides(shape), offset: 0 },
+    }], shape);
+    for (const t of [fa.buf, fb.buf, c]) this.free(t);
     return out;
   }
 

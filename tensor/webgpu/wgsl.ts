@@ -65,6 +65,9 @@ fn idiv_(a: i32, b: i32) -> i32 { return select(a / select(b, 1i, b == 0i), 0i, 
 fn udiv_(a: u32, b: u32) -> u32 { return select(a / select(b, 1u, b == 0u), 0u, b == 0u); }
 `;
 
+const litZero = (e: Exp): boolean =>
+  e.op === "const" ? e.v === 0 : e.op === "cast" && e.a.op === "const" && e.a.dtype !== "f32" && !e.a.v;
+
 /** Render `e` as a WGSL expression; `leaf` renders `load` and `idx` nodes. */
 export function render(e: Exp, leaf: (e: Exp) => string): string {
   const r = (x: Exp) => render(x, leaf);
@@ -112,6 +115,9 @@ export function render(e: Exp, leaf: (e: Exp) => string): string {
     case "mul":
       return `(${a} * ${b})`;
     case "div":
+      // The Mesa adapters fold x / 0.0 (a literal, maybe cast from an int) to 0; x·∞ is IEEE's x/0
+      // (+0: the CPU oracle, like `literal`, renders −0 as 0).
+      if (t === "f32" && litZero(e.b)) return `(${a} * ${literal(Infinity, "f32")})`;
       return t === "f32" ? `(${a} / ${b})` : t === "i32" ? `idiv_(${a}, ${b})` : `udiv_(${a}, ${b})`;
     case "pow":
       return t === "f32" ? `powf_(${a}, ${b})` : `${t}(ipow_(i32(${a}), i32(${b})))`;
