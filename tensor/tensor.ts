@@ -74,7 +74,9 @@ export async function setBackend(name?: "cpu" | "webgpu" | "auto"): Promise<Back
     }
   }
   const gpu = backends.get("webgpu") as (Backend & { software?: boolean }) | undefined;
-  if (name === "auto" && gpu?.software) console.error(`setBackend: ${gpu.info} is a software adapter; using cpu`);
+  if (name === "auto" && gpu?.software) {
+    console.error(`setBackend: ${gpu.info} is a software adapter; using cpu`);
+  }
   backend = backends.get(name === "auto" ? (gpu && !gpu.software ? "webgpu" : "cpu") : name)!;
   return backend;
 }
