@@ -26,8 +26,45 @@ export class CpuBuffer implements BackendBuffer {
   }
 }
 
-/** Render an expression as a JavaScript expression string. */
+// Subtrees that occur more than once in the tree being rendered are computed once into locals
+// (the IR is a tree, so e.g. GELU's tanh would otherwise be evaluated twice per element).
+let cse: { count: Map<string, number>; name: Map<string, string>; defs: string[] } | null = null;
+const kids = (e: Exp): Exp[] =>
+  [(e as { c?: Exp }).c, (e as { a?: Exp }).a, (e as { b?: Exp }).b].filter((x): x is Exp => !!x);
+
+/** Render a tree as [local definitions, expression] of JavaScript. */
+function render(e: Exp): [string, string] {
+  const count = new Map<string, number>();
+  const walk = (n: Exp) => {
+    const k = key(n);
+    count.set(k, (count.get(k) ?? 0) + 1);
+    kids(n).forEach(walk);
+  };
+  walk(e);
+  cse = { count, name: new Map(), defs: [] };
+  try {
+    const expr = js(e);
+    return [cse.defs.join(""), expr];
+  } finally {
+    cse = null;
+  }
+}
+
 function js(e: Exp): string {
+  if (!cse || !kids(e).length || cse.count.get(key(e))! < 2) return jsNode(e);
+  const k = key(e);
+  let n = cse.name.get(k);
+  if (!n) {
+    const def = jsNode(e);
+    n = `c${cse.defs.length}`;
+    cse.defs.push(`const ${n}=${def};`);
+    cse.name.set(k, n);
+  }
+  return n;
+}
+
+/** Render one node as a JavaScript expression string. */
+function jsNode(e: Exp): string {
   const i32 = (s: string) => (e.dtype === "i32" ? `((${s})|0)` : `(${s})`);
   switch (e.op) {
     case "load":
@@ -113,16 +150,10 @@ function kernel(tag: string, e: Exp, nInputs: number, rank: number, body: string
   let f = kernels.get(k);
   if (!f) {
     const xs = [...Array(nInputs).keys()].map((i) => `x${i}`).join(",");
-    f = new Function(
-      "out",
-      "acc",
-      "xs",
-      "shape",
-      "s",
-      "off",
-      `const [${xs}]=xs;` +
-        loops(rank, nInputs + 1, body.replaceAll("$V", js(e)).replaceAll("$O", `o${nInputs}`)),
-    ) as (...args: unknown[]) => void;
+    const [defs, v] = render(e);
+    const inner = (defs + body.replaceAll("$V", () => v)).replaceAll("$O", `o${nInputs}`);
+    const code = `const [${xs}]=xs;` + loops(rank, nInputs + 1, inner);
+    f = new Function("out", "acc", "xs", "shape", "s", "off", code) as (...args: unknown[]) => void;
     kernels.set(k, f);
   }
   return f;
@@ -247,17 +278,30 @@ export class CpuBackend implements Backend {
     const f32 = a.buf.dtype === "f32";
     const A = f32 ? new Float32Array(M * K) : new Float64Array(M * K);
     const B = f32 ? new Float32Array(K * N) : new Float64Array(K * N), row = new Float64Array(N);
+    // Row-major operands are used in place; others are packed first.
+    const pack = (
+      d: TypedArray,
+      base: number,
+      s0: number,
+      s1: number,
+      R: number,
+      C: number,
+      to: TypedArray,
+    ) => {
+      if (s1 === 1 && s0 === C && d.constructor === to.constructor) return d.subarray(base, base + R * C);
+      for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) to[r * C + c] = d[base + r * s0 + c * s1];
+      return to;
+    };
     for (let p = 0; p < nb; p++) {
-      for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) A[i * K + k] = ad[aBase[p] + i * as0 + k * as1];
-      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) B[k * N + j] = bd[bBase[p] + k * bs0 + j * bs1];
-      if (f32 && matmulF32(A as Float32Array, B as Float32Array, M, K, N, o as Float32Array, p * M * N)) {
+      const Ap = pack(ad, aBase[p], as0, as1, M, K, A), Bp = pack(bd, bBase[p], bs0, bs1, K, N, B);
+      if (f32 && matmulF32(Ap as Float32Array, Bp as Float32Array, M, K, N, o as Float32Array, p * M * N)) {
         continue;
       }
       for (let i = 0; i < M; i++) {
         row.fill(0);
         for (let k = 0; k < K; k++) {
-          const aik = A[i * K + k];
-          for (let j = 0; j < N; j++) row[j] += aik * B[k * N + j];
+          const aik = Ap[i * K + k];
+          for (let j = 0; j < N; j++) row[j] += aik * Bp[k * N + j];
         }
         o.set(row, p * M * N + i * N);
       }

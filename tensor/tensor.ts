@@ -712,7 +712,7 @@ export class Tensor<S extends Shape = Shape> {
   softmax(axis = -1): Tensor<S> {
     SH.normAxis("softmax", axis, this.shape);
     const x = this.detach() as Tensor<any>;
-    const e = x.sub(x.max(axis, true)).exp();
+    const e = x.sub(x.max(axis, true)).exp().realize(); // exp once, read by the sum and the division
     const y: Tensor<any> = e.div(e.sum(axis, true)).realize();
     return record(y, [this], (g) => [y.mul(g.sub(g.mul(y).sum(axis, true)))]) as any;
   }
