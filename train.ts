@@ -383,6 +383,7 @@ async function builtinTask(args: Args, run: Run) {
     throw new Error(`train.ts: --sweep-beta must list positive numbers, got "${args["sweep-beta"]}"`);
   }
   const results = [];
+  const best = bestAchievableScore(generateCorpus(20000, seed + 5));
   const evalSet = pick(evalPrompts, size.evalPrompts, seed + 12);
   run.resumeDpo = args.resume;
   for (const beta of betas) {
@@ -403,10 +404,11 @@ async function builtinTask(args: Args, run: Run) {
       policyReward: after.reward,
       kl: after.kl,
       heldOutAccuracy: ev["eval_rewards/accuracies"],
+      // Share of the gap between the reference's mean reward and the best achievable that DPO closed.
+      gapClosed: (after.reward - before.reward) / (best - before.reward),
       examples: before.samples.slice(0, 5).map((s, i) => [s.text, after.samples[i].text]),
     });
   }
-  const best = bestAchievableScore(generateCorpus(20000, seed + 5));
   return {
     tokenizer: "word",
     vocabSize: tok.vocabSize,
@@ -559,6 +561,7 @@ function printSummary(s: Record<string, any>) {
       "mean reward (reference → policy)": `${r.referenceReward.toFixed(3)} → ${
         r.policyReward.toFixed(3)
       } (best ${s.bestAchievableReward.toFixed(3)})`,
+      "share of the gap to the best closed": r.gapClosed.toFixed(3),
       "KL(policy ‖ reference), sampled": r.kl.toFixed(3),
       "held-out preference accuracy": r.heldOutAccuracy.toFixed(3),
     });

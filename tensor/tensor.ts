@@ -1542,8 +1542,3 @@ export function scope<T>(fn: () => T): T {
   if (out instanceof Promise) return out.then(end, (e) => (end(undefined), Promise.reject(e))) as T;
   return end(out) as T;
 }
-
-/** Internal hooks for autograd/functional.ts. */
-export const _internal: { nodeOf: (t: Tensor<any>) => TapeNode<Tensor<any>> | null } = {
-  nodeOf: (t) => nodeOf(t),
-};
