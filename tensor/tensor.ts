@@ -554,17 +554,14 @@ export class Tensor<S extends Shape = Shape> {
   /** GELU, tanh approximation (GPT-2's): ½x(1 + tanh(√(2/π)(x + 0.044715x³))). */
   gelu(): Tensor<S> {
     const C = Math.sqrt(2 / Math.PI), K = 0.044715;
-    const inner = (x: Tensor<any>) => x.mul(x).mul(x).mul(K).add(x).mul(C);
-    return unary(this, "gelu", (x) => {
-      const c = (v: number) => X.cnst(v, x.dtype);
-      const x3 = X.bin("mul", X.bin("mul", x, x), x);
-      const t = X.un("tanh", X.bin("mul", X.bin("add", x, X.bin("mul", x3, c(K))), c(C)));
-      return X.bin("mul", X.bin("mul", x, c(0.5)), X.bin("add", t, c(1)));
-    }, (g, x) => {
-      const t = inner(x).tanh();
+    const x = (isFloat(this.dtype) ? this : this.cast("f32")).detach() as Tensor<any>;
+    // tanh dominates the cost on the CPU: compute it once and share it with the backward rule.
+    const t = x.mul(x).mul(x).mul(K).add(x).mul(C).tanh().realize();
+    const y = x.mul(0.5).mul(t.add(1));
+    return record(y, [this], (g) => {
       const dt = t.mul(t).neg().add(1).mul(x.mul(x).mul(3 * K).add(1)).mul(C);
-      return g.mul(t.add(1).mul(0.5).add(x.mul(0.5).mul(dt)));
-    }, true);
+      return [g.mul(t.add(1).mul(0.5).add(x.mul(0.5).mul(dt)))];
+    }) as any;
   }
   /** log(1 + eˣ), computed stably as max(x, 0) + log(1 + e^−|x|). */
   softplus(): Tensor<S> {
