@@ -1099,8 +1099,11 @@ function reduce(
 
 function extremum(x: Tensor<any>, op: "max" | "min", axis: any, keepdim: any): any {
   return reduce(x, op, axis, keepdim, (g) => {
-    const m = reduce(x.detach(), op, axis, true);
-    const hit = x.eq(m).cast(g.dtype);
+    // Compare stored values with the stored extremum: a lazy x recomputed in higher precision
+    // would equal nothing.
+    const xr = x.detach().realize();
+    const m = reduce(xr, op, axis, true);
+    const hit = xr.eq(m).cast(g.dtype);
     return g.mul(hit).div(hit.sum(axis, true));
   });
 }

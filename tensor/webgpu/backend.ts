@@ -28,6 +28,7 @@ import {
   threadsPer,
   wgslType,
 } from "./wgsl.ts";
+import { tiledMatmulGrid, tiledMatmulKernel } from "./tiled.ts";
 
 /** A device buffer: `size` elements of `dtype` (bool stored as u32). */
 class GpuBuffer implements BackendBuffer {
@@ -71,6 +72,11 @@ function dims(
  * (each storage load there costs ~25 cycles, so reuse matters most: measured on llvmpipe). */
 const TILES = { cpu: [16, 4, 4, 4], cpuSmall: [4, 1, 8, 8], gpu: [4, 1, 16, 16] } as const;
 const RO = (type: string): Binding => ({ type, write: false });
+/** All of `buf` read contiguously as `shape`. */
+const whole = (buf: BackendBuffer, shape: readonly number[]): Src => ({
+  buf,
+  view: { shape, strides: contiguousStrides(shape), offset: 0 },
+});
 
 /** The WebGPU backend. */
 export class WebGpuBackend implements Backend {
@@ -156,14 +162,8 @@ export class WebGpuBackend implements Backend {
     const src = stridedKernel("map", this.value(e, slots, (a) => a), inputs.length, bindings, rank, rank);
     const params = [n, 1, ...ds.map((d) => d.n)];
     views.forEach((v, k) => params.push(v.offset, ...ds.map((d) => d.s[k])));
-    this.gpu.dispatch(
-      `map ${key(e).slice(0, 80)}`,
-      src,
-      bindings,
-      bufs,
-      params,
-      this.gpu.grid(Math.ceil(n / 256)),
-    );
+    const tag = `map ${key(e).slice(0, 80)}`;
+    this.gpu.dispatch(tag, src, bindings, bufs, params, this.gpu.grid(Math.ceil(n / 256)));
     return out;
   }
 
@@ -208,7 +208,7 @@ export class WebGpuBackend implements Backend {
     if (K === 0) return this.map(cnst(0, "f32"), [], [...batchShape, M, N]);
     const out = this.alloc(numel(batchShape) * M * N, "f32");
     if (numel(batchShape) * M * N === 0) return out;
-    const pa = this.packed(a, K), pb = this.packed(b, N);
+    const pa = this.packed(a, K), pb = this.packed(b, N, true);
     const Kp = Math.ceil(K / 4) * 4, Np = Math.ceil(N / 4) * 4;
     const strides = [pa.src.view.strides, pb.src.view.strides, contiguousStrides([...batchShape, M, N])];
     const batch = dims(batchShape, strides, 0, r - 2);
@@ -220,10 +220,14 @@ export class WebGpuBackend implements Backend {
       ? (M * N * K >= 64 ** 3 ? TILES.cpu : TILES.cpuSmall)
       : TILES.gpu;
     const params = [M, Kp, N, Np, ...batch.map((d) => d.n), ...batch.map((d) => d.s[0])];
-    params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset);
+    params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset, K);
     const bindings = [RO("vec4<f32>"), RO("vec4<f32>"), { type: "f32", write: true }];
-    const src = matmulVec4Kernel(batch.length, tm, tb, wx, wy);
-    const grid: [number, number, number] = [Math.ceil(Np / 4 / tb / wx), Math.ceil(M / tm / wy), nz];
+    // Real GPUs: workgroup-memory tiles (tiled.ts); CPU adapters: register blocks, no barriers.
+    const tiled = !this.gpu.cpuLike;
+    const src = tiled ? tiledMatmulKernel(batch.length) : matmulVec4Kernel(batch.length, tm, tb, wx, wy);
+    const grid: [number, number, number] = tiled
+      ? tiledMatmulGrid(M, N, nz)
+      : [Math.ceil(Np / 4 / tb / wx), Math.ceil(M / tm / wy), nz];
     this.gpu.dispatch(
       `matmul ${M}x${K}x${N}`,
       src,
@@ -239,32 +243,33 @@ export class WebGpuBackend implements Backend {
   /** i32 matmul (the frontend keeps integer operands integer) as an f32 matmul of converted
    * copies: exact while every partial sum stays below 2^24 in magnitude. */
   private intMatmul(a: Src, b: Src): BackendBuffer {
-    const f32 = (x: Src): Src => {
-      const buf = this.map(cast(load(0, "i32"), "f32"), [x], x.view.shape);
-      return { buf, view: { shape: x.view.shape, strides: contiguousStrides(x.view.shape), offset: 0 } };
-    };
-    const [fa, fb] = [f32(a), f32(b)];
-    const c = this.matmul(fa, fb), r = a.view.shape.length;
-    const shape = [...a.view.shape.slice(0, -1), b.view.shape[r - 1]];
-    const out = this.map(cast(load(0, "f32"), "i32"), [{
-      buf: c,
-      view: { shape, strides: contiguousStrides(shape), offset: 0 },
-    }], shape);
-    for (const t of [fa.buf, fb.buf, c]) this.free(t);
+    const conv = (x: Src, to: DType) =>
+      whole(this.map(cast(load(0, x.buf.dtype), to), [x], x.view.shape), x.view.shape);
+    const [fa, fb] = [conv(a, "f32"), conv(b, "f32")], r = a.view.shape.length;
+    const c = whole(this.matmul(fa, fb), [...a.view.shape.slice(0, -1), b.view.shape[r - 1]]);
+    const out = conv(c, "i32").buf;
+    for (const t of [fa, fb, c]) this.free(t.buf);
     return out;
   }
 
-  /** An operand as packed [...batch, rows, colsP] (colsP = cols rounded up to 4, zero padded):
-   * the view itself when it already is, else a copy. */
-  private packed(x: Src, cols: number): { src: Src; tmp: boolean } {
-    const v = x.view, r = v.shape.length, colsP = Math.ceil(cols / 4) * 4;
-    const ok = cols === colsP && v.strides[r - 1] === 1 && v.strides[r - 2] === cols && v.offset % 4 === 0 &&
-      v.strides.slice(0, -2).every((s) => s % 4 === 0);
+  /** An operand as packed [...batch, rowsP, colsP] (colsP = cols rounded up to 4; rowsP = rows, or
+   * rounded up to 4 when `padRows`), zero padded: the view itself when it already is, else a copy.
+   * B's rows are padded so the k-loop's last vec4 of A (zero padded) never meets another batch's
+   * data (0·Inf would be NaN). */
+  private packed(x: Src, cols: number, padRows = false): { src: Src; tmp: boolean } {
+    const v = x.view, r = v.shape.length, colsP = Math.ceil(cols / 4) * 4, rows = v.shape[r - 2];
+    const rowsP = padRows ? Math.ceil(rows / 4) * 4 : rows;
+    const ok = cols === colsP && rows === rowsP && v.strides[r - 1] === 1 && v.strides[r - 2] === cols &&
+      v.offset % 4 === 0 && v.strides.slice(0, -2).every((s) => s % 4 === 0);
     if (ok) return { src: x, tmp: false };
-    const shape = [...v.shape.slice(0, -1), colsP];
-    const e = where(bin("lt", idx(r - 1), cnst(cols, "i32")), load(0, "f32"), cnst(0, "f32"));
-    const buf = this.map(e, [{ buf: x.buf, view: { ...v, shape } }], shape);
-    return { src: { buf, view: { shape, strides: contiguousStrides(shape), offset: 0 } }, tmp: true };
+    const shape = [...v.shape.slice(0, -2), rowsP, colsP];
+    const inside = bin(
+      "and",
+      bin("lt", idx(r - 1), cnst(cols, "i32")),
+      bin("lt", idx(r - 2), cnst(rows, "i32")),
+    );
+    const e = where(inside, load(0, "f32"), cnst(0, "f32"));
+    return { src: whole(this.map(e, [{ buf: x.buf, view: { ...v, shape } }], shape), shape), tmp: true };
   }
 
   gather(src: Src, index: Src, axis: number): BackendBuffer {

@@ -139,9 +139,13 @@ export class Gpu {
     else this.toPool(r);
   }
 
+  /** Pool lists stay sorted by descending id so `acquire` hands out the oldest buffer: a repeated
+   * step then gets the same buffers every time, and its bind groups come from the cache. */
   private toPool(r: Raw): void {
     const list = this.pool.get(r.cap) ?? [];
-    list.push(r);
+    let i = list.length;
+    while (i > 0 && list[i - 1].id < r.id) i--;
+    list.splice(i, 0, r);
     this.pool.set(r.cap, list);
   }
 

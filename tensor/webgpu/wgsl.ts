@@ -41,10 +41,14 @@ export function literal(v: number, dtype: DType): string {
   return f < 0 ? `(${s})` : s;
 }
 
-/** Helpers every kernel carries; they make the CPU's JavaScript semantics explicit. */
+/** Helpers every kernel carries; they make the CPU's JavaScript semantics explicit. The Mesa
+ * compilers assume no NaN (x != x, max(NaN, y), NaN != y fold away), so NaN tests use the bits. */
 export const HELPERS = `
 fn sigmoid_(x: f32) -> f32 { let e = exp(-abs(x)); return select(e / (1f + e), 1f / (1f + e), x >= 0f); }
-fn tanh_(x: f32) -> f32 { return tanh(clamp(x, -15f, 15f)); }
+fn nan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn tanh_(x: f32) -> f32 { return select(tanh(clamp(x, -15f, 15f)), x, nan_(x)); }
+fn max_(a: f32, b: f32) -> f32 { return select(select(max(a, b), b, nan_(b)), a, nan_(a)); }
+fn min_(a: f32, b: f32) -> f32 { return select(select(min(a, b), b, nan_(b)), a, nan_(a)); }
 fn powf_(a: f32, b: f32) -> f32 {
   if (b == 0f) { return 1f; }
   if (b == 2f) { return a * a; }
@@ -72,7 +76,8 @@ const litZero = (e: Exp): boolean =>
 export function render(e: Exp, leaf: (e: Exp) => string): string {
   const r = (x: Exp) => render(x, leaf);
   const t = wgslType(e.dtype);
-  const truthy = (x: Exp) => `(${r(x)} != ${ZERO[wgslType(x.dtype)]})`;
+  const nan = (x: Exp, s = r(x)) => (x.dtype === "f32" ? ` || nan_(${s})` : "");
+  const truthy = (x: Exp) => `(${r(x)} != ${ZERO[wgslType(x.dtype)]}${nan(x)})`;
   const u = (cond: string) => `select(0u, 1u, ${cond})`;
   // Float-only functions on integer dtypes compute in f32 and convert back, like the CPU's stores.
   const fl = (f: (s: string) => string, x: Exp) => t === "f32" ? f(r(x)) : `${t}(${f(`f32(${r(x)})`)})`;
@@ -102,7 +107,7 @@ export function render(e: Exp, leaf: (e: Exp) => string): string {
     case "floor":
       return t === "f32" ? `floor(${r(e.a)})` : r(e.a);
     case "relu":
-      return `max(${r(e.a)}, ${ZERO[t]})`;
+      return t === "f32" ? `max_(${r(e.a)}, 0f)` : `max(${r(e.a)}, ${ZERO[t]})`;
     case "not":
       return `select(1u, 0u, ${truthy(e.a)})`;
   }
@@ -123,13 +128,13 @@ export function render(e: Exp, leaf: (e: Exp) => string): string {
       return t === "f32" ? `powf_(${a}, ${b})` : `${t}(ipow_(i32(${a}), i32(${b})))`;
     case "max":
     case "min":
-      return `${e.op}(${a}, ${b})`;
+      return `${e.op}${t === "f32" ? "_" : ""}(${a}, ${b})`;
     case "and":
     case "or":
       return u(`${truthy(e.a)} ${e.op === "and" ? "&&" : "||"} ${truthy(e.b)}`);
   }
   const cmp = { lt: "<", le: "<=", gt: ">", ge: ">=", eq: "==", ne: "!=" }[e.op];
-  return u(`${a} ${cmp} ${b}`);
+  return u(`${a} ${cmp} ${b}${e.op === "ne" ? nan(e.a, a) + nan(e.b, b) : ""}`);
 }
 
 /** A storage binding of a kernel: its element type and whether the kernel writes it. */
@@ -212,18 +217,18 @@ export function stridedKernel(
     return kernel(ov + 1 + rank + nExtra, bufs, body);
   }
   const arg = op === "argmax" || op === "argmin";
-  const cmp = op === "max" || op === "argmax" ? ">" : "<";
+  const cmp = op === "max" || op === "argmax" ? ">" : "<", nan = acc === "f32" ? " || nan_(v)" : "";
   const step = op === "sum"
     ? "acc = acc + v;"
     : arg
     ? `if (v ${cmp} acc) { acc = v; ai = i32(r); }`
-    : `if (v ${cmp} acc || v != v) { acc = v; }`;
+    : `if (v ${cmp} acc${nan}) { acc = v; }`;
   const combine = op === "sum"
     ? "sv[lid] = sv[lid] + sv[lid + s];"
     : arg
     ? `let w = sv[lid + s]; let wi = si[lid + s];
       if (w ${cmp} sv[lid] || (w == sv[lid] && wi < si[lid])) { sv[lid] = w; si[lid] = wi; }`
-    : `let w = sv[lid + s]; if (w ${cmp} sv[lid] || w != w) { sv[lid] = w; }`;
+    : `let w = sv[lid + s]; if (w ${cmp} sv[lid]${nan.replace("v", "w")}) { sv[lid] = w; }`;
   const tree = T === 1 ? "" : `  sv[lid] = acc; si[lid] = ai;
   workgroupBarrier();
   for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
