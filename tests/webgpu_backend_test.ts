@@ -425,6 +425,64 @@ test("large sizes: map over 2^16 and 2^22, folded grids, exact big sums", async 
   );
 });
 
+test("split reductions: few outputs over long ranges, ties across chunk boundaries", async () => {
+  // Few outputs over ≥ 8192 elements take two passes: C chunks per output (C and the chunk length
+  // L as in WebGpuBackend.reduce), partials, then a reduce of those.
+  const n = (1 << 20) + 12345, C = Math.min(1024, Math.floor(n / 4096)), L = Math.ceil(n / C);
+  const x = data(n, "f32");
+  // Equal extremes at the last element of chunk 63, the first of chunk 64 and in chunk 127 (stage
+  // 2 runs 64 lanes over the 259 partials: chunks 63 and 127 share one lane, 64 is lane 0's), and
+  // in chunks 3 and 67 (one lane): the first index must win.
+  const ties = [64 * L - 1, 64 * L, 127 * L];
+  for (const i of ties) x[i] = 5;
+  for (const i of [3 * L + 5, 67 * L]) x[i] = -5;
+  const xi = data(n, "i32", -1000, 1000), xb = data(n, "bool");
+  for (const i of ties) xi[i] = 2000;
+  for (const op of ["sum", "max", "min", "argmax", "argmin"] as ReduceOp[]) {
+    for (const [dtype, d] of [["f32", x], ["i32", xi], ["bool", xb]] as const) {
+      if (dtype === "bool" && op === "sum") continue;
+      await same(
+        `${op} ${dtype} of ${n}`,
+        [{ data: d, dtype }],
+        (b, [buf]) => b.reduce(op, load(0, dtype), [{ buf, view: view([n]) }], [n], [0]),
+        1e-4,
+      );
+    }
+    // Few outputs: rows, a strided first axis, and kept dims around the reduced one.
+    const src = [{ data: x, dtype: "f32" as DType }], rows = [4, n >> 2];
+    for (const [shape, axis] of [[rows, 1], [[n >> 2, 4], 0], [[2, n >> 3, 4], 1]] as const) {
+      await same(
+        `${op} [${shape}] axis ${axis}`,
+        src,
+        (b, [buf]) => b.reduce(op, load(0, "f32"), [{ buf, view: view([...shape]) }], shape, [axis]),
+        1e-4,
+      );
+    }
+    // A fused prologue (evaluated in stage 1): relu(x) * y with y broadcast.
+    const y = data(n >> 2, "f32");
+    await same(
+      `${op} of relu(x)*y`,
+      [...src, { data: y, dtype: "f32" }],
+      (b, [bx, by]) =>
+        b.reduce(
+          op,
+          bin("mul", un("relu", load(0, "f32")), load(1, "f32")),
+          [{ buf: bx, view: view(rows) }, { buf: by, view: view(rows, [0, 1]) }],
+          rows,
+          [1],
+        ),
+      1e-4,
+    );
+  }
+  // Sums of ones stay exact: (2^22 + 5) ones to one output, and to 3 outputs of a constant.
+  const big = (1 << 22) + 5;
+  assert.equal((await readGpu((b) => b.reduce("sum", cnst(1, "f32"), [], [big], [0])))[0], big);
+  const three = await readGpu((b) => b.reduce("sum", cnst(1, "f32"), [], [3, big], [1]));
+  assert.deepEqual([...three], [big, big, big]);
+  // All -Infinity: argmax is index 0, as on the cpu.
+  await same("argmax of -inf", [], (b) => b.reduce("argmax", cnst(-Infinity, "f32"), [], [n], [0]));
+});
+
 async function readGpu(f: (b: Backend) => BackendBuffer) {
   const out = f(gpu!);
   const r = await gpu!.read(out);

@@ -169,31 +169,59 @@ export class WebGpuBackend implements Backend {
 
   reduce(op: ReduceOp, e: Exp, inputs: Src[], shape: readonly number[], axes: number[]): BackendBuffer {
     const arg = op === "argmax" || op === "argmin", big = op === "max" || op === "argmax";
-    const outDtype: DType = arg ? "i32" : e.dtype;
+    const nRed = numel(axes.map((d) => shape[d])), nOut = numel(shape.filter((_, d) => !axes.includes(d)));
+    if (nOut === 0 || nRed === 0) {
+      const dt: DType = arg ? "i32" : e.dtype;
+      return this.upload(hostArray(dt, nOut).fill(op === "sum" || arg ? 0 : big ? -Infinity : Infinity), dt);
+    }
+    // Each output runs in one workgroup, so few outputs over long ranges would leave the device
+    // (or lavapipe's thread pool) idle: split each range into C chunks of ≥ 4096 elements, about
+    // 1024 workgroups in all, reduce to partials [nOut, C], then reduce those. Chunks are in order
+    // and each keeps its first best index, so argmax/argmin ties still go to the first index.
+    const C = Math.min(Math.ceil(1024 / nOut), Math.floor(nRed / 4096));
+    if (C < 2) return this.reducePass(op, e, inputs, shape, axes, 1);
+    const part = this.reducePass(op, e, inputs, shape, axes, C, arg ? "out" : "");
+    const partial = { buf: part, view: { shape: [nOut, C], strides: arg ? [2 * C, 2] : [C, 1], offset: 0 } };
+    const out = this.reducePass(op, load(0, e.dtype), [partial], [nOut, C], [1], 1, arg ? "in" : "");
+    this.free(part);
+    return out;
+  }
+
+  /** One reduce dispatch (nonempty) whose outputs each give `chunks` results; `pairs` as in
+   * `stridedKernel`. */
+  private reducePass(
+    op: ReduceOp,
+    e: Exp,
+    inputs: Src[],
+    shape: readonly number[],
+    axes: number[],
+    chunks: number,
+    pairs: "" | "in" | "out" = "",
+  ): BackendBuffer {
+    const arg = op === "argmax" || op === "argmin", big = op === "max" || op === "argmax";
     const kept = shape.map((_, d) => d).filter((d) => !axes.includes(d));
     const order = [...kept, ...axes];
     const nOut = numel(kept.map((d) => shape[d])), nRed = numel(axes.map((d) => shape[d]));
-    const init = op === "sum" || arg ? 0 : big ? -Infinity : Infinity;
-    if (nOut === 0 || nRed === 0) return this.upload(hostArray(outDtype, nOut).fill(init), outDtype);
     // Reorder dims as [kept..., reduced...] so outputs index the outer dims, then merge each group.
     const ps = order.map((d) => shape[d]), pst = inputs.map((x) => order.map((d) => x.view.strides[d]));
     const merge = !key(e).includes("#");
     const outer = dims(ps, pst, 0, kept.length, merge),
       ds = [...outer, ...dims(ps, pst, kept.length, ps.length, merge)];
-    const out = this.alloc(nOut, outDtype);
-    const { bufs, bindings, slots } = this.bind(inputs, raw(out), wgslType(outDtype));
+    const out = this.alloc(nOut * chunks * (pairs === "out" ? 2 : 1), arg ? "i32" : e.dtype);
+    const { bufs, bindings, slots } = this.bind(inputs, raw(out), wgslType(out.dtype));
     const acc = wgslType(e.dtype);
     const start = op === "sum" || acc === "f32"
       ? literal(op === "sum" ? 0 : big ? -Infinity : Infinity, e.dtype)
       : acc === "i32"
       ? (big ? "bitcast<i32>(0x80000000u)" : "2147483647i")
       : (big ? "0u" : "0xffffffffu");
-    const T = threadsPer(nRed);
-    const value = this.value(e, slots, (a) => order.indexOf(a));
-    const src = stridedKernel(op, value, inputs.length, bindings, ds.length, outer.length, T, acc, start);
-    const params = [nOut, nRed, ...ds.map((d) => d.n)];
+    const L = Math.ceil(nRed / chunks), T = threadsPer(L);
+    const v = this.value(e, slots, (a) => order.indexOf(a));
+    const src = stridedKernel(op, v, inputs.length, bindings, ds.length, outer.length, T, acc, start, pairs);
+    const params = [nOut * chunks, nRed, ...ds.map((d) => d.n)];
     inputs.forEach((x, k) => params.push(x.view.offset, ...ds.map((d) => d.s[k])));
-    const grid = this.gpu.grid(Math.ceil(nOut / (256 / T)));
+    params.push(chunks, L);
+    const grid = this.gpu.grid(Math.ceil((nOut * chunks) / (256 / T)));
     this.gpu.dispatch(`reduce-${op} ${key(e).slice(0, 80)}`, src, bindings, bufs, params, grid);
     return out;
   }
@@ -284,7 +312,7 @@ export class WebGpuBackend implements Backend {
     const { bufs, bindings, slots } = this.bind([index, src], raw(out), t);
     const rank = ds.length, extra = 2 + rank + 3 * (rank + 1);
     const value = `B${slots[1]}[o1 + B${slots[0]}[o0] * ${p(extra)}]`;
-    const code = stridedKernel("map", value, 2, bindings, rank, rank, 1, t, "", 1);
+    const code = stridedKernel("map", value, 2, bindings, rank, rank, 1, t, "", "", 1);
     const params = [n, 1, ...ds.map((d) => d.n)];
     [index.view.offset, src.view.offset, 0].forEach((o, k) => params.push(o, ...ds.map((d) => d.s[k])));
     params.push(src.view.strides[axis]);

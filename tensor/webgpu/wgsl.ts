@@ -191,7 +191,10 @@ export function dot(from: number, to: number, stridesAt: number): string {
  * `value` is the element expression with `load k` rendered as `B{slot}[o{k}]` (`nIn` inputs);
  * the output is the last binding. A reduce gives each output `T` threads (a power of two) that
  * stride over the reduced elements and then combine in a workgroup-shared tree; `init` is the
- * accumulator's start value and `acc` its type.
+ * accumulator's start value and `acc` its type. A reduce's params end with [C, L]: each output's
+ * reduced range is split into C chunks of L elements, one result each (slot `o * C + c`, nOuter
+ * counts slots). argmax/argmin with `pairs` "out" write (value bits as i32, index) pairs (one
+ * output buffer; index bits never pass through f32); with "in" the single input is such pairs.
  */
 export function stridedKernel(
   op: ReduceOp | "map",
@@ -203,6 +206,7 @@ export function stridedKernel(
   T = 1,
   acc = "f32",
   init = "0f",
+  pairs: "" | "in" | "out" = "",
   nExtra = 0,
 ): string {
   const view = (k: number) => 2 + rank + k * (rank + 1);
@@ -221,7 +225,7 @@ export function stridedKernel(
   const step = op === "sum"
     ? "acc = acc + v;"
     : arg
-    ? `if (v ${cmp} acc) { acc = v; ai = i32(r); }`
+    ? `if (v ${cmp} acc) { acc = v; ai = ${pairs === "in" ? "B0[o0 + 1]" : "i32(r)"}; }`
     : `if (v ${cmp} acc${nan}) { acc = v; }`;
   const combine = op === "sum"
     ? "sv[lid] = sv[lid] + sv[lid + s];"
@@ -237,26 +241,33 @@ export function stridedKernel(
   }
   acc = sv[lid]; ai = si[lid];
 `;
+  const [C, L] = [`u32(${p(view(nIn))})`, `u32(${p(view(nIn) + 1)})`];
+  const write = pairs === "out"
+    ? `${out}[2u * g] = bitcast<i32>(acc); ${out}[2u * g + 1u] = ai;`
+    : `${out}[g] = ${arg ? "ai" : "acc"};`;
   const body = `  let lane = lid % ${T}u;
-  let o = wg * ${256 / T}u + lid / ${T}u;
+  let g = wg * ${256 / T}u + lid / ${T}u;
+  let o = g / ${C};
+  let r0 = g % ${C} * ${L};
+  let r1 = min(r0 + ${L}, u32(${p(1)}));
   var acc: ${acc} = ${init};
   var ai = 0i;
-  if (o < u32(${p(0)})) {
+  if (g < u32(${p(0)})) {
 ${unravel("o", 0, outer, 2)}${
     ins.map((k) => `  let b${k} = ${p(view(k))}${dot(0, outer, view(k) + 1)};\n`).join("")
   }
-  for (var r = lane; r < u32(${p(1)}); r += ${T}u) {
+  for (var r = r0 + lane; r < r1; r += ${T}u) {
 ${unravel("r", outer, rank, 2)}${
     ins.map((k) => `  let o${k} = b${k}${dot(outer, rank, view(k) + 1)};\n`).join("")
-  }  let v = ${value};
+  }  let v = ${pairs === "in" ? `bitcast<${acc}>(${value})` : value};
   ${step}
   }
   }
-${tree}  if (lane == 0u && o < u32(${p(0)})) { ${out}[o] = ${arg ? "ai" : "acc"}; }`;
+${tree}  if (lane == 0u && g < u32(${p(0)})) { ${write} }`;
   const shared = T === 1
     ? ""
     : `var<workgroup> sv: array<${acc}, 256>;\nvar<workgroup> si: array<i32, 256>;\n`;
-  return kernel(view(nIn), bufs, body, 256, shared);
+  return kernel(view(nIn) + 2, bufs, body, 256, shared);
 }
 
 /** Threads per output for a reduction of `n` elements. */
