@@ -95,7 +95,7 @@ function jsNode(e: Exp): string {
     case "rsqrt":
       return `(1/Math.sqrt(${js(e.a)}))`;
     case "sigmoid":
-      return `(1/(1+Math.exp(-${js(e.a)})))`;
+      return e.dtype === "f64" ? `(1/(1+Math.exp(-${js(e.a)})))` : `(1/(1+expf(-${js(e.a)})))`;
     case "relu":
       return `Math.max(${js(e.a)},0)`;
     case "not":
@@ -154,9 +154,9 @@ function kernel(tag: string, e: Exp, nInputs: number, rank: number, body: string
     const xs = [...Array(nInputs).keys()].map((i) => `x${i}`).join(",");
     const [defs, v] = render(e);
     const inner = (defs + body.replaceAll("$V", () => v)).replaceAll("$O", `o${nInputs}`);
-    // V8's Math.exp takes a slow path for large negative arguments (masked attention logits are
-    // −1e9): below −104 an f32 result is 0 anyway. tanh through exp is twice as fast as Math.tanh.
-    const fns = "const expf=(v)=>v<-104?0:Math.exp(v);" +
+    // V8's Math.exp takes a slow path where it underflows or overflows (masked attention logits
+    // are −1e9); an f32 result there is 0 or ∞ anyway. tanh through exp is twice as fast as Math.tanh.
+    const fns = "const expf=(v)=>v<-104?0:v>89?Infinity:Math.exp(v);" +
       "const tanh=(v)=>{const a=Math.abs(v),e=a>20?0:Math.exp(-2*a),t=(1-e)/(1+e);return v<0?-t:t;};";
     const code = fns + `const [${xs}]=xs;` + loops(rank, nInputs + 1, inner);
     f = new Function("out", "acc", "xs", "shape", "s", "off", code) as (...args: unknown[]) => void;
@@ -198,8 +198,15 @@ export class CpuBackend implements Backend {
   readonly name = "cpu" as const;
   readonly info = "cpu (JavaScript, single thread)";
 
+  // Freed arrays are reused by size and dtype: allocating (and zeroing) fresh ones each step cost
+  // more than the kernels that fill them. Every primitive overwrites all of its output.
+  #pool = new Map<string, TypedArray[]>();
+  #pooled = 0;
+
   alloc(size: number, dtype: DType): BackendBuffer {
-    return new CpuBuffer(hostArray(dtype, size), dtype);
+    const hit = this.#pool.get(`${dtype}${size}`)?.pop();
+    if (hit) this.#pooled -= hit.byteLength;
+    return new CpuBuffer(hit ?? hostArray(dtype, size), dtype);
   }
 
   upload(src: ArrayLike<number>, dtype: DType): BackendBuffer {
@@ -212,7 +219,15 @@ export class CpuBackend implements Backend {
     return Promise.resolve(data(buf).slice());
   }
 
-  free(_buf: BackendBuffer): void {}
+  free(buf: BackendBuffer): void {
+    const d = data(buf);
+    if (this.#pooled + d.byteLength > 256 << 20) return; // let the GC have the rest
+    const k = `${buf.dtype}${d.length}`;
+    const list = this.#pool.get(k) ?? [];
+    list.push(d);
+    this.#pool.set(k, list);
+    this.#pooled += d.byteLength;
+  }
 
   map(e: Exp, inputs: Src[], shape: readonly number[], into?: Src): BackendBuffer {
     const out = into?.buf ?? this.alloc(numel(shape), e.dtype);
@@ -237,6 +252,7 @@ export class CpuBackend implements Backend {
     const init = op === "sum" ? 0 : op === "max" || op === "argmax" ? -Infinity : Infinity;
     const acc = new Float64Array(n).fill(init);
     const out = this.alloc(n, arg ? "i32" : e.dtype);
+    if (arg) data(out).fill(0); // index 0 when nothing beats the initial value
     // Position along the reduced axes, for arg reductions (row-major over those axes only).
     let pos = "0";
     let step = 1;
@@ -341,6 +357,6 @@ export class CpuBackend implements Backend {
   }
 
   pooledBytes(): number {
-    return 0;
+    return this.#pooled;
   }
 }
