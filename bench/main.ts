@@ -124,7 +124,8 @@ const workloads: Record<string, () => Promise<Result>> = {
         adam.step();
         adam.zeroGrad();
         return await loss.item();
-      }), 3);
+      })
+    );
     return { ms, tokens_per_s: (16 * 64) / (ms / 1000) };
   },
   async "gpt-tiny-dpo-step"() {
@@ -139,7 +140,7 @@ const workloads: Record<string, () => Promise<Result>> = {
       train: pairs,
       config: { steps: 1e9, batchSize: 8, lr: 1e-4, padId: 0, beta: 0.1 },
     });
-    const ms = await median(() => trainer.step(), 3);
+    const ms = await median(() => trainer.step());
     return { ms, tokens_per_s: (16 * 64) / (ms / 1000) };
   },
 };
