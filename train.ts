@@ -12,6 +12,7 @@ import {
   DPOTrainer,
   encodePairs,
   fromArray,
+  frozenCopy,
   generate,
   getBackend,
   GPT,
@@ -272,21 +273,10 @@ async function dpo(
 ) {
   const policy = new GPT(sftModel.config);
   policy.loadStateDict(sftModel.stateDict());
-  const reference = new GPT(sftModel.config);
-  reference.loadStateDict(sftModel.stateDict());
-  reference.parameters().forEach((p) => p.requiresGrad_(false));
-  const trainer = new DPOTrainer({ policy, reference, train, eval: evalPairs, config: cfg });
-  const file = `dpo${tag}.safetensors`;
-  if (run.resumeDpo && run.exists(file)) {
-    const { tensors, metadata } = await loadCheckpoint(`${run.dir}/${file}`);
-    const model = Object.fromEntries(Object.entries(tensors).filter(([k]) => !k.startsWith("optimizer.")));
-    policy.loadStateDict(model);
-    const state = Object.fromEntries(
-      Object.entries(tensors).filter(([k]) => k.startsWith("optimizer.")).map(([k, v]) => [k.slice(10), v]),
-    );
-    trainer.optimizer.loadStateDict({ step: Number(metadata.step), state });
-    trainer.stepCount = Number(metadata.step);
-  }
+  const file = `${run.dir}/dpo${tag}.safetensors`;
+  const config = { ...cfg, checkpointPath: file, checkpointEvery: 50 };
+  const trainer = new DPOTrainer({ policy, reference: frozenCopy(sftModel), train, eval: evalPairs, config });
+  if (run.resumeDpo && run.exists(`dpo${tag}.safetensors`)) await trainer.load(file);
   const bar = progress(`DPO${tag ? ` β=${cfg.beta}` : ""}`, cfg.steps);
   bar.tick(trainer.stepCount);
   let lastEval: Record<string, number> = {};
@@ -303,13 +293,7 @@ async function dpo(
     lastEval = m;
   });
   bar.done();
-  const opt = trainer.optimizer.stateDict();
-  const optTensors = Object.fromEntries(Object.entries(opt.state).map(([k, v]) => [`optimizer.${k}`, v]));
-  await saveCheckpoint(`${run.dir}/${file}`, { ...policy.stateDict(), ...optTensors }, {
-    step: String(opt.step),
-    beta: String(cfg.beta),
-  });
-  return { policy, reference, eval: lastEval };
+  return { policy, reference: trainer.reference!, eval: lastEval };
 }
 
 async function builtinTask(args: Args, run: Run) {

@@ -7,6 +7,7 @@ import { fromArray, rng, scope, stack, type Tensor } from "../tensor/tensor.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { GPT } from "../nn/gpt.ts";
 import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
+import { loadCheckpoint, saveCheckpoint } from "../nn/checkpoint.ts";
 import type { EncodedPair } from "./data.ts";
 import { dpoLoss, type DPOLossOptions, sequenceLogProbs } from "./loss.ts";
 
@@ -30,6 +31,10 @@ export interface DPOConfig extends DPOLossOptions {
   padId: number;
   /** Shuffling seed. */
   seed?: number;
+  /** Where `run()` saves checkpoints (policy, optimizer state, step), atomically. */
+  checkpointPath?: string;
+  /** Save every this many steps (and always at the end) when `checkpointPath` is set. */
+  checkpointEvery?: number;
 }
 
 /** One logged step, with TRL's metric names. */
@@ -295,6 +300,25 @@ export class DPOTrainer {
     );
   }
 
+  /** Save the policy, the optimizer state and the step count to one safetensors file. */
+  async save(path: string): Promise<void> {
+    const opt = this.optimizer.stateDict();
+    const state = Object.fromEntries(Object.entries(opt.state).map(([k, v]) => [`optimizer.${k}`, v]));
+    await saveCheckpoint(path, { ...this.policy.stateDict(), ...state }, { step: String(this.stepCount) });
+  }
+
+  /** Continue from a file `save` wrote. */
+  async load(path: string): Promise<void> {
+    const { tensors, metadata } = await loadCheckpoint(path);
+    const [opt, model] = [true, false].map((o) =>
+      Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith("optimizer.") === o))
+    );
+    this.policy.loadStateDict(model);
+    const state = Object.fromEntries(Object.entries(opt).map(([k, v]) => [k.slice("optimizer.".length), v]));
+    this.stepCount = Number(metadata.step);
+    this.optimizer.loadStateDict({ step: this.stepCount, state });
+  }
+
   /** Run all remaining steps, calling `onLog` with each step's metrics and `onEval` with
    * evaluations (every `evalEvery` steps and at the end). */
   async run(
@@ -302,12 +326,15 @@ export class DPOTrainer {
     onEval: (step: number, m: Record<string, number>) => void = () => {},
   ): Promise<void> {
     const every = this.config.evalEvery ?? 0;
+    const { checkpointPath: path, checkpointEvery: saveEvery = 0 } = this.config;
     while (this.stepCount < this.config.steps) {
       onLog(await this.step());
+      if (path && saveEvery && this.stepCount % saveEvery === 0) await this.save(path);
       if (this.eval.length && every && this.stepCount % every === 0 && this.stepCount < this.config.steps) {
         onEval(this.stepCount, await this.evaluate());
       }
     }
     if (this.eval.length) onEval(this.stepCount, await this.evaluate());
+    if (path) await this.save(path);
   }
 }

@@ -883,3 +883,32 @@ Deno.test("categorical bandit: expected sigmoid-DPO loss under Bradley–Terry c
     await assertClose(lossValue, hMin, { atol: 1e-4 });
   }
 });
+
+Deno.test("DPOTrainer checkpoints: save every k steps, load continues identically", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/dpo.safetensors`;
+  const config = {
+    steps: 3,
+    batchSize: 2,
+    lr: 1e-2,
+    padId: 0,
+    beta: 0.5,
+    seed: 3,
+    checkpointPath: path,
+    checkpointEvery: 2,
+  };
+  const a = new DPOTrainer({ policy: randomGPT(), train: PAIRS8, config });
+  await a.run();
+  assert.equal(a.stepCount, 3);
+  const b = new DPOTrainer({ policy: randomGPT(TINY, 99), reference: a.reference, train: PAIRS8, config });
+  await b.load(path);
+  assert.equal(b.stepCount, 3);
+  for (const [name, p] of a.policy.namedParameters()) {
+    assert.deepEqual(await read(b.policy.stateDict()[name]), await read(p));
+  }
+  // Both continue from step 3 with the same optimizer step count.
+  const [ma, mb] = [await a.step(), await b.step()];
+  assert.ok(Number.isFinite(ma.loss) && ma.step === 4 && mb.step === 4);
+  assert.equal(b.optimizer.stateDict().step, a.optimizer.stateDict().step);
+  await Deno.remove(dir, { recursive: true });
+});
