@@ -22,6 +22,7 @@ import {
   literal,
   matmulVec4Kernel,
   p,
+  panelMatmulKernel,
   render,
   scatterKernel,
   stridedKernel,
@@ -70,8 +71,9 @@ function dims(
 
 /** Matmul register blocks [rows, vec4 column groups, workgroup x, y]: big blocks on CPU adapters
  * (each storage load there costs ~25 cycles, so reuse matters most: measured on llvmpipe). */
-const TILES = { cpu: [16, 4, 4, 4], cpuSmall: [4, 1, 8, 8], gpu: [4, 1, 16, 16] } as const;
+const TILES = { cpu: [16, 4, 4, 4], cpuSmall: [4, 1, 8, 8] } as const;
 const RO = (type: string): Binding => ({ type, write: false });
+const PANEL_KERNEL = panelMatmulKernel();
 /** All of `buf` read contiguously as `shape`. */
 const whole = (buf: BackendBuffer, shape: readonly number[]): Src => ({
   buf,
@@ -226,7 +228,7 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  /** Register-blocked matmul on packed operands (see `matmulVec4Kernel`), one dispatch. */
+  /** Register-blocked matmul on packed operands (see `matmulVec4Kernel`; `panelMatmul` on CPU adapters). */
   matmul(a: Src, b: Src): BackendBuffer {
     if (a.buf.dtype === "i32" && b.buf.dtype === "i32") return this.intMatmul(a, b);
     if (a.buf.dtype !== "f32" || b.buf.dtype !== "f32") throw new Error("webgpu: matmul supports f32 only");
@@ -236,6 +238,7 @@ export class WebGpuBackend implements Backend {
     if (K === 0) return this.map(cnst(0, "f32"), [], [...batchShape, M, N]);
     const out = this.alloc(numel(batchShape) * M * N, "f32");
     if (numel(batchShape) * M * N === 0) return out;
+    if (this.gpu.cpuLike && N >= 128) return this.panelMatmul(a, b, out);
     const pa = this.packed(a, K), pb = this.packed(b, N, true);
     const Kp = Math.ceil(K / 4) * 4, Np = Math.ceil(N / 4) * 4;
     const strides = [pa.src.view.strides, pb.src.view.strides, contiguousStrides([...batchShape, M, N])];
@@ -244,9 +247,7 @@ export class WebGpuBackend implements Backend {
     if (nz > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
       throw new Error(`webgpu: matmul batch ${nz} too large`);
     }
-    const [tm, tb, wx, wy] = this.gpu.cpuLike
-      ? (M * N * K >= 64 ** 3 ? TILES.cpu : TILES.cpuSmall)
-      : TILES.gpu;
+    const [tm, tb, wx, wy] = M * N * K >= 64 ** 3 ? TILES.cpu : TILES.cpuSmall; // unused on GPUs (tiled)
     const params = [M, Kp, N, Np, ...batch.map((d) => d.n), ...batch.map((d) => d.s[0])];
     params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset, K);
     const bindings = [RO("vec4<f32>"), RO("vec4<f32>"), { type: "f32", write: true }];
@@ -265,6 +266,38 @@ export class WebGpuBackend implements Backend {
       grid,
     );
     for (const x of [pa, pb]) if (x.tmp) this.free(x.src.buf);
+    return out;
+  }
+
+  /** `matmul` on CPU adapters for N ≥ 128 (`panelMatmulKernel`, ~2× the vec4 kernel): A copied
+   * to zero-padded [...batch, k chunk, Mp, Kc] (plus slack for the last 64 KiB window), then one
+   * dispatch per chunk, batch index and 64 KiB of rows; chunks after the first add to C. */
+  private panelMatmul(a: Src, b: Src, out: BackendBuffer): BackendBuffer {
+    const v = a.view, r = v.shape.length, batchShape = v.shape.slice(0, -2), s = v.strides;
+    const [M, K, N] = [v.shape[r - 2], v.shape[r - 1], b.view.shape[r - 1]];
+    const Kp = Math.ceil(K / 4) * 4, Kc = Math.min(Kp, 512), nch = Math.ceil(Kp / Kc);
+    const Mp = Math.ceil(M / 32) * 32, N4 = Math.ceil(N / 4), rows = 32 * Math.floor(512 / Kc); // 64 KiB
+    const shape = [...batchShape, nch, Mp, Kc];
+    const view = { shape, strides: [...s.slice(0, -2), Kc * s[r - 1], ...s.slice(-2)], offset: v.offset };
+    // k ≥ K zeroed (0·Inf in B's padding would be NaN); rows ≥ M are computed but never stored.
+    const inside = bin("lt", bin("add", bin("mul", idx(r - 2), cnst(Kc, "i32")), idx(r)), cnst(K, "i32"));
+    const pa = this.alloc(numel(shape) + 16384, "f32");
+    this.map(where(inside, load(0, "f32"), cnst(0, "f32")), [{ buf: a.buf, view }], shape, whole(pa, shape));
+    const pb = this.packed(b, N, true), bufs = [pb.src.buf, out, pa].map(raw), bs = pb.src.view.strides;
+    const b0 = pb.src.view.offset, zs = contiguousStrides(batchShape);
+    const bindings = [RO("vec4<f32>"), { type: "f32", write: true }, { ...RO("vec4<f32>"), uniform: true }];
+    for (let c = 0; c < nch; c++) {
+      for (let z = 0; z < numel(batchShape); z++) {
+        const ob = batchShape.reduce((o, n, d) => o + (Math.floor(z / zs[d]) % n) * bs[d], b0);
+        for (let m0 = 0; m0 < M; m0 += rows) {
+          const params = [M, Kc, N, N4, m0, ob / 4 + c * Kc * N4, z * M * N, c, Math.min(Kc, Kp - c * Kc)];
+          const at = ((z * nch + c) * Mp + m0) * Kc * 4;
+          const grid: [number, number] = [Math.ceil(N4 / 16), Math.min(rows, Mp - m0) / 32];
+          this.gpu.dispatch(`matmul ${M}x${K}x${N}`, PANEL_KERNEL, bindings, bufs, params, grid, [at]);
+        }
+      }
+    }
+    for (const x of pb.tmp ? [pa, pb.src.buf] : [pa]) this.free(x);
     return out;
   }
 

@@ -124,7 +124,8 @@ export class Gpu {
     this.device.pushErrorScope("out-of-memory");
     const buf = this.device.createBuffer({
       size: cap,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST |
+        (this.cpuLike ? GPUBufferUsage.UNIFORM : 0), // for the matmul's uniform panels
     });
     this.device.popErrorScope().then((e) => {
       if (e) this.error ??= `webgpu: out of memory allocating ${cap} bytes: ${e.message}`;
@@ -168,7 +169,8 @@ export class Gpu {
     return [Math.ceil(n / y), y];
   }
 
-  /** Record one dispatch of `source` (compiled once) over `bufs` with uniform `params`. */
+  /** Record one dispatch of `source` (compiled once) over `bufs` with uniform `params`; `offsets`:
+   * the byte offsets of the `uniform` bindings' 64 KiB windows. */
   dispatch(
     tag: string,
     source: string,
@@ -176,6 +178,7 @@ export class Gpu {
     bufs: Raw[],
     params: ArrayLike<number>,
     grid: [number, number, number?],
+    offsets: number[] = [],
   ): void {
     this.check();
     const { pipe, layout, id } = this.pipeline(tag, source, bindings);
@@ -196,7 +199,10 @@ export class Gpu {
         layout,
         entries: [
           { binding: 0, resource: { buffer: this.arenaBuf, size: bytes } },
-          ...bufs.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buf } })),
+          ...bufs.map((b, i) => ({
+            binding: i + 1,
+            resource: { buffer: b.buf, size: bindings[i].uniform ? 65536 : undefined },
+          })),
         ],
       });
       this.groups.set(key, group);
@@ -204,7 +210,7 @@ export class Gpu {
     for (const b of bufs) b.use = this.submits;
     this.pass ??= this.encoder.beginComputePass();
     this.pass.setPipeline(pipe);
-    this.pass.setBindGroup(0, group, [at]);
+    this.pass.setBindGroup(0, group, [at, ...offsets]);
     this.pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
     this.stats.dispatches++;
     if (++this.pending >= SUBMIT_EVERY) this.submit();
@@ -226,7 +232,9 @@ export class Gpu {
         ...bindings.map((b, i) => ({
           binding: i + 1,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: b.write ? "storage" as const : "read-only-storage" as const },
+          buffer: b.uniform
+            ? { type: "uniform" as const, hasDynamicOffset: true }
+            : { type: b.write ? "storage" as const : "read-only-storage" as const },
         })),
       ],
     });

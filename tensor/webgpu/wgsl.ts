@@ -141,6 +141,7 @@ export function render(e: Exp, leaf: (e: Exp) => string): string {
 export interface Binding {
   type: string;
   write: boolean;
+  uniform?: boolean; // instead a 64 KiB uniform window at a dynamic offset (the kernel declares it)
 }
 
 /** The parameter `P[i]` as a WGSL expression (i32). */
@@ -349,4 +350,36 @@ ${unravel("wid.z", 0, nb, 4)}  let ab = (${p(4 + 3 * nb)}${dot(0, nb, 4 + nb)}) 
     write: true,
   }];
   return kernel(6 + 3 * nb, bufs, body, wx * wy);
+}
+
+/** Matmul for CPU adapters, where a storage load goes lane by lane (~9 ns each on lavapipe) but a
+ * uniform load all lanes share is one scalar load: A comes through a uniform binding (64 KiB of rows
+ * × Kc ≤ 512), a workgroup (8 lanes, the SIMD width) takes 32 rows (by wid.y), a lane 8 columns (2
+ * vec4 of B, packed [Kp, Np]). Bindings: B, C (f32), A. Params: [M, Kc, N, Np/4, first row, B offset
+ * (vec4, at the chunk's first k), C offset, accumulate (C += …), chunk length in k]. */
+export function panelMatmulKernel(): string {
+  const each = (f: (i: number) => string) => [...Array(32).keys()].map(f).join("");
+  const acc = each((i) => `  var c${i}_0 = vec4<f32>(); var c${i}_1 = vec4<f32>();\n`);
+  const fmas = each((i) =>
+    `    let x${i} = vec4(A[(a0 + ${i} * Kc + k) / 4][k % 4]);
+    c${i}_0 = fma(x${i}, y0, c${i}_0); c${i}_1 = fma(x${i}, y1, c${i}_1);\n`
+  );
+  const puts = each((i) => `  if (m0 + ${i} < M) { put_(c${i}_0, c${i}_1, o + ${i} * N, c0 * 4); }\n`);
+  const body = `  let M = ${p(0)}; let Kc = ${p(1)}; let N = ${p(2)}; let N4 = ${p(3)}; let kn = ${p(8)};
+  let m0 = ${p(4)} + i32(wid.y) * 32; let a0 = i32(wid.y) * 32 * Kc; let c0 = i32(wid.x * 8 + lid) * 2;
+  let b0 = ${p(5)} + min(c0, N4 - 1); let b1 = ${p(5)} + min(c0 + 1, N4 - 1);
+  let o = ${p(6)} + m0 * N + c0 * 4;
+${acc}  for (var k = 0; k < kn; k++) {
+    let y0 = B0[b0 + k * N4]; let y1 = B0[b1 + k * N4];
+${fmas}  }
+${puts}`;
+  const put = `@group(0) @binding(3) var<uniform> A: array<vec4<f32>, 4096>;
+fn put_(x: vec4<f32>, y: vec4<f32>, o: i32, n: i32) {
+  for (var q = 0; q < 8; q++) {
+    let v = select(x[q % 4], y[q % 4], q > 3);
+    if (n + q < ${p(2)}) { B1[o + q] = v + select(0f, B1[o + q], ${p(7)} != 0); }
+  }
+}
+`;
+  return kernel(9, [{ type: "vec4<f32>", write: false }, { type: "f32", write: true }], body, 8, put);
 }
