@@ -494,7 +494,13 @@ test("matmul: odd sizes, transposed operands, broadcast batch", async () => {
   const mm = (a: Src, b: Src) => (be: Backend, bufs: BackendBuffer[]) =>
     be.matmul({ buf: bufs[0], view: a.view }, { buf: bufs[1], view: b.view });
   const dummy = undefined as unknown as BackendBuffer;
-  for (const [M, K, N] of [[1, 1, 1], [3, 5, 7], [33, 17, 65], [130, 257, 64], [64, 64, 64], [5, 0, 3]]) {
+  for (
+    const [M, K, N] of [[1, 1, 1], [3, 5, 7], [33, 17, 65], [130, 257, 64], [64, 64, 64], [5, 0, 3], [
+      37,
+      1029,
+      130,
+    ], [70, 513, 256]]
+  ) {
     const a = data(M * K, "f32"), b = data(K * N, "f32");
     const ins = [{ data: a, dtype: "f32" as DType }, { data: b, dtype: "f32" as DType }];
     await same(
@@ -514,6 +520,19 @@ test("matmul: odd sizes, transposed operands, broadcast batch", async () => {
       `${M}x${K}x${N} aT`,
       ins,
       mm({ buf: dummy, view: view([M, K], [1, M]) }, { buf: dummy, view: view([K, N]) }),
+      1e-4,
+    );
+  }
+  // Wide outputs (N ≥ 128) take the uniform-panel kernel on CPU adapters, with k split in chunks of
+  // 512: a batch of 2 with K = 1030 (not a multiple of 4) and an Inf in B's last row.
+  {
+    const [M, K, N] = [19, 1030, 132];
+    const a = data(2 * M * K, "f32"), b = data(2 * K * N, "f32");
+    b[2 * K * N - 1] = Infinity;
+    await same(
+      "panel batch",
+      [{ data: a, dtype: "f32" }, { data: b, dtype: "f32" }],
+      mm({ buf: dummy, view: view([2, M, K]) }, { buf: dummy, view: view([2, K, N]) }),
       1e-4,
     );
   }

@@ -31,7 +31,8 @@ const LIMITS =
     "maxComputeWorkgroupStorageSize maxComputeInvocationsPerWorkgroup maxComputeWorkgroupsPerDimension")
     .split(" ");
 type Pipe = { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; id: number };
-const SUBMIT_EVERY = 256;
+// A training step of the tiny GPT records ~400 dispatches: one submit per step, yet bounded encoders.
+const SUBMIT_EVERY = 1024;
 const ARENA_BYTES = 1 << 18;
 
 /** Adapter, device, pool, pending encoder and caches. */
