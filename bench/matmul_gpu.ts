@@ -68,7 +68,7 @@ const layout = device.createBindGroupLayout({
 /** Source and grid of kernel `name` for an n×n×n product (no batch dims: nb = 0). */
 function plan(name: string, n: number): { code: string; grid: number[] } {
   if (name === "vec4" || name === "vec4cpu") {
-    // backend.ts TILES.gpu, or TILES.cpu (what it picks on CPU adapters for big products)
+    // The register-blocked kernel with small blocks (what GPUs used before tiled.ts), or TILES.cpu
     const [tm, tb, wx, wy] = name === "vec4" ? [4, 1, 16, 16] : [16, 4, 4, 4];
     return {
       code: matmulVec4Kernel(0, tm, tb, wx, wy),
