@@ -1035,10 +1035,13 @@ function sumTo(g: Tensor<any>, shape: readonly number[]): Tensor<any> {
 /** Make `t`'s form a plain read of a buffer holding its value. */
 function realizeForm(t: Tensor<any>, op = "realize"): Form {
   const f = formOf(t, op);
-  if (isLoad(f)) return f;
+  return isLoad(f) ? f : materialize(t, f);
+}
+
+/** Run `f` into a fresh contiguous buffer and make that `t`'s form. */
+function materialize(t: Tensor<any>, f: Form): Form {
   const be = t.backendOf();
-  const buf = be.map(f.exp, f.reads.map((r) => ({ buf: r.st.buf, view: r.view })), t.shape);
-  const st = new Storage(buf, be);
+  const st = new Storage(be.map(f.exp, f.reads.map((r) => ({ buf: r.st.buf, view: r.view })), t.shape), be);
   const nf = {
     exp: X.load(0, t.dtype),
     reads: [{ st, view: { shape: t.shape, strides: contiguousStrides(t.shape), offset: 0 } }],
@@ -1056,15 +1059,7 @@ function realRead(t: Tensor<any>, op: string): { buf: import("./backend.ts").Bac
 /** A contiguous read of `t` (copies when its view is strided). */
 function contiguousRead(t: Tensor<any>, op: string): Read {
   const f = formOf(t, op);
-  if (isLoad(f) && isContig(f.reads[0].view)) return f.reads[0];
-  const be = t.backendOf();
-  const st = new Storage(be.map(f.exp, f.reads.map((r) => ({ buf: r.st.buf, view: r.view })), t.shape), be);
-  const nf = {
-    exp: X.load(0, t.dtype),
-    reads: [{ st, view: { shape: t.shape, strides: contiguousStrides(t.shape), offset: 0 } }],
-  };
-  setForm(t, nf);
-  return nf.reads[0];
+  return isLoad(f) && isContig(f.reads[0].view) ? f.reads[0] : materialize(t, f).reads[0];
 }
 
 function fromBuffer<S extends Shape>(
