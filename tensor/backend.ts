@@ -113,3 +113,13 @@ export function hostArray(dtype: DType, n: number): TypedArray {
       return new Uint8Array(n);
   }
 }
+
+/** An environment variable, or undefined when unset or without env permission (the library imports
+ * and runs with no permissions). */
+export function envVar(name: string): string | undefined {
+  try {
+    return (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get(name);
+  } catch {
+    return undefined;
+  }
+}

@@ -10,6 +10,7 @@
 import {
   type Backend,
   contiguousStrides,
+  envVar,
   numel,
   type ReduceOp,
   type TypedArray,
@@ -79,15 +80,6 @@ export async function setBackend(name?: "cpu" | "webgpu" | "auto"): Promise<Back
   }
   backend = backends.get(name === "auto" ? (gpu && !gpu.software ? "webgpu" : "cpu") : name)!;
   return backend;
-}
-
-/** Read an environment variable without requiring permission to (undefined when not allowed). */
-export function envVar(name: string): string | undefined {
-  try {
-    return (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get(name);
-  } catch {
-    return undefined;
-  }
 }
 
 /** A backend buffer with a reference count: forms share storages, the last release frees. */

@@ -7,6 +7,7 @@
  */
 import { type Binding, wgslType } from "./wgsl.ts";
 import type { DType } from "../exp.ts";
+import { envVar } from "../backend.ts";
 
 /** A pooled GPU buffer: `cap` bytes; `use` is the submit number that last used it. */
 export interface Raw {
@@ -14,15 +15,6 @@ export interface Raw {
   readonly cap: number;
   readonly id: number;
   use: number;
-}
-
-/** An environment variable, or "" without env permission (the library imports with none). */
-function env(name: string): string {
-  try {
-    return (globalThis as { Deno?: typeof Deno }).Deno?.env.get(name) ?? "";
-  } catch {
-    return "";
-  }
 }
 
 /** Limits requested at the adapter's values (the defaults are far lower, e.g. 8 storage buffers). */
@@ -56,14 +48,14 @@ export class Gpu {
   private readonly arenaBuf: GPUBuffer;
   private readonly pipelines = new Map<string, Pipe>();
   private readonly groups = new Map<string, GPUBindGroup>();
-  private readonly debug = env("TENSOR_DEBUG");
+  private readonly debug = envVar("TENSOR_DEBUG") ?? "";
   private readonly stats = { dispatches: 0, submits: 0, readbacks: 0, bytes: 0 };
   private readonly lost: Promise<never>;
 
   private constructor(readonly device: GPUDevice, adapter: GPUAdapter) {
     const a = adapter.info;
     const desc = [a.vendor, a.architecture, a.device, a.description].filter((s) => s && s !== "0");
-    const backend = env("DENO_WEBGPU_BACKEND");
+    const backend = envVar("DENO_WEBGPU_BACKEND");
     this.info = `${desc.join(" ")}${backend ? ` (${backend})` : ""}`;
     this.cpuLike = a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(this.info);
     this.encoder = device.createCommandEncoder();
