@@ -15,45 +15,7 @@
  * @module
  */
 
-export {
-  arange,
-  concat,
-  crossEntropy,
-  embedding,
-  flush,
-  fromArray,
-  full,
-  fullLike,
-  getBackend,
-  keep,
-  layerNorm,
-  manualSeed,
-  memoryStats,
-  type Nested,
-  oneHot,
-  ones,
-  onesLike,
-  rand,
-  randLike,
-  randn,
-  randnLike,
-  rng,
-  scope,
-  setBackend,
-  stack,
-  Tensor,
-  tensor,
-  tril,
-  triu,
-  where,
-  zeros,
-  zerosLike,
-} from "./tensor/tensor.ts";
-export type { BinaryOp, DType, Exp, UnaryOp } from "./tensor/exp.ts";
-export type { Backend, BackendBuffer, ReduceOp, Src, TypedArray, View } from "./tensor/backend.ts";
-export { ShapeError } from "./tensor/shape.ts";
-export type * from "./tensor/shape.ts";
-export { isGradEnabled, noGrad } from "./autograd/tape.ts";
+export * from "./tensor/mod.ts";
 export { grad, gradcheck, type Grads, valueAndGrad } from "./autograd/functional.ts";
 
 // nn: modules, GPT-2, optimizers, sampling, tokenizers, checkpoints

@@ -1,8 +1,8 @@
 /**
  * Functional autodiff over records of tensors (JAX-style), and gradcheck by central differences.
  */
-import { fromArray, getBackend, setBackend, type Shape, type Tensor } from "../tensor/tensor.ts";
-import { noGrad } from "./tape.ts";
+import { fromArray, getBackend, setBackend, type Shape, type Tensor } from "../tensor/mod.ts";
+import { noGrad } from "../tensor/mod.ts";
 
 /** Gradients with the same keys and shapes as the parameters. */
 export type Grads<P extends Record<string, Tensor<any>>> = {

@@ -4,7 +4,7 @@
  * pairwise preferences with one classification loss on the implicit reward β·log π/π_ref — no
  * reward model, no RL loop.
  */
-import { concat, type Tensor } from "../tensor/tensor.ts";
+import { concat, type Tensor } from "../tensor/mod.ts";
 
 /** Sum (or, with `average`, mean) over positions of log p(token[t+1] | tokens ≤ t), counting only
  * positions `mask` marks as completion: logits [B, T, V], tokens and mask [B, T] → [B]. A row with

@@ -3,8 +3,7 @@
  * rejected together), a frozen reference (or reference log-probs computed once up front), the loss
  * from loss.ts, clipping, warmup, periodic evaluation, and TRL-named metrics read back once a step.
  */
-import { fromArray, rng, scope, stack, type Tensor } from "../tensor/tensor.ts";
-import { noGrad } from "../autograd/tape.ts";
+import { fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
 import { GPT } from "../nn/gpt.ts";
 import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
 import { loadCheckpoint, saveCheckpoint } from "../nn/checkpoint.ts";

@@ -2,7 +2,7 @@
  * Tensors in and out of safetensors files (the byte format lives in safetensors.ts). Saving reads
  * every tensor back from its backend once; files are written atomically.
  */
-import { fromArray, type Tensor } from "../tensor/tensor.ts";
+import { fromArray, type Tensor } from "../tensor/mod.ts";
 import { decodeSafetensors, encodeSafetensors, readFileBytes, saveFileAtomic } from "./safetensors.ts";
 
 /** Encode named tensors (f32 or i32; others are converted to f32) and string metadata. */

@@ -4,7 +4,7 @@
  * the token embedding. Fields are laid out like Hugging Face's GPT2LMHeadModel, so parameter names
  * (and Conv1D weight layouts [in, out]) match its checkpoints.
  */
-import { arange, type Shape, type Tensor, tril, where } from "../tensor/tensor.ts";
+import { arange, type Shape, type Tensor, tril, where } from "../tensor/mod.ts";
 import { Dropout, Embedding, LayerNorm, Linear, Module } from "./module.ts";
 
 /** Model size. */

@@ -3,8 +3,7 @@
  * walking the fields (`transformer.h.0.attn.c_attn.weight`), so a model laid out like Hugging
  * Face's has Hugging Face's names for free.
  */
-import { keep, ones, rand, randn, type Shape, Tensor, zeros } from "../tensor/tensor.ts";
-import { embedding, layerNorm } from "../tensor/tensor.ts";
+import { embedding, keep, layerNorm, ones, rand, randn, type Shape, Tensor, zeros } from "../tensor/mod.ts";
 import { fmtShape, type MatMul, type Ok } from "../tensor/shape.ts";
 
 /** A parameter: a kept leaf tensor that requires grad. */

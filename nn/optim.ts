@@ -2,7 +2,7 @@
  * Optimizers (SGD with momentum, Adam, AdamW), learning-rate schedules and gradient clipping.
  * State lives on the device next to the parameters; an update is a few fused kernels per tensor.
  */
-import { keep, scope, Tensor, zeros, zerosLike } from "../tensor/tensor.ts";
+import { keep, scope, Tensor, zeros, zerosLike } from "../tensor/mod.ts";
 
 /** What every optimizer has. */
 export interface Optimizer {

@@ -4,8 +4,7 @@
  * position's logits; the choice is made on the host with a seeded generator, so a seed gives the
  * same text on every backend.
  */
-import { fromArray, rng, scope } from "../tensor/tensor.ts";
-import { noGrad } from "../autograd/tape.ts";
+import { fromArray, noGrad, rng, scope } from "../tensor/mod.ts";
 import type { GPT } from "./gpt.ts";
 
 /** Sampling options. */

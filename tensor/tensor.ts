@@ -41,7 +41,7 @@ import type {
   Unsqueeze,
   Where,
 } from "./shape.ts";
-import { isGradEnabled, runBackward, type TapeNode } from "../autograd/tape.ts";
+import { isGradEnabled, runBackward, type TapeNode } from "./tape.ts";
 
 export type { DType, Shape };
 

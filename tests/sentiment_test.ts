@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rng } from "../tensor/tensor.ts";
+import { rng } from "../tensor/mod.ts";
 import {
   bestAchievableScore,
   generateCorpus,

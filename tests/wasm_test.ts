@@ -1,6 +1,6 @@
 // The WebAssembly SIMD matmul against a plain f64 reference, within f32 rounding of Σ|a||b|.
 import assert from "node:assert/strict";
-import { rng } from "../tensor/tensor.ts";
+import { rng } from "../tensor/mod.ts";
 import { matmulF32 } from "../tensor/wasm.ts";
 
 /** Seeded values in [-1, 1), rounded to f32. */

@@ -1,7 +1,7 @@
 /**
  * The tape: a dynamic graph of nodes, each knowing its inputs and how to turn the gradient of its
  * output into gradients of its inputs. It knows nothing about particular ops — each op registers
- * its backward closure when it runs (see tensor/tensor.ts).
+ * its backward closure when it runs (see tensor.ts).
  */
 
 /** What an op leaves on the tape. `backward` returns one gradient (or null) per input. */
