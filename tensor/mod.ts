@@ -3,21 +3,15 @@
  * is split into files (tensor.ts, create.ts, lazy.ts, backends.ts, …) stays behind this list.
  * @module
  */
+export { type Nested, Tensor } from "./tensor.ts";
+export { concat, where } from "./tensor.ts";
+export { crossEntropy, embedding, layerNorm, stack } from "./composite.ts";
 export {
   arange,
-  concat,
-  crossEntropy,
-  embedding,
-  flush,
   fromArray,
   full,
   fullLike,
-  getBackend,
-  keep,
-  layerNorm,
   manualSeed,
-  memoryStats,
-  type Nested,
   oneHot,
   ones,
   onesLike,
@@ -26,17 +20,14 @@ export {
   randn,
   randnLike,
   rng,
-  scope,
-  setBackend,
-  stack,
-  Tensor,
   tensor,
   tril,
   triu,
-  where,
   zeros,
   zerosLike,
-} from "./tensor.ts";
+} from "./create.ts";
+export { flush, keep, Lazy, memoryStats, scope } from "./lazy.ts";
+export { getBackend, setBackend } from "./backends.ts";
 export type { BinaryOp, DType, Exp, UnaryOp } from "./exp.ts";
 export type { Backend, BackendBuffer, ReduceOp, Src, TypedArray, View } from "./backend.ts";
 export { ShapeError } from "./shape.ts";

@@ -8,7 +8,15 @@
  * mismatch, a string literal type holding the error message (see `Ok` and `Guard`). Rules are
  * tail-recursive walks over short tuples; element counts use decimal digit strings, never tuple
  * lengths, so 64·128·50257 costs a few hundred steps.
+ *
+ * Layout: the shared machinery first, then one section per op with its type-level rule directly
+ * above its runtime check. `@internal` marks helpers that exported types name, so `deno doc --lint`
+ * accepts them.
  */
+
+// ---- shapes, results, errors --------------------------------------------------------------------------
+// A rule gives a shape tuple (`Ok` extracts it) or an error message (`Guard` turns it into a compile
+// error); at run time the same message is thrown as a `ShapeError`, shapes printed as `[2, 3]`.
 
 /** A tensor shape: a tuple of literal sizes, `number` for sizes known only at run time. */
 export type Shape = readonly number[];
@@ -19,23 +27,29 @@ export type Ok<R> = R extends Shape ? R : never;
 /** For a parameter's type: the rule's error message (making a mismatch a compile error), else `unknown`. */
 export type Guard<R> = R extends string ? R : unknown;
 
-// ---- helpers. `@internal` marks those that exported types name, so `deno doc --lint` accepts them ----
-
 type Str<D> = D extends number ? (number extends D ? "number" : `${D}`) : "?";
 /** @internal `[2, 3]`, as `fmtShape` prints it (a runtime-only size prints as `number`). */
 type Fmt<S extends readonly unknown[], Acc extends string = ""> = S extends readonly [infer H, ...infer R]
   ? Fmt<R, Acc extends "" ? Str<H> : `${Acc}, ${Str<H>}`>
   : `[${Acc}]`;
 
-type Neg<N extends number> = `-${N}` extends `${infer M extends number}` ? M : never;
-/** @internal The index of axis A (negative: from the end) of S, or false. Walks S once: a huge A is cheap. */
-type AxisIn<S extends readonly unknown[], A extends number, I extends 0[] = []> = S extends
-  readonly [unknown, ...infer R]
-  ? A extends I["length"] | Neg<S["length"]> ? I["length"] : AxisIn<R, A, [...I, 0]>
-  : false;
-/** @internal */
-type AxisErr<Op extends string, A extends number, S extends Shape> =
-  `${Op}: axis ${A} is out of range for shape ${Fmt<S>}`;
+/** A shape mismatch; the message is the one the type-level rule shows at compile time. */
+export class ShapeError extends Error {
+  /** Always "ShapeError". */
+  override name: string = "ShapeError";
+}
+
+/** A shape as `[2, 3]`. */
+export function fmtShape(s: readonly number[]): string {
+  return `[${s.join(", ")}]`;
+}
+
+const fail = (message: string): never => {
+  throw new ShapeError(message);
+};
+
+// ---- tuple helpers ------------------------------------------------------------------------------------
+// Shape surgery by index on literal tuples: last/init, fill, replace, insert, remove, and a dim match.
 
 /** @internal */
 type Last<S extends Shape> = S extends readonly [...unknown[], infer D extends number] ? D : never;
@@ -66,7 +80,9 @@ type EqDim<A extends number, B extends number> = number extends A ? B
   : [A] extends [B] ? A
   : false;
 
-// ---- decimal arithmetic on reversed digit strings ("123" is "321", so carries run left to right) ----
+// ---- decimal arithmetic -------------------------------------------------------------------------------
+// On reversed digit strings ("123" is "321", so carries run left to right): add, multiply, compare,
+// and element counts, so big sizes cost digits, not tuple lengths.
 
 type Digit = "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9";
 type Up<D extends Digit, Acc extends 0[] = []> = `${Acc["length"]}` extends D ? Acc : Up<D, [...Acc, 0]>;
@@ -109,13 +125,42 @@ type Elems<S extends Shape, Acc extends string = "1"> = S extends
   ? number extends D ? false : Elems<R, MulR<Acc, Rev<`${D}`>>>
   : Trim<Rev<Acc>>;
 
-// ---- the rules ----------------------------------------------------------------------------------------
+const numel = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
+
+// ---- axis normalisation -------------------------------------------------------------------------------
+// Axis A of a rank-r shape is valid in [-r, r); a negative one counts from the end.
+
+type Neg<N extends number> = `-${N}` extends `${infer M extends number}` ? M : never;
+/** @internal The index of axis A (negative: from the end) of S, or false. Walks S once: a huge A is cheap. */
+type AxisIn<S extends readonly unknown[], A extends number, I extends 0[] = []> = S extends
+  readonly [unknown, ...infer R]
+  ? A extends I["length"] | Neg<S["length"]> ? I["length"] : AxisIn<R, A, [...I, 0]>
+  : false;
+/** @internal */
+type AxisErr<Op extends string, A extends number, S extends Shape> =
+  `${Op}: axis ${A} is out of range for shape ${Fmt<S>}`;
 
 /** The non-negative form of axis A of S, or the error message (`Op` names the op in it). */
 export type NormAxis<S extends Shape, A extends number, Op extends string = "axis"> = number extends
   A | S["length"] ? number
   : AxisIn<S, A> extends infer N extends number ? N
   : AxisErr<Op, A, S>;
+
+function axisIn(op: string, axis: number, rank: number, shape: readonly number[]): number {
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    fail(`${op}: axis ${axis} is out of range for shape ${fmtShape(shape)}`);
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Axis `axis` of `shape` made non-negative; throws if out of range. */
+export function normAxis(op: string, axis: number, shape: readonly number[]): number {
+  return axisIn(op, axis, shape.length, shape);
+}
+
+// ---- broadcast (elementwise ops, expand, where) -------------------------------------------------------
+// Right-aligned; each dim pair must be equal or contain a 1, and a missing dim counts as 1.
+// `where` broadcasts the condition with one branch, then the result with the other.
 
 /** @internal */
 type BC<A extends Shape, B extends Shape, E extends string, Acc extends Shape = []> = A extends
@@ -135,6 +180,22 @@ export type Broadcast<A extends Shape, B extends Shape, Op extends string> = num
 export type Where<C extends Shape, A extends Shape, B extends Shape> = Broadcast<C, A, "where"> extends
   infer R extends Shape ? Broadcast<R, B, "where"> : Broadcast<C, A, "where">;
 
+/** Numpy broadcasting of two shapes (right-aligned). */
+export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
+  const n = Math.max(a.length, b.length), out = new Array<number>(n);
+  for (let i = 1; i <= n; i++) {
+    const x = a[a.length - i] ?? 1, y = b[b.length - i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) {
+      fail(`${op}: shapes ${fmtShape(a)} and ${fmtShape(b)} cannot broadcast`);
+    }
+    out[n - i] = x === 1 ? y : x;
+  }
+  return out;
+}
+
+// ---- matmul -------------------------------------------------------------------------------------------
+// torch.matmul: inner dims must match, batch dims broadcast, a 1-D operand adds no dim.
+
 /** @internal Matmul once ranks are ≥ 1: K1, K2 are the inner dims; vector operands add no dim. */
 type MatT<A extends Shape, B extends Shape, K1 extends number, K2 extends number> = EqDim<K1, K2> extends
   false ? `matmul: inner dimensions ${K1} and ${K2} differ (shapes ${Fmt<A>} and ${Fmt<B>})`
@@ -149,6 +210,21 @@ export type MatMul<A extends Shape, B extends Shape> = number extends A["length"
   : [A, B] extends [readonly [number, ...number[]], readonly [number, ...number[]]]
     ? MatT<A, B, Last<A>, B extends readonly [infer K extends number] ? K : Last<Init<B>>>
   : `matmul: operands must have at least 1 dimension (shapes ${Fmt<A>} and ${Fmt<B>})`;
+
+/** The shape of torch.matmul(a, b), vector cases included. */
+export function matmulShape(a: readonly number[], b: readonly number[]): number[] {
+  const shapes = `(shapes ${fmtShape(a)} and ${fmtShape(b)})`;
+  if (a.length === 0 || b.length === 0) fail(`matmul: operands must have at least 1 dimension ${shapes}`);
+  const k1 = a[a.length - 1], k2 = b.length === 1 ? b[0] : b[b.length - 2];
+  if (k1 !== k2) fail(`matmul: inner dimensions ${k1} and ${k2} differ ${shapes}`);
+  const out = broadcastShapes("matmul", a.slice(0, -2), b.slice(0, -2));
+  if (a.length > 1) out.push(a[a.length - 2]);
+  if (b.length > 1) out.push(b[b.length - 1]);
+  return out;
+}
+
+// ---- reductions ---------------------------------------------------------------------------------------
+// Reduced axes (all when none given) must be in range and distinct; they drop out, or stay as 1s.
 
 /** @internal The normalized axes P as [union], `number` if one is runtime-only, or an error message. */
 type ReduceAxes<S extends Shape, P extends readonly number[], Op extends string, Acc extends number = never> =
@@ -187,32 +263,24 @@ export type Reduce<
     : number[]
   : never;
 
-/** @internal S[P[0]], S[P[1]], …, or E if P repeats an axis, leaves S's axes or misses one. */
-type PermT<S extends Shape, P extends Shape, E extends string, Seen = never, Acc extends Shape = []> =
-  P extends readonly [infer A extends number, ...infer R extends readonly number[]]
-    ? number extends A ? PermT<S, R, E, Seen, [...Acc, number]>
-    : AxisIn<S, A> extends infer N extends number
-      ? [N] extends [Seen] ? E : PermT<S, R, E, Seen | N, [...Acc, S[N]]>
-    : E
-    : Acc["length"] extends S["length"] ? Acc
-    : E;
-/** The shape S[P[0]], S[P[1]], …; P must be a permutation of S's axes (negatives allowed). */
-export type Permute<S extends Shape, P extends readonly number[]> = number extends S["length"] | P["length"]
-  ? number[]
-  : PermT<S, P, `permute: ${Fmt<P>} is not a permutation of the axes of shape ${Fmt<S>}`>;
+/** The sorted, distinct, non-negative axes a reduction covers (all of them when `axis` is undefined). */
+export function reduceAxes(
+  op: string,
+  shape: readonly number[],
+  axis: number | readonly number[] | undefined,
+): number[] {
+  if (axis === undefined) return shape.map((_, i) => i);
+  const out: number[] = [];
+  for (const a of typeof axis === "number" ? [axis] : axis) {
+    const n = normAxis(op, a, shape);
+    if (out.includes(n)) fail(`${op}: axis ${n} is repeated`);
+    out.push(n);
+  }
+  return out.sort((x, y) => x - y);
+}
 
-/** @internal Swap normalized axes I and J (or pass an axis error on). */
-type SwapT<S extends Shape, I, J> = I extends string ? I
-  : J extends string ? J
-  : number extends S["length"] ? number[]
-  : number extends I | J ? Fill<S, number>
-  : Replace<Replace<S, I & number, S[J & number]>, J & number, S[I & number]>;
-/** S with axes D0 and D1 swapped (negatives allowed). */
-export type Transpose<S extends Shape, D0 extends number, D1 extends number> = SwapT<
-  S,
-  NormAxis<S, D0, "transpose">,
-  NormAxis<S, D1, "transpose">
->;
+// ---- reshape ------------------------------------------------------------------------------------------
+// At most one -1 (inferred); the element count must not change.
 
 /** @internal [number of -1s, T with each -1 as `number`]. */
 type Holes<T extends readonly number[], Acc extends Shape = [], H extends 0[] = []> = T extends
@@ -232,11 +300,72 @@ export type Reshape<S extends Shape, T extends readonly number[]> = number exten
     ? ReshapeT<number extends S["length"] ? [number] : S, T, H, Out>
   : never;
 
+/** The target shape of a reshape with its -1 (if any) inferred; throws if the sizes don't fit. */
+export function reshapeShape(shape: readonly number[], target: readonly number[]): number[] {
+  const holes = target.filter((d) => d === -1).length;
+  if (holes > 1) fail(`reshape: only one dimension can be -1 (got ${fmtShape(target)})`);
+  const size = numel(shape), known = numel(target.filter((d) => d !== -1));
+  const head = `reshape: cannot reshape ${fmtShape(shape)} (${size} elements) to ${fmtShape(target)}`;
+  if (target.some((d) => !Number.isInteger(d) || d < -1)) fail(head);
+  if (holes === 0) return known === size ? [...target] : fail(`${head} (${known} elements)`);
+  if (known === 0 || size % known !== 0) fail(head);
+  return target.map((d) => (d === -1 ? size / known : d));
+}
+
+// ---- permute / transpose ------------------------------------------------------------------------------
+// permute: P lists every axis once, in the new order. transpose: swaps two in-range axes (its
+// runtime check is `normAxis` on each).
+
+/** @internal S[P[0]], S[P[1]], …, or E if P repeats an axis, leaves S's axes or misses one. */
+type PermT<S extends Shape, P extends Shape, E extends string, Seen = never, Acc extends Shape = []> =
+  P extends readonly [infer A extends number, ...infer R extends readonly number[]]
+    ? number extends A ? PermT<S, R, E, Seen, [...Acc, number]>
+    : AxisIn<S, A> extends infer N extends number
+      ? [N] extends [Seen] ? E : PermT<S, R, E, Seen | N, [...Acc, S[N]]>
+    : E
+    : Acc["length"] extends S["length"] ? Acc
+    : E;
+/** The shape S[P[0]], S[P[1]], …; P must be a permutation of S's axes (negatives allowed). */
+export type Permute<S extends Shape, P extends readonly number[]> = number extends S["length"] | P["length"]
+  ? number[]
+  : PermT<S, P, `permute: ${Fmt<P>} is not a permutation of the axes of shape ${Fmt<S>}`>;
+
+/** Checks that `perm` permutes the axes of `shape`; returns it with negatives normalized. */
+export function permuteCheck(shape: readonly number[], perm: readonly number[]): number[] {
+  const r = shape.length;
+  const out = perm.map((p) => (Number.isInteger(p) && p >= -r && p < r ? (p + r) % r : -1));
+  if (perm.length !== r || out.includes(-1) || new Set(out).size !== r) {
+    fail(`permute: ${fmtShape(perm)} is not a permutation of the axes of shape ${fmtShape(shape)}`);
+  }
+  return out;
+}
+
+/** @internal Swap normalized axes I and J (or pass an axis error on). */
+type SwapT<S extends Shape, I, J> = I extends string ? I
+  : J extends string ? J
+  : number extends S["length"] ? number[]
+  : number extends I | J ? Fill<S, number>
+  : Replace<Replace<S, I & number, S[J & number]>, J & number, S[I & number]>;
+/** S with axes D0 and D1 swapped (negatives allowed). */
+export type Transpose<S extends Shape, D0 extends number, D1 extends number> = SwapT<
+  S,
+  NormAxis<S, D0, "transpose">,
+  NormAxis<S, D1, "transpose">
+>;
+
+// ---- unsqueeze / squeeze ------------------------------------------------------------------------------
+// unsqueeze inserts a 1 at an axis in [-(rank+1), rank]; squeeze drops one axis of size 1, or all 1s.
+
 /** S with a 1 inserted at axis D, which ranges over [-(rank+1), rank]. */
 export type Unsqueeze<S extends Shape, D extends number> = number extends S["length"] ? number[]
   : number extends D ? [number, ...Fill<S, number>]
   : AxisIn<[0, ...S], D> extends infer N extends number ? Insert<S, N, 1>
   : AxisErr<"unsqueeze", D, S>;
+
+/** Where unsqueeze inserts its 1: `axis` in [-(rank+1), rank], made non-negative. */
+export function unsqueezeAxis(shape: readonly number[], axis: number): number {
+  return axisIn("unsqueeze", axis, shape.length + 1, shape);
+}
 
 /** @internal S without its 1s; `number[]` if some dim is runtime-only. */
 type DropOnes<S extends Shape, Acc extends Shape = []> = S extends
@@ -253,6 +382,49 @@ type SqueezeT<S extends Shape, N> = N extends number ? number extends N ? Fill<I
 export type Squeeze<S extends Shape, D extends number | undefined> = number extends S["length"] ? number[]
   : D extends number ? SqueezeT<S, NormAxis<S, D, "squeeze">>
   : DropOnes<S>;
+
+/** `shape` without axis `axis` (which must have size 1), or without all its 1s. */
+export function squeezeShape(shape: readonly number[], axis?: number): number[] {
+  if (axis === undefined) return shape.filter((d) => d !== 1);
+  const n = normAxis("squeeze", axis, shape);
+  if (shape[n] !== 1) fail(`squeeze: axis ${n} of shape ${fmtShape(shape)} has size ${shape[n]}, not 1`);
+  return shape.filter((_, i) => i !== n);
+}
+
+// ---- narrow -------------------------------------------------------------------------------------------
+// A slice of Len elements along an axis: Len must not exceed its size (the start is checked at run time).
+
+/** @internal S with normalized axis N set to V (or an axis error passed on); with Check, V ≤ the size. */
+type SetAxis<S extends Shape, N, V extends number, Check extends boolean = false> = N extends string ? N
+  : number extends N ? number extends S["length"] ? number[] : Fill<S, number>
+  : [Check, number extends V | S[N & number] ? 0 : 1] extends [true, 1]
+    ? GtR<Rev<`${V}`>, Rev<`${S[N & number]}`>> extends true
+      ? `narrow: length ${V} exceeds size ${S[N & number]} of axis ${N & number} in shape ${Fmt<S>}`
+    : Replace<S, N & number, V>
+  : Replace<S, N & number, V>;
+/** S with S[Axis] replaced by Len, which must not exceed a known size. */
+export type Narrow<S extends Shape, Axis extends number, Len extends number> = SetAxis<
+  S,
+  NormAxis<S, Axis, "narrow">,
+  Len,
+  true
+>;
+
+/** Checks `length` elements from `start` (negative: from the end) fit in `axis`; returns the axis. */
+export function narrowCheck(shape: readonly number[], axis: number, start: number, length: number): number {
+  const n = normAxis("narrow", axis, shape), size = shape[n], s = start < 0 ? start + size : start;
+  if (length > size) {
+    fail(`narrow: length ${length} exceeds size ${size} of axis ${n} in shape ${fmtShape(shape)}`);
+  }
+  if (!Number.isInteger(s) || !Number.isInteger(length) || s < 0 || length < 0 || s + length > size) {
+    fail(`narrow: range ${s}..${s + length} is out of bounds for axis ${n} of shape ${fmtShape(shape)}`);
+  }
+  return n;
+}
+
+// ---- concat / stack -----------------------------------------------------------------------------------
+// concat: shapes equal except along the axis, where sizes add up. stack: equal shapes, joined along a
+// new axis of size = their count. Both need at least one shape.
 
 /** @internal A and B merged (known dims win, dim N is A's), or false where they differ. */
 type Merge<A extends Shape, B extends Shape, N extends number, Acc extends Shape = []> = A extends
@@ -286,6 +458,19 @@ export type Concat<Ss extends readonly Shape[], Axis extends number> = Ss extend
   : Ss extends readonly [] ? "concat: needs at least one tensor"
   : number[];
 
+/** The shape of a concatenation along `axis`. */
+export function concatShape(shapes: readonly (readonly number[])[], axis: number): number[] {
+  if (shapes.length === 0) fail("concat: needs at least one tensor");
+  const first = shapes[0], n = normAxis("concat", axis, first), out = [...first];
+  for (const s of shapes.slice(1)) {
+    if (s.length !== first.length || s.some((d, i) => i !== n && d !== first[i])) {
+      fail(`concat: shapes ${fmtShape(first)} and ${fmtShape(s)} differ outside axis ${n}`);
+    }
+    out[n] += s[n];
+  }
+  return out;
+}
+
 /** @internal The merge of S0 with every shape in Ss, or the error for the first that differs. */
 type StackT<S0 extends Shape, Ss extends readonly Shape[], M extends Shape> = Ss extends
   readonly [infer S extends Shape, ...infer R extends readonly Shape[]]
@@ -304,21 +489,21 @@ export type Stack<Ss extends readonly Shape[], Axis extends number> = Ss extends
   : Ss extends readonly [] ? "stack: needs at least one tensor"
   : number[];
 
-/** @internal S with normalized axis N set to V (or an axis error passed on); with Check, V ≤ the size. */
-type SetAxis<S extends Shape, N, V extends number, Check extends boolean = false> = N extends string ? N
-  : number extends N ? number extends S["length"] ? number[] : Fill<S, number>
-  : [Check, number extends V | S[N & number] ? 0 : 1] extends [true, 1]
-    ? GtR<Rev<`${V}`>, Rev<`${S[N & number]}`>> extends true
-      ? `narrow: length ${V} exceeds size ${S[N & number]} of axis ${N & number} in shape ${Fmt<S>}`
-    : Replace<S, N & number, V>
-  : Replace<S, N & number, V>;
-/** S with S[Axis] replaced by Len, which must not exceed a known size. */
-export type Narrow<S extends Shape, Axis extends number, Len extends number> = SetAxis<
-  S,
-  NormAxis<S, Axis, "narrow">,
-  Len,
-  true
->;
+/** The shape of stacking equal shapes along a new axis `axis`. */
+export function stackShape(shapes: readonly (readonly number[])[], axis: number): number[] {
+  if (shapes.length === 0) fail("stack: needs at least one tensor");
+  const first = shapes[0], n = axisIn("stack", axis, first.length + 1, first);
+  for (const s of shapes) {
+    if (s.length !== first.length || s.some((d, i) => d !== first[i])) {
+      fail(`stack: shapes ${fmtShape(first)} and ${fmtShape(s)} differ`);
+    }
+  }
+  return [...first.slice(0, n), shapes.length, ...first.slice(n)];
+}
+
+// ---- indexing: indexSelect, gather, embedding ---------------------------------------------------------
+// indexSelect sets the axis to the index count (`SetAxis`, see narrow); gather's result is its
+// index's shape, of the input's rank; an embedding weight is [vocab, dim] and appends dim.
 
 /** S with S[Axis] replaced by N, the number of indices selected. */
 export type IndexSelect<S extends Shape, Axis extends number, N extends number> = SetAxis<
@@ -334,164 +519,6 @@ export type Gather<S extends Shape, Axis extends number, I extends Shape> =
     : I["length"] extends S["length"] ? [...I]
     : `gather: index shape ${Fmt<I>} must have the same rank as shape ${Fmt<S>}`;
 
-/** Looking indices of shape I up in a [vocab, dim] weight W gives [...I, dim]. */
-export type EmbeddingLookup<W extends Shape, I extends Shape> = number extends W["length"]
-  ? number extends I["length"] ? number[] : [...I, number]
-  : W extends readonly [number, infer D extends number] ? number extends I["length"] ? number[] : [...I, D]
-  : `embedding: weight must be [vocab, dim], got ${Fmt<W>}`;
-
-/** @internal */
-type NestedShape<T, Acc extends number[]> = 0 extends 1 & T ? number[] // `any` data: unknown rank
-  : [T] extends [never] ? Acc // [] has elements of type never
-  : [T] extends [readonly unknown[]] ? NestedShape<T[number], [...Acc, T["length"]]>
-  : [T] extends [ArrayLike<number>] ? [...Acc, number] // typed arrays
-  : Acc;
-/** The shape of nested array data: `[[1, 2], [3, 4]]` → [2, 2], `number` → [], `number[][]` → [number, number]. */
-export type FromNested<T> = NestedShape<T, []>;
-
-// ---- runtime --------------------------------------------------------------------------------------------
-
-/** A shape mismatch; the message is the one the type-level rule shows at compile time. */
-export class ShapeError extends Error {
-  /** Always "ShapeError". */
-  override name: string = "ShapeError";
-}
-
-/** A shape as `[2, 3]`. */
-export function fmtShape(s: readonly number[]): string {
-  return `[${s.join(", ")}]`;
-}
-
-const fail = (message: string): never => {
-  throw new ShapeError(message);
-};
-const numel = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
-
-function axisIn(op: string, axis: number, rank: number, shape: readonly number[]): number {
-  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
-    fail(`${op}: axis ${axis} is out of range for shape ${fmtShape(shape)}`);
-  }
-  return axis < 0 ? axis + rank : axis;
-}
-
-/** Numpy broadcasting of two shapes (right-aligned). */
-export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
-  const n = Math.max(a.length, b.length), out = new Array<number>(n);
-  for (let i = 1; i <= n; i++) {
-    const x = a[a.length - i] ?? 1, y = b[b.length - i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) {
-      fail(`${op}: shapes ${fmtShape(a)} and ${fmtShape(b)} cannot broadcast`);
-    }
-    out[n - i] = x === 1 ? y : x;
-  }
-  return out;
-}
-
-/** The shape of torch.matmul(a, b), vector cases included. */
-export function matmulShape(a: readonly number[], b: readonly number[]): number[] {
-  const shapes = `(shapes ${fmtShape(a)} and ${fmtShape(b)})`;
-  if (a.length === 0 || b.length === 0) fail(`matmul: operands must have at least 1 dimension ${shapes}`);
-  const k1 = a[a.length - 1], k2 = b.length === 1 ? b[0] : b[b.length - 2];
-  if (k1 !== k2) fail(`matmul: inner dimensions ${k1} and ${k2} differ ${shapes}`);
-  const out = broadcastShapes("matmul", a.slice(0, -2), b.slice(0, -2));
-  if (a.length > 1) out.push(a[a.length - 2]);
-  if (b.length > 1) out.push(b[b.length - 1]);
-  return out;
-}
-
-/** Axis `axis` of `shape` made non-negative; throws if out of range. */
-export function normAxis(op: string, axis: number, shape: readonly number[]): number {
-  return axisIn(op, axis, shape.length, shape);
-}
-
-/** The sorted, distinct, non-negative axes a reduction covers (all of them when `axis` is undefined). */
-export function reduceAxes(
-  op: string,
-  shape: readonly number[],
-  axis: number | readonly number[] | undefined,
-): number[] {
-  if (axis === undefined) return shape.map((_, i) => i);
-  const out: number[] = [];
-  for (const a of typeof axis === "number" ? [axis] : axis) {
-    const n = normAxis(op, a, shape);
-    if (out.includes(n)) fail(`${op}: axis ${n} is repeated`);
-    out.push(n);
-  }
-  return out.sort((x, y) => x - y);
-}
-
-/** Checks that `perm` permutes the axes of `shape`; returns it with negatives normalized. */
-export function permuteCheck(shape: readonly number[], perm: readonly number[]): number[] {
-  const r = shape.length;
-  const out = perm.map((p) => (Number.isInteger(p) && p >= -r && p < r ? (p + r) % r : -1));
-  if (perm.length !== r || out.includes(-1) || new Set(out).size !== r) {
-    fail(`permute: ${fmtShape(perm)} is not a permutation of the axes of shape ${fmtShape(shape)}`);
-  }
-  return out;
-}
-
-/** The target shape of a reshape with its -1 (if any) inferred; throws if the sizes don't fit. */
-export function reshapeShape(shape: readonly number[], target: readonly number[]): number[] {
-  const holes = target.filter((d) => d === -1).length;
-  if (holes > 1) fail(`reshape: only one dimension can be -1 (got ${fmtShape(target)})`);
-  const size = numel(shape), known = numel(target.filter((d) => d !== -1));
-  const head = `reshape: cannot reshape ${fmtShape(shape)} (${size} elements) to ${fmtShape(target)}`;
-  if (target.some((d) => !Number.isInteger(d) || d < -1)) fail(head);
-  if (holes === 0) return known === size ? [...target] : fail(`${head} (${known} elements)`);
-  if (known === 0 || size % known !== 0) fail(head);
-  return target.map((d) => (d === -1 ? size / known : d));
-}
-
-/** Where unsqueeze inserts its 1: `axis` in [-(rank+1), rank], made non-negative. */
-export function unsqueezeAxis(shape: readonly number[], axis: number): number {
-  return axisIn("unsqueeze", axis, shape.length + 1, shape);
-}
-
-/** `shape` without axis `axis` (which must have size 1), or without all its 1s. */
-export function squeezeShape(shape: readonly number[], axis?: number): number[] {
-  if (axis === undefined) return shape.filter((d) => d !== 1);
-  const n = normAxis("squeeze", axis, shape);
-  if (shape[n] !== 1) fail(`squeeze: axis ${n} of shape ${fmtShape(shape)} has size ${shape[n]}, not 1`);
-  return shape.filter((_, i) => i !== n);
-}
-
-/** The shape of a concatenation along `axis`. */
-export function concatShape(shapes: readonly (readonly number[])[], axis: number): number[] {
-  if (shapes.length === 0) fail("concat: needs at least one tensor");
-  const first = shapes[0], n = normAxis("concat", axis, first), out = [...first];
-  for (const s of shapes.slice(1)) {
-    if (s.length !== first.length || s.some((d, i) => i !== n && d !== first[i])) {
-      fail(`concat: shapes ${fmtShape(first)} and ${fmtShape(s)} differ outside axis ${n}`);
-    }
-    out[n] += s[n];
-  }
-  return out;
-}
-
-/** The shape of stacking equal shapes along a new axis `axis`. */
-export function stackShape(shapes: readonly (readonly number[])[], axis: number): number[] {
-  if (shapes.length === 0) fail("stack: needs at least one tensor");
-  const first = shapes[0], n = axisIn("stack", axis, first.length + 1, first);
-  for (const s of shapes) {
-    if (s.length !== first.length || s.some((d, i) => d !== first[i])) {
-      fail(`stack: shapes ${fmtShape(first)} and ${fmtShape(s)} differ`);
-    }
-  }
-  return [...first.slice(0, n), shapes.length, ...first.slice(n)];
-}
-
-/** Checks `length` elements from `start` (negative: from the end) fit in `axis`; returns the axis. */
-export function narrowCheck(shape: readonly number[], axis: number, start: number, length: number): number {
-  const n = normAxis("narrow", axis, shape), size = shape[n], s = start < 0 ? start + size : start;
-  if (length > size) {
-    fail(`narrow: length ${length} exceeds size ${size} of axis ${n} in shape ${fmtShape(shape)}`);
-  }
-  if (!Number.isInteger(s) || !Number.isInteger(length) || s < 0 || length < 0 || s + length > size) {
-    fail(`narrow: range ${s}..${s + length} is out of bounds for axis ${n} of shape ${fmtShape(shape)}`);
-  }
-  return n;
-}
-
 /** Checks a gather's index has the rank of `shape`; returns the normalized axis. */
 export function gatherCheck(shape: readonly number[], axis: number, index: readonly number[]): number {
   const n = normAxis("gather", axis, shape);
@@ -504,7 +531,25 @@ export function gatherCheck(shape: readonly number[], axis: number, index: reado
   return n;
 }
 
+/** Looking indices of shape I up in a [vocab, dim] weight W gives [...I, dim]. */
+export type EmbeddingLookup<W extends Shape, I extends Shape> = number extends W["length"]
+  ? number extends I["length"] ? number[] : [...I, number]
+  : W extends readonly [number, infer D extends number] ? number extends I["length"] ? number[] : [...I, D]
+  : `embedding: weight must be [vocab, dim], got ${Fmt<W>}`;
+
 /** Checks an embedding weight is [vocab, dim]. */
 export function embeddingCheck(weight: readonly number[]): void {
   if (weight.length !== 2) fail(`embedding: weight must be [vocab, dim], got ${fmtShape(weight)}`);
 }
+
+// ---- nested data --------------------------------------------------------------------------------------
+// The shape of nested array literals, for building tensors from data (type level only).
+
+/** @internal */
+type NestedShape<T, Acc extends number[]> = 0 extends 1 & T ? number[] // `any` data: unknown rank
+  : [T] extends [never] ? Acc // [] has elements of type never
+  : [T] extends [readonly unknown[]] ? NestedShape<T[number], [...Acc, T["length"]]>
+  : [T] extends [ArrayLike<number>] ? [...Acc, number] // typed arrays
+  : Acc;
+/** The shape of nested array data: `[[1, 2], [3, 4]]` → [2, 2], `number` → [], `number[][]` → [number, number]. */
+export type FromNested<T> = NestedShape<T, []>;

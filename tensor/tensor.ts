@@ -1,30 +1,34 @@
 /**
- * Tensor: typed shape, lazy elementwise form, memory ownership, and every op with its backward
- * rule beside its forward.
+ * The Tensor class: every op with its shape rule, its forward and its backward rule together.
  *
- * A tensor's value is a *form*: an expression (exp.ts) over strided reads of buffers. A realized
- * tensor is the trivial form `load 0`. Elementwise ops only build bigger forms, views transform
- * the reads, and the first op that needs memory (a reduction, matmul, gather, read) runs the whole
- * chain as one kernel. That is all the fusion there is.
+ * Forwards build lazy forms (lazy.ts) or call a backend primitive (backend.ts); backwards are
+ * closures recorded on the tape (tape.ts) and are written with the same ops, so higher layers
+ * never see either.
  */
-import {
-  type Backend,
-  contiguousStrides,
-  envVar,
-  numel,
-  type ReduceOp,
-  type TypedArray,
-  type View,
-} from "./backend.ts";
-import { CpuBackend, CpuBuffer, offsets } from "./cpu.ts";
+import { type BackendBuffer, contiguousStrides, numel, type ReduceOp, type TypedArray } from "./backend.ts";
+import { CpuBuffer, offsets } from "./cpu.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
+import {
+  bufferForm,
+  contiguousRead,
+  expandForm,
+  fuse,
+  hostCopy,
+  isContig,
+  isLoad,
+  keep,
+  Lazy,
+  moveForm,
+  realizeForm,
+  realRead,
+  reshapeForm,
+  srcs,
+} from "./lazy.ts";
 import * as SH from "./shape.ts";
 import type {
   Broadcast,
   Concat,
-  EmbeddingLookup,
-  FromNested,
   Gather,
   Guard,
   IndexSelect,
@@ -36,7 +40,6 @@ import type {
   Reshape,
   Shape,
   Squeeze,
-  Stack,
   Transpose,
   Unsqueeze,
   Where,
@@ -45,228 +48,18 @@ import { isGradEnabled, runBackward, type TapeNode } from "./tape.ts";
 
 export type { DType, Shape };
 
-// ---------------------------------------------------------------------------------------------
-// Backends and storage
-
-let backend: Backend = new CpuBackend();
-const backends = new Map<string, Backend>([["cpu", backend]]);
-
-/** The backend new tensors are created on. */
-export function getBackend(): Backend {
-  return backend;
-}
-
-/** Choose the backend for new tensors: "cpu", "webgpu", or "auto" — WebGPU on a hardware adapter,
- * else the CPU with a one-line notice (a software adapter such as llvmpipe runs this library's
- * workloads slower than the CPU backend's SIMD kernels). With no argument, reads env
- * `TENSOR_BACKEND` (default cpu). */
-export async function setBackend(name?: "cpu" | "webgpu" | "auto"): Promise<Backend> {
-  name ??= (envVar("TENSOR_BACKEND") as "cpu" | "webgpu" | "auto" | undefined) ?? "cpu";
-  if (!["cpu", "webgpu", "auto"].includes(name)) {
-    throw new Error(`setBackend: unknown backend "${name}" (expected cpu, webgpu or auto)`);
-  }
-  if (name !== "cpu" && !backends.has("webgpu")) {
-    try {
-      const { WebGpuBackend } = await import("./webgpu/backend.ts");
-      backends.set("webgpu", await WebGpuBackend.create());
-    } catch (e) {
-      if (name === "webgpu") throw e;
-      console.error(`setBackend: no WebGPU (${(e as Error).message}); using cpu`);
-    }
-  }
-  const gpu = backends.get("webgpu") as (Backend & { software?: boolean }) | undefined;
-  if (name === "auto" && gpu?.software) {
-    console.error(`setBackend: ${gpu.info} is a software adapter; using cpu`);
-  }
-  backend = backends.get(name === "auto" ? (gpu && !gpu.software ? "webgpu" : "cpu") : name)!;
-  return backend;
-}
-
-/** A backend buffer with a reference count: forms share storages, the last release frees. */
-class Storage {
-  refs = 0;
-  constructor(readonly buf: import("./backend.ts").BackendBuffer, readonly backend: Backend) {
-    stats.liveBytes += this.bytes;
-    stats.liveBuffers++;
-    finalizer.register(this, { buf, backend, bytes: this.bytes }, this);
-  }
-  get bytes(): number {
-    return this.buf.size * (this.buf.dtype === "f64" ? 8 : 4);
-  }
-  retain(): this {
-    this.refs++;
-    return this;
-  }
-  release(): void {
-    if (--this.refs > 0) return;
-    finalizer.unregister(this);
-    stats.liveBytes -= this.bytes;
-    stats.liveBuffers--;
-    this.backend.free(this.buf);
-  }
-}
-
-const stats = { liveBytes: 0, liveBuffers: 0, liveTensors: 0 };
-// A safety net for tensors dropped without dispose(): their buffers go back when collected.
-const finalizer = new FinalizationRegistry<
-  { buf: import("./backend.ts").BackendBuffer; backend: Backend; bytes: number }
->(
-  (h) => {
-    stats.liveBytes -= h.bytes;
-    stats.liveBuffers--;
-    h.backend.free(h.buf);
-  },
-);
-
-// Tensors collected without dispose() stop counting as live.
-const tensorFinalizer = new FinalizationRegistry<null>(() => stats.liveTensors--);
-
-/** Memory in use: bytes and buffers held by live tensors, bytes pooled by the backend, and the
- * number of live (undisposed) tensors. */
-export function memoryStats(): {
-  liveBytes: number;
-  liveBuffers: number;
-  pooledBytes: number;
-  liveTensors: number;
-} {
-  return { ...stats, pooledBytes: backend.pooledBytes() };
-}
-
-/** Submit queued device work (a training step's end). */
-export function flush(): Promise<void> {
-  return backend.flush();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Forms
-
-interface Read {
-  st: Storage;
-  view: View;
-}
-interface Form {
-  exp: Exp;
-  reads: Read[];
-}
-
-const isLoad = (f: Form) => f.exp.op === "load";
-const isContig = (v: View) => {
-  const s = contiguousStrides(v.shape);
-  return v.shape.every((n, d) => n === 1 || s[d] === v.strides[d]);
-};
-const hasIdx = (e: Exp): boolean => {
-  let found = false;
-  X.mapLeaves(e, (l) => ((found ||= l.op === "idx"), l));
-  return found;
-};
-
-/** Apply a movement to a form: `view` maps each read's view, `axis` maps an `idx` leaf. */
-function moveForm(f: Form, view: (v: View) => View, axis: (a: number) => Exp): Form {
-  const exp = hasIdx(f.exp) ? X.mapLeaves(f.exp, (l) => (l.op === "idx" ? axis(l.axis) : l)) : f.exp;
-  return { exp, reads: f.reads.map((r) => ({ st: r.st, view: view(r.view) })) };
-}
-
-/** A view's strides for a new shape without copying (torch's rule), or null when impossible. */
-function reshapeView(v: View, shape: number[]): View | null {
-  if (numel(v.shape) === 0 || v.shape.length === 0) {
-    return { shape, strides: contiguousStrides(shape), offset: v.offset };
-  }
-  const strides = new Array<number>(shape.length);
-  let vi = shape.length - 1, base = v.strides[v.shape.length - 1], tn = 1, vn = 1;
-  for (let ti = v.shape.length - 1; ti >= 0; ti--) {
-    tn *= v.shape[ti];
-    if (ti === 0 || (v.shape[ti - 1] !== 1 && v.strides[ti - 1] !== tn * base)) {
-      while (vi >= 0 && (vn < tn || shape[vi] === 1)) {
-        strides[vi] = vn * base;
-        vn *= shape[vi--];
-      }
-      if (vn !== tn) return null;
-      if (ti > 0) [base, tn, vn] = [v.strides[ti - 1], 1, 1];
-    }
-  }
-  return vi === -1 ? { shape, strides, offset: v.offset } : null;
-}
-
-// Fusion stops here: bigger operands are realized before they join a new expression.
-const MAX_READS = 4, MAX_NODES = 40;
-
-// ---------------------------------------------------------------------------------------------
-// The Tensor class
-
 /** Nested arrays of numbers (or booleans), as `tensor()` takes and `toArray()` gives. */
 export type Nested = number | boolean | readonly Nested[];
-let construct: <S extends Shape>(shape: S, form: Form, dtype?: DType) => Tensor<S>;
-let formOf: (t: Tensor<any>, op: string) => Form;
-let setForm: (t: Tensor<any>, f: Form) => void;
-let nodeOf: (t: Tensor<any>) => TapeNode<Tensor<any>> | null;
-let setNode: (t: Tensor<any>, n: TapeNode<Tensor<any>>) => void;
-const scopes: Set<Tensor<any>>[] = [];
 
 /** An n-dimensional array with a compile-time shape `S`, living on a backend. Create one with
  * `tensor`, `zeros`, `randn`…; every op returns a new tensor. */
-export class Tensor<S extends Shape = Shape> {
-  /** The shape (a typed tuple). */
-  readonly shape: S;
-  /** Element type. */
-  readonly dtype: DType;
+export class Tensor<S extends Shape = Shape> extends Lazy<S> {
   /** Whether gradients flow to this tensor (set on leaves with `requiresGrad_()`). */
   requiresGrad = false;
   /** Accumulated gradient of a leaf after `backward()`. */
   grad: Tensor<S> | null = null;
-  #form: Form | null;
-  #node: TapeNode<Tensor<any>> | null = null;
-
-  static {
-    construct = <S extends Shape>(shape: S, form: Form, dtype?: DType) => new Tensor<S>(shape, form, dtype);
-    formOf = (t, op) => {
-      if (!t.#form) throw new Error(`${op}: tensor of shape ${SH.fmtShape(t.shape)} was disposed`);
-      return t.#form;
-    };
-    setForm = (t, f) => {
-      f.reads.forEach((r) => r.st.retain());
-      t.#form?.reads.forEach((r) => r.st.release());
-      t.#form = f;
-    };
-    nodeOf = (t) => t.#node;
-    setNode = (t, n) => (t.#node = n);
-  }
-
-  private constructor(shape: S, form: Form, dtype?: DType) {
-    this.shape = Object.freeze([...shape]) as unknown as S;
-    this.dtype = dtype ?? form.exp.dtype;
-    if (this.dtype !== form.exp.dtype) form = { ...form, exp: X.cast(form.exp, this.dtype) };
-    form.reads.forEach((r) => r.st.retain());
-    this.#form = form;
-    stats.liveTensors++;
-    tensorFinalizer.register(this, null, this);
-    scopes[scopes.length - 1]?.add(this);
-  }
-
-  /** Number of elements. */
-  get size(): number {
-    return numel(this.shape);
-  }
-  /** Number of dimensions. */
-  get rank(): number {
-    return this.shape.length;
-  }
-  /** Whether `dispose()` has been called. */
-  get disposed(): boolean {
-    return this.#form === null;
-  }
-
-  /** Release this tensor's memory now. Using it afterwards is an error. */
-  dispose(): void {
-    if (!this.#form) return;
-    this.#form.reads.forEach((r) => r.st.release());
-    this.#form = null;
-    stats.liveTensors--;
-    tensorFinalizer.unregister(this);
-  }
-  /** `using t = …` releases the tensor at the end of the block. */
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
+  /** @internal The op that made this tensor, on the tape (null for leaves and untracked ops). */
+  node: TapeNode<Tensor<any>> | null = null;
 
   /** Mark this tensor as a leaf that wants gradients (in place; returns this). */
   requiresGrad_(on = true): this {
@@ -296,9 +89,9 @@ export class Tensor<S extends Shape = Shape> {
     return nest(Array.from(await this.data()), this.shape);
   }
   /** A readable printout; values are shown when they are on the host (CPU backend). */
-  toString(): string {
+  override toString(): string {
     const head = `Tensor${SH.fmtShape(this.shape)} ${this.dtype}`;
-    if (!this.#form) return `${head} (disposed)`;
+    if (this.disposed) return `${head} (disposed)`;
     const r = contiguousRead(this, "toString");
     if (!(r.st.buf instanceof CpuBuffer)) return `${head} on ${r.st.backend.name}`;
     const vals = Array.from(
@@ -330,7 +123,7 @@ export class Tensor<S extends Shape = Shape> {
     if (!this.requiresGrad) {
       throw new Error("backward: this tensor does not require grad (no leaf on its tape requires grad)");
     }
-    runBackward<Tensor<any>>(this, seed ?? onesLike(this), nodeOf, (a, b) => a.add(b), (t, g) => {
+    runBackward<Tensor<any>>(this, seed ?? fill(this, 1), (t) => t.node, (a, b) => a.add(b), (t, g) => {
       if (!t.requiresGrad) return;
       const total = t.grad ? t.grad.add(g) : g.dtype === t.dtype ? g.detach() : g.cast(t.dtype);
       t.grad?.dispose();
@@ -344,19 +137,14 @@ export class Tensor<S extends Shape = Shape> {
   }
   /** The same values, cut from the tape. */
   detach(): Tensor<S> {
-    return construct(this.shape, formOf(this, "detach"));
+    return new Tensor(this.shape, this.form("detach"));
   }
 
   // ---- memory --------------------------------------------------------------------------------
 
-  /** Compute any pending (fused) work into a buffer now; returns this. */
-  realize(): this {
-    realizeForm(this);
-    return this;
-  }
   /** A contiguous copy (or this tensor itself when it already is one). */
   contiguous(): Tensor<S> {
-    const f = formOf(this, "contiguous");
+    const f = this.form("contiguous");
     if (isLoad(f) && isContig(f.reads[0].view)) return this;
     return unary(this, "contiguous", (x) => x, (g) => g).realize();
   }
@@ -369,7 +157,7 @@ export class Tensor<S extends Shape = Shape> {
       );
     }
     const r = contiguousRead(v.dtype === this.dtype ? v : v.cast(this.dtype), "assign");
-    setForm(this, { exp: X.load(0, this.dtype), reads: [r] });
+    this.setForm({ exp: X.load(0, this.dtype), reads: [r] });
     return this;
   }
 
@@ -731,20 +519,11 @@ export class Tensor<S extends Shape = Shape> {
   ): Tensor<Ok<Reshape<S, T>>> {
     const x = this as Tensor<S>;
     const to = SH.reshapeShape(x.shape, shape);
-    let f = formOf(x, "reshape");
-    const tryMove = (f: Form) => {
-      if (hasIdx(f.exp)) return null;
-      const views = f.reads.map((r) => reshapeView(r.view, to));
-      return views.every((v) => v)
-        ? { exp: f.exp, reads: f.reads.map((r, i) => ({ st: r.st, view: views[i]! })) }
-        : null;
-    };
-    let moved = tryMove(f);
-    if (!moved) {
-      f = { exp: X.load(0, x.dtype), reads: [contiguousRead(x, "reshape")] };
-      moved = tryMove(f)!;
-    }
-    return record(construct(to, moved), [x], (g) => [g.reshape(x.shape as readonly number[])]) as any;
+    return record(
+      new Tensor(to, reshapeForm(x, to)),
+      [x],
+      (g) => [g.reshape(x.shape as readonly number[])],
+    ) as any;
   }
   /** Reorder axes. */
   permute<const P extends readonly number[]>(
@@ -754,12 +533,12 @@ export class Tensor<S extends Shape = Shape> {
     const x = this as Tensor<S>;
     const p = SH.permuteCheck(x.shape, perm);
     const inv = p.map((_, i) => p.indexOf(i));
-    const f = moveForm(formOf(x, "permute"), (v) => ({
+    const f = moveForm(x.form("permute"), (v) => ({
       shape: p.map((d) => v.shape[d]),
       strides: p.map((d) => v.strides[d]),
       offset: v.offset,
     }), (a) => X.idx(inv[a]));
-    return record(construct(p.map((d) => x.shape[d]), f), [x], (g) => [g.permute(inv)]) as any;
+    return record(new Tensor(p.map((d) => x.shape[d]), f), [x], (g) => [g.permute(inv)]) as any;
   }
   /** Swap two axes (default: the last two). */
   transpose<const D0 extends number = -2, const D1 extends number = -1>(
@@ -785,7 +564,7 @@ export class Tensor<S extends Shape = Shape> {
       );
     }
     if (to.join() === x.shape.join()) return x as any;
-    return record(construct(to, expandForm(x, to)), [x], (g) => [sumTo(g, x.shape)]) as any;
+    return record(new Tensor(to, expandForm(x, to)), [x], (g) => [sumTo(g, x.shape)]) as any;
   }
   /** Insert a size-1 axis. */
   unsqueeze<const D extends number>(
@@ -815,12 +594,12 @@ export class Tensor<S extends Shape = Shape> {
     const a = SH.narrowCheck(x.shape, axis, start, length);
     const s = start < 0 ? start + x.shape[a] : start;
     const to = x.shape.map((n, d) => (d === a ? length : n));
-    const f = moveForm(formOf(x, "narrow"), (v) => ({
+    const f = moveForm(x.form("narrow"), (v) => ({
       shape: to,
       strides: v.strides,
       offset: v.offset + s * v.strides[a],
     }), (d) => (d === a ? X.bin("add", X.idx(d), X.cnst(s, "i32")) : X.idx(d)));
-    return record(construct(to, f), [x], (g) => [padInto(g, x.shape, a, s)]) as any;
+    return record(new Tensor(to, f), [x], (g) => [padInto(g, x.shape, a, s)]) as any;
   }
   /** Elements `start` (inclusive) to `end` (exclusive, default the end) of `axis`; a view. */
   slice(axis: number, start: number, end?: number): Tensor<number[]> {
@@ -858,7 +637,7 @@ export class Tensor<S extends Shape = Shape> {
     const x = this as Tensor<S>;
     const a = SH.gatherCheck(x.shape, axis, index.shape);
     checkIndex("gather", index, x.shape[a]);
-    formOf(x, "gather");
+    x.form("gather");
     const buf = x.backendOf().gather(realRead(x, "gather"), realRead(index, "gather"), a);
     return record(fromBuffer(index.shape, buf, x), [x], (g) => [scatterAdd(index, g, a, x.shape)]) as any;
   }
@@ -894,11 +673,6 @@ export class Tensor<S extends Shape = Shape> {
       (g) => [g, g.gather(a, index as Tensor<any>)],
     );
   }
-
-  /** The backend holding this tensor's data. */
-  backendOf(): Backend {
-    return formOf(this, "backendOf").reads[0]?.st.backend ?? backend;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -912,7 +686,7 @@ function record<T extends Tensor<any>>(
 ): T {
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    setNode(out, { inputs, backward: (g) => backward(g).map((x, k) => (inputs[k].requiresGrad ? x : null)) });
+    out.node = { inputs, backward: (g) => backward(g).map((x, k) => (inputs[k].requiresGrad ? x : null)) };
   }
   return out;
 }
@@ -923,42 +697,7 @@ function constTensor(v: number, like: DType): Tensor<[]> {
     : Number.isInteger(v)
     ? (like === "bool" ? "i32" : like)
     : "f32";
-  return construct([], { exp: X.cnst(v, dtype), reads: [] });
-}
-
-/** A form that reads `x` broadcast to `to`. Big lazy forms are realized first so broadcasting
- * never multiplies expensive work. */
-function expandForm(x: Tensor<any>, to: number[]): Form {
-  let f = formOf(x, "expand");
-  if (!isLoad(f) && X.size(f.exp) > 6 && numel(to) > x.size) f = realizeForm(x, "expand");
-  const from = x.shape, pad = to.length - from.length;
-  return moveForm(f, (v) => ({
-    shape: to,
-    strides: to.map((n, d) => (d < pad || from[d - pad] !== n ? 0 : v.strides[d - pad])),
-    offset: v.offset,
-  }), (a) => (from[a] === to[a + pad] ? X.idx(a + pad) : X.cnst(0, "i32")));
-}
-
-/** Join operand forms into one expression over the union of their reads (deduplicated). */
-function fuse(ops: Tensor<any>[], to: number[], build: (e: Exp[]) => Exp, op = "fuse"): Form {
-  const reads: Read[] = [];
-  const used = new Set(ops.flatMap((t) => formOf(t, op).reads.map((r) => r.st.backend.name)));
-  if (used.size > 1) {
-    throw new Error(`tensors live on different backends (${[...used].join(" and ")}); move them to one`);
-  }
-  const exps = ops.map((t) => {
-    let f = formOf(t, op);
-    if (!isLoad(f) && (f.reads.length > MAX_READS || X.size(f.exp) > MAX_NODES)) f = realizeForm(t, op);
-    f = t.shape.join() === to.join() ? f : expandForm(t, to);
-    const slot = f.reads.map((r) => {
-      const k = reads.findIndex((q) =>
-        q.st === r.st && q.view.offset === r.view.offset && q.view.strides.join() === r.view.strides.join()
-      );
-      return k >= 0 ? k : reads.push(r) - 1;
-    });
-    return X.mapLeaves(f.exp, (l) => (l.op === "load" ? X.load(slot[l.i], l.dtype) : l));
-  });
-  return { exp: build(exps), reads };
+  return new Tensor([], { exp: X.cnst(v, dtype), reads: [] });
 }
 
 const isFloat = (d: DType) => d === "f32" || d === "f64";
@@ -983,7 +722,7 @@ function binary(
   let dt = promote(a.dtype, b.dtype);
   if (float && !isFloat(dt)) dt = "f32";
   if (op === "and" || op === "or") dt = "bool";
-  const out = construct(to, fuse([a, b], to, ([x, y]) => fn(X.cast(x, dt), X.cast(y, dt)), op));
+  const out = new Tensor(to, fuse([a, b], to, ([x, y]) => fn(X.cast(x, dt), X.cast(y, dt)), op));
   if (!grads || !isFloat(out.dtype)) return out;
   return record(out, [a, b], (g) => grads(g, a, b, out).map((gi, k) => sumTo(gi, [a, b][k].shape)));
 }
@@ -996,7 +735,7 @@ function unary(
   float = false,
 ): any {
   const dt = float && !isFloat(x.dtype) ? "f32" : x.dtype;
-  const out = construct(x.shape, fuse([x], x.shape as number[], ([e]) => fn(X.cast(e, dt)), op));
+  const out = new Tensor(x.shape, fuse([x], x.shape as number[], ([e]) => fn(X.cast(e, dt)), op));
   if (!grad) return out;
   return record(out, [x], (g) => [grad(g, x, out)]);
 }
@@ -1024,48 +763,14 @@ function sumTo(g: Tensor<any>, shape: readonly number[]): Tensor<any> {
   return g.sum(axes, true).reshape(shape);
 }
 
-/** Make `t`'s form a plain read of a buffer holding its value. */
-function realizeForm(t: Tensor<any>, op = "realize"): Form {
-  const f = formOf(t, op);
-  return isLoad(f) ? f : materialize(t, f);
+/** A tensor over a fresh contiguous buffer, on `like`'s backend. */
+function fromBuffer<S extends Shape>(shape: S, buf: BackendBuffer, like: Tensor<any>): Tensor<S> {
+  return new Tensor(shape, bufferForm(buf, shape, like.backendOf()));
 }
 
-/** Run `f` into a fresh contiguous buffer and make that `t`'s form. */
-function materialize(t: Tensor<any>, f: Form): Form {
-  const be = t.backendOf();
-  const st = new Storage(be.map(f.exp, f.reads.map((r) => ({ buf: r.st.buf, view: r.view })), t.shape), be);
-  const nf = {
-    exp: X.load(0, t.dtype),
-    reads: [{ st, view: { shape: t.shape, strides: contiguousStrides(t.shape), offset: 0 } }],
-  };
-  setForm(t, nf);
-  return nf;
-}
-
-/** A realized read (any strides) for primitives that take buffers. */
-function realRead(t: Tensor<any>, op: string): { buf: import("./backend.ts").BackendBuffer; view: View } {
-  const r = realizeForm(t, op).reads[0];
-  return { buf: r.st.buf, view: r.view };
-}
-
-/** A contiguous read of `t` (copies when its view is strided). */
-function contiguousRead(t: Tensor<any>, op: string): Read {
-  const f = formOf(t, op);
-  return isLoad(f) && isContig(f.reads[0].view) ? f.reads[0] : materialize(t, f).reads[0];
-}
-
-function fromBuffer<S extends Shape>(
-  shape: S,
-  buf: import("./backend.ts").BackendBuffer,
-  like?: Tensor<any>,
-): Tensor<S> {
-  const be = like?.backendOf() ?? backend;
-  const st = new Storage(buf, be);
-  return construct(shape, {
-    exp: X.load(0, buf.dtype),
-    reads: [{ st, view: { shape, strides: contiguousStrides(shape), offset: 0 } }],
-  });
-}
+/** `v` in `t`'s shape and dtype (no memory until used). */
+const fill = <S extends Shape>(t: Tensor<S>, v: number): Tensor<S> =>
+  new Tensor(t.shape, { exp: X.cnst(v, t.dtype), reads: [] });
 
 function reduce(
   x: Tensor<any>,
@@ -1076,9 +781,9 @@ function reduce(
 ): any {
   if (op === "sum" && x.dtype === "bool") x = x.cast("i32"); // counting, like torch
   const axes = SH.reduceAxes(op, x.shape, axis);
-  const f = formOf(x, op);
+  const f = x.form(op);
   const be = x.backendOf();
-  const buf = be.reduce(op, f.exp, f.reads.map((r) => ({ buf: r.st.buf, view: r.view })), x.shape, axes);
+  const buf = be.reduce(op, f.exp, srcs(f), x.shape, axes);
   const kept = x.shape.map((n: number, d: number) => (axes.includes(d) ? 1 : n));
   const out = fromBuffer(kept, buf, x);
   const res = keepdim ? out : out.reshape(dropAxes(x.shape, axes) as any);
@@ -1137,16 +842,16 @@ function padInto(g: Tensor<any>, shape: readonly number[], axis: number, start: 
 }
 
 function writeRegion(
-  buf: import("./backend.ts").BackendBuffer,
+  buf: BackendBuffer,
   shape: readonly number[],
   t: Tensor<any>,
   axis: number,
   start: number,
 ) {
   if (t.size === 0) return;
-  const f = formOf(t, "concat");
+  const f = t.form("concat");
   const strides = contiguousStrides(shape);
-  t.backendOf().map(f.exp, f.reads.map((r) => ({ buf: r.st.buf, view: r.view })), t.shape, {
+  t.backendOf().map(f.exp, srcs(f), t.shape, {
     buf,
     view: { shape: t.shape, strides, offset: start * strides[axis] },
   });
@@ -1167,16 +872,15 @@ function scatterAdd(
   return fromBuffer(shape as number[], buf, src);
 }
 
-// Indices uploaded from the host keep a host copy, so bounds are checked without a device read;
-// on the CPU the buffer itself is the host copy. Computed indices on a device go unchecked.
-const hostIndex = new WeakMap<import("./backend.ts").BackendBuffer, TypedArray>();
-function checkIndex(op: string, index: Tensor<any>, n: number, ignore?: number) {
+// Indices are checked on the host: on the CPU the buffer is the host copy, device uploads keep one
+// (create.ts); computed indices on a device go unchecked.
+export function checkIndex(op: string, index: Tensor<any>, n: number, ignore?: number) {
   if (index.dtype !== "i32") throw new TypeError(`${op}: index must be i32, got ${index.dtype}`);
-  let f = formOf(index, op);
+  let f = index.form(op);
   if (!isLoad(f) && index.backendOf().name === "cpu") f = realizeForm(index, op);
   if (!isLoad(f)) return;
   const { st, view } = f.reads[0];
-  const host = st.buf instanceof CpuBuffer ? st.buf.data : hostIndex.get(st.buf);
+  const host = st.buf instanceof CpuBuffer ? st.buf.data : hostCopy.get(st.buf);
   if (!host) return;
   for (const o of offsets(view)) {
     const v = host[o];
@@ -1217,7 +921,7 @@ export function where<C extends Shape, A extends Shape, B extends Shape>(
     typeof b === "number" ? constTensor(b, dt) : b,
   ];
   const to = SH.broadcastShapes("where", SH.broadcastShapes("where", c.shape, ta.shape), tb.shape);
-  const out = construct(
+  const out = new Tensor(
     to,
     fuse([c, ta, tb], to, ([x, y, z]) => X.where(X.cast(x, "bool"), X.cast(y, dt), X.cast(z, dt)), "where"),
   );
@@ -1247,287 +951,4 @@ export function concat<const T extends readonly Tensor<any>[], const A extends n
     let s = 0;
     return tensors.map((t) => g.narrow(a, (s += t.shape[a]) - t.shape[a], t.shape[a]));
   }) as any;
-}
-
-/** Join same-shaped tensors along a new axis. */
-export function stack<const T extends readonly Tensor<any>[], const A extends number = 0>(
-  tensors: T,
-  axis: A = 0 as A,
-): Tensor<Ok<Stack<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>> {
-  SH.stackShape(tensors.map((t) => t.shape), axis);
-  const a = SH.unsqueezeAxis(tensors[0].shape, axis);
-  return concat(tensors.map((t) => t.unsqueeze(a)), a) as any;
-}
-
-/** Embedding lookup: rows of `weight` [V, D] picked by i32 `index` of any shape → [...index, D]. */
-export function embedding<W extends Shape, I extends Shape>(
-  weight: Tensor<W> & Guard<EmbeddingLookup<W, I>>,
-  index: Tensor<I>,
-): Tensor<Ok<EmbeddingLookup<W, I>>> {
-  const w = weight as Tensor<any>;
-  SH.embeddingCheck(w.shape);
-  checkIndex("embedding", index, w.shape[0]);
-  const flat = (index as Tensor<any>).reshape([-1]) as Tensor<[number]>;
-  return w.indexSelect(0, flat).reshape([...index.shape, w.shape[1]] as number[]) as any;
-}
-
-/** Mean cross-entropy of `logits` [..., V] against i32 `targets` [...], skipping targets equal to
- * `ignoreIndex` (default −100) and, when given, where `mask` is false. */
-export function crossEntropy(
-  logits: Tensor<any>,
-  targets: Tensor<any>,
-  opts: { ignoreIndex?: number; mask?: Tensor<any> } = {},
-): Tensor<[]> {
-  if (logits.shape.slice(0, -1).join() !== targets.shape.join()) {
-    throw new SH.ShapeError(
-      `crossEntropy: logits ${SH.fmtShape(logits.shape)} do not match targets ${SH.fmtShape(targets.shape)}`,
-    );
-  }
-  const ignore = opts.ignoreIndex ?? -100;
-  checkIndex("crossEntropy", targets, logits.shape[logits.rank - 1], ignore);
-  let keepM = targets.ne(ignore);
-  if (opts.mask) keepM = keepM.and(opts.mask.cast("bool"));
-  const safe = where(keepM, targets, 0).realize();
-  const nll = logits.logSoftmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1).neg();
-  const w = keepM.cast(logits.dtype);
-  return nll.mul(w).sum().div(w.sum().maximum(1));
-}
-
-/** Layer normalization over the last axis: (x − mean)/√(var + eps)·weight + bias. */
-export function layerNorm<S extends Shape>(
-  x: Tensor<S>,
-  weight?: Tensor<any>,
-  bias?: Tensor<any>,
-  eps = 1e-5,
-): Tensor<S> {
-  const t = x as Tensor<any>;
-  const mu = t.mean(-1, true);
-  const d = t.sub(mu);
-  let y = d.mul(d.mul(d).mean(-1, true).add(eps).rsqrt());
-  if (weight) y = y.mul(weight);
-  if (bias) y = y.add(bias);
-  return y as any;
-}
-
-/** One-hot rows: [...index] i32 → [...index, n] of dtype (default f32). */
-export function oneHot<I extends Shape>(
-  index: Tensor<I>,
-  n: number,
-  dtype: DType = "f32",
-): Tensor<[...I, number]> {
-  const x = (index as Tensor<any>).unsqueeze(-1);
-  const to = [...index.shape, n];
-  return construct(
-    to,
-    fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(to.length - 1)), dtype), "oneHot"),
-  ) as any;
-}
-
-/** A bool mask [rows, cols] that is true on and below diagonal `k` (j ≤ i + k). */
-export function tril<R extends number, C extends number = R>(rows: R, cols?: C, k = 0): Tensor<[R, C]> {
-  const to = [rows, cols ?? rows];
-  return construct(to, {
-    exp: X.bin("le", X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
-    reads: [],
-  }) as any;
-}
-
-/** A bool mask [rows, cols] that is true on and above diagonal `k` (j ≥ i + k). */
-export function triu<R extends number, C extends number = R>(rows: R, cols?: C, k = 0): Tensor<[R, C]> {
-  const to = [rows, cols ?? rows];
-  return construct(to, {
-    exp: X.bin("ge", X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
-    reads: [],
-  }) as any;
-}
-
-// ---- creation --------------------------------------------------------------------------------
-
-function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType): Tensor<S> {
-  if (dtype === "f64" && backend.name !== "cpu") {
-    throw new Error(`${backend.name}: f64 is not supported; use the cpu backend`);
-  }
-  const buf = backend.upload(data, dtype);
-  if (dtype === "i32" && data.length <= 1 << 20) hostIndex.set(buf, Int32Array.from(data));
-  return fromBuffer(shape, buf);
-}
-
-function flatten(data: Nested, shape: number[], out: number[], depth: number, path: string): boolean {
-  // The first leaf fixes the rank: every leaf must sit at that depth, every array above it.
-  if (!Array.isArray(data)) {
-    if (depth !== shape.length) {
-      throw new SH.ShapeError(`tensor: ragged nested array at ${path || "top level"}`);
-    }
-    if (typeof data !== "number" && typeof data !== "boolean") {
-      throw new TypeError(`tensor: element at ${path || "top level"} is not a number`);
-    }
-    out.push(+data);
-    return typeof data === "boolean";
-  }
-  if (shape.length === depth) {
-    if (out.length > 0) throw new SH.ShapeError(`tensor: ragged nested array at ${path || "top level"}`);
-    shape.push(data.length);
-  } else if (shape[depth] !== data.length) {
-    throw new SH.ShapeError(
-      `tensor: ragged nested array at ${path || "top level"} (length ${data.length}, expected ${
-        shape[depth]
-      })`,
-    );
-  }
-  let bool = false;
-  data.forEach((d, i) => (bool = flatten(d, shape, out, depth + 1, `${path}[${i}]`) || bool));
-  return bool;
-}
-
-/** A tensor from nested arrays; the shape is inferred, also at compile time:
- * `tensor([[1, 2], [3, 4]])` is `Tensor<[2, 2]>`. */
-export function tensor<const T extends Nested>(data: T, dtype?: DType): Tensor<FromNested<T>> {
-  const shape: number[] = [];
-  const flat: number[] = [];
-  const bool = flatten(data, shape, flat, 0, "");
-  return upload(flat, shape, dtype ?? (bool ? "bool" : "f32")) as any;
-}
-
-/** A tensor from a flat array and a shape. */
-export function fromArray<const S extends Shape>(
-  data: ArrayLike<number>,
-  shape: S,
-  dtype: DType = "f32",
-): Tensor<S> {
-  if (data.length !== numel(shape)) {
-    throw new SH.ShapeError(
-      `fromArray: ${data.length} values do not fill shape ${SH.fmtShape(shape)} (${numel(shape)} elements)`,
-    );
-  }
-  return upload(data, shape, dtype);
-}
-
-/** A tensor of `shape` filled with `value` (no memory until it is used). */
-export function full<const S extends Shape>(shape: S, value: number, dtype: DType = "f32"): Tensor<S> {
-  if (shape.some((n) => !Number.isInteger(n) || n < 0)) {
-    throw new SH.ShapeError(`full: invalid shape ${SH.fmtShape(shape)}`);
-  }
-  return construct(shape, { exp: X.cnst(value, dtype), reads: [] });
-}
-/** Zeros. */
-export function zeros<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
-  return full(shape, 0, dtype);
-}
-/** Ones. */
-export function ones<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
-  return full(shape, 1, dtype);
-}
-/** Zeros shaped like `t`. */
-export function zerosLike<S extends Shape>(t: Tensor<S>): Tensor<S> {
-  return full(t.shape, 0, t.dtype);
-}
-/** Ones shaped like `t`. */
-export function onesLike<S extends Shape>(t: Tensor<S>): Tensor<S> {
-  return full(t.shape, 1, t.dtype);
-}
-/** `value` shaped like `t`. */
-export function fullLike<S extends Shape>(t: Tensor<S>, value: number): Tensor<S> {
-  return full(t.shape, value, t.dtype);
-}
-
-/** start, start+step, … below end (`arange(n)` is 0…n−1); i32 when all arguments are integers. */
-export function arange(start: number, end?: number, step = 1, dtype?: DType): Tensor<[number]> {
-  if (end === undefined) [start, end] = [0, start];
-  if (step === 0) throw new RangeError("arange: step must not be 0");
-  const n = Math.max(0, Math.ceil((end - start) / step));
-  const dt = dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32");
-  const i = X.cast(X.idx(0), dt);
-  return construct([n], {
-    exp: X.bin("add", X.bin("mul", i, X.cnst(step, dt)), X.cnst(start, dt)),
-    reads: [],
-  });
-}
-
-/** A small seedable PRNG (mulberry32): the same seed gives the same tensors on every backend. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-let globalRng = rng(0);
-/** Seed the generator behind `rand`/`randn` when no seed is given. */
-export function manualSeed(seed: number): void {
-  globalRng = rng(seed);
-}
-
-/** Uniform [0, 1) samples. */
-export function rand<const S extends Shape>(
-  shape: S,
-  opts: { seed?: number; dtype?: DType } = {},
-): Tensor<S> {
-  const r = opts.seed === undefined ? globalRng : rng(opts.seed);
-  return upload(Array.from({ length: numel(shape) }, r), shape, opts.dtype ?? "f32");
-}
-/** Standard normal samples (Box–Muller). */
-export function randn<const S extends Shape>(
-  shape: S,
-  opts: { seed?: number; dtype?: DType; std?: number } = {},
-): Tensor<S> {
-  const r = opts.seed === undefined ? globalRng : rng(opts.seed);
-  const n = numel(shape), std = opts.std ?? 1;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = 1 - r(), v = r();
-    const m = Math.sqrt(-2 * Math.log(u)) * std;
-    out[i] = m * Math.cos(2 * Math.PI * v);
-    if (i + 1 < n) out[i + 1] = m * Math.sin(2 * Math.PI * v);
-  }
-  return upload(out, shape, opts.dtype ?? "f32");
-}
-/** Uniform samples shaped like `t`. */
-export function randLike<S extends Shape>(t: Tensor<S>, seed?: number): Tensor<S> {
-  return rand(t.shape, { seed, dtype: t.dtype });
-}
-/** Normal samples shaped like `t`. */
-export function randnLike<S extends Shape>(t: Tensor<S>, seed?: number): Tensor<S> {
-  return randn(t.shape, { seed, dtype: t.dtype });
-}
-
-// ---- memory scopes ---------------------------------------------------------------------------
-
-/** Exempt tensors from every enclosing `scope` (parameters, optimizer state). Returns its input. */
-export function keep<T>(t: T): T {
-  visit(t, (x) => scopes.forEach((s) => s.delete(x)));
-  return t;
-}
-
-function visit(v: unknown, f: (t: Tensor<any>) => void, seen = new Set<unknown>()): void {
-  if (v instanceof Tensor) return f(v);
-  if (!v || typeof v !== "object" || seen.has(v)) return;
-  seen.add(v);
-  for (const x of Array.isArray(v) ? v : v instanceof Map ? v.values() : Object.values(v)) visit(x, f, seen);
-}
-
-/** Run `fn`; tensors created inside are disposed at the end, except those in its result (moved to
- * the enclosing scope) and those passed to `keep`. Async functions are awaited first (do not
- * interleave two async scopes). */
-export function scope<T>(fn: () => T): T {
-  const mine = new Set<Tensor<any>>();
-  scopes.push(mine);
-  const end = (result: unknown) => {
-    scopes.splice(scopes.lastIndexOf(mine), 1);
-    visit(result, (t) => {
-      if (mine.delete(t)) scopes[scopes.length - 1]?.add(t);
-    });
-    for (const t of mine) t.dispose();
-    return result;
-  };
-  let out: T;
-  try {
-    out = fn();
-  } catch (e) {
-    end(undefined);
-    throw e;
-  }
-  if (out instanceof Promise) return out.then(end, (e) => (end(undefined), Promise.reject(e))) as T;
-  return end(out) as T;
 }

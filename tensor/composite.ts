@@ -1,0 +1,67 @@
+/**
+ * Ops composed of other ops: each is a few lines of Tensor methods, so it needs no backward rule
+ * of its own.
+ */
+import * as SH from "./shape.ts";
+import type { EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
+import { checkIndex, concat, type Tensor, where } from "./tensor.ts";
+
+/** Join same-shaped tensors along a new axis. */
+export function stack<const T extends readonly Tensor<any>[], const A extends number = 0>(
+  tensors: T,
+  axis: A = 0 as A,
+): Tensor<Ok<Stack<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>> {
+  SH.stackShape(tensors.map((t) => t.shape), axis);
+  const a = SH.unsqueezeAxis(tensors[0].shape, axis);
+  return concat(tensors.map((t) => t.unsqueeze(a)), a) as any;
+}
+
+/** Embedding lookup: rows of `weight` [V, D] picked by i32 `index` of any shape → [...index, D]. */
+export function embedding<W extends Shape, I extends Shape>(
+  weight: Tensor<W> & Guard<EmbeddingLookup<W, I>>,
+  index: Tensor<I>,
+): Tensor<Ok<EmbeddingLookup<W, I>>> {
+  const w = weight as Tensor<any>;
+  SH.embeddingCheck(w.shape);
+  checkIndex("embedding", index, w.shape[0]);
+  const flat = (index as Tensor<any>).reshape([-1]) as Tensor<[number]>;
+  return w.indexSelect(0, flat).reshape([...index.shape, w.shape[1]] as number[]) as any;
+}
+
+/** Mean cross-entropy of `logits` [..., V] against i32 `targets` [...], skipping targets equal to
+ * `ignoreIndex` (default −100) and, when given, where `mask` is false. */
+export function crossEntropy(
+  logits: Tensor<any>,
+  targets: Tensor<any>,
+  opts: { ignoreIndex?: number; mask?: Tensor<any> } = {},
+): Tensor<[]> {
+  if (logits.shape.slice(0, -1).join() !== targets.shape.join()) {
+    throw new SH.ShapeError(
+      `crossEntropy: logits ${SH.fmtShape(logits.shape)} do not match targets ${SH.fmtShape(targets.shape)}`,
+    );
+  }
+  const ignore = opts.ignoreIndex ?? -100;
+  checkIndex("crossEntropy", targets, logits.shape[logits.rank - 1], ignore);
+  let keepM = targets.ne(ignore);
+  if (opts.mask) keepM = keepM.and(opts.mask.cast("bool"));
+  const safe = where(keepM, targets, 0).realize();
+  const nll = logits.logSoftmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1).neg();
+  const w = keepM.cast(logits.dtype);
+  return nll.mul(w).sum().div(w.sum().maximum(1));
+}
+
+/** Layer normalization over the last axis: (x − mean)/√(var + eps)·weight + bias. */
+export function layerNorm<S extends Shape>(
+  x: Tensor<S>,
+  weight?: Tensor<any>,
+  bias?: Tensor<any>,
+  eps = 1e-5,
+): Tensor<S> {
+  const t = x as Tensor<any>;
+  const mu = t.mean(-1, true);
+  const d = t.sub(mu);
+  let y = d.mul(d.mul(d).mean(-1, true).add(eps).rsqrt());
+  if (weight) y = y.mul(weight);
+  if (bias) y = y.add(bias);
+  return y as any;
+}

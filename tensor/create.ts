@@ -1,0 +1,196 @@
+/**
+ * Making tensors: from nested arrays or flat data, constants and ranges (lazy: no memory until
+ * used), masks, and seeded random samples that are the same on every backend.
+ */
+import { numel } from "./backend.ts";
+import { getBackend } from "./backends.ts";
+import * as X from "./exp.ts";
+import type { DType } from "./exp.ts";
+import { bufferForm, fuse, hostCopy } from "./lazy.ts";
+import * as SH from "./shape.ts";
+import type { FromNested, Shape } from "./shape.ts";
+import { type Nested, Tensor } from "./tensor.ts";
+
+function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType): Tensor<S> {
+  const backend = getBackend();
+  if (dtype === "f64" && backend.name !== "cpu") {
+    throw new Error(`${backend.name}: f64 is not supported; use the cpu backend`);
+  }
+  const buf = backend.upload(data, dtype);
+  if (dtype === "i32" && backend.name !== "cpu" && data.length <= 1 << 20) {
+    hostCopy.set(buf, Int32Array.from(data));
+  }
+  return new Tensor(shape, bufferForm(buf, shape, backend));
+}
+
+function flatten(data: Nested, shape: number[], out: number[], depth: number, path: string): boolean {
+  // The first leaf fixes the rank: every leaf must sit at that depth, every array above it.
+  if (!Array.isArray(data)) {
+    if (depth !== shape.length) {
+      throw new SH.ShapeError(`tensor: ragged nested array at ${path || "top level"}`);
+    }
+    if (typeof data !== "number" && typeof data !== "boolean") {
+      throw new TypeError(`tensor: element at ${path || "top level"} is not a number`);
+    }
+    out.push(+data);
+    return typeof data === "boolean";
+  }
+  if (shape.length === depth) {
+    if (out.length > 0) throw new SH.ShapeError(`tensor: ragged nested array at ${path || "top level"}`);
+    shape.push(data.length);
+  } else if (shape[depth] !== data.length) {
+    throw new SH.ShapeError(
+      `tensor: ragged nested array at ${path || "top level"} (length ${data.length}, expected ${
+        shape[depth]
+      })`,
+    );
+  }
+  let bool = false;
+  data.forEach((d, i) => (bool = flatten(d, shape, out, depth + 1, `${path}[${i}]`) || bool));
+  return bool;
+}
+
+/** A tensor from nested arrays; the shape is inferred, also at compile time:
+ * `tensor([[1, 2], [3, 4]])` is `Tensor<[2, 2]>`. */
+export function tensor<const T extends Nested>(data: T, dtype?: DType): Tensor<FromNested<T>> {
+  const shape: number[] = [];
+  const flat: number[] = [];
+  const bool = flatten(data, shape, flat, 0, "");
+  return upload(flat, shape, dtype ?? (bool ? "bool" : "f32")) as any;
+}
+
+/** A tensor from a flat array and a shape. */
+export function fromArray<const S extends Shape>(
+  data: ArrayLike<number>,
+  shape: S,
+  dtype: DType = "f32",
+): Tensor<S> {
+  if (data.length !== numel(shape)) {
+    throw new SH.ShapeError(
+      `fromArray: ${data.length} values do not fill shape ${SH.fmtShape(shape)} (${numel(shape)} elements)`,
+    );
+  }
+  return upload(data, shape, dtype);
+}
+
+/** A tensor of `shape` filled with `value` (no memory until it is used). */
+export function full<const S extends Shape>(shape: S, value: number, dtype: DType = "f32"): Tensor<S> {
+  if (shape.some((n) => !Number.isInteger(n) || n < 0)) {
+    throw new SH.ShapeError(`full: invalid shape ${SH.fmtShape(shape)}`);
+  }
+  return new Tensor(shape, { exp: X.cnst(value, dtype), reads: [] });
+}
+/** Zeros. */
+export function zeros<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
+  return full(shape, 0, dtype);
+}
+/** Ones. */
+export function ones<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
+  return full(shape, 1, dtype);
+}
+/** Zeros shaped like `t`. */
+export function zerosLike<S extends Shape>(t: Tensor<S>): Tensor<S> {
+  return full(t.shape, 0, t.dtype);
+}
+/** Ones shaped like `t`. */
+export function onesLike<S extends Shape>(t: Tensor<S>): Tensor<S> {
+  return full(t.shape, 1, t.dtype);
+}
+/** `value` shaped like `t`. */
+export function fullLike<S extends Shape>(t: Tensor<S>, value: number): Tensor<S> {
+  return full(t.shape, value, t.dtype);
+}
+
+/** start, start+step, … below end (`arange(n)` is 0…n−1); i32 when all arguments are integers. */
+export function arange(start: number, end?: number, step = 1, dtype?: DType): Tensor<[number]> {
+  if (end === undefined) [start, end] = [0, start];
+  if (step === 0) throw new RangeError("arange: step must not be 0");
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const dt = dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32");
+  const i = X.cast(X.idx(0), dt);
+  return new Tensor([n], {
+    exp: X.bin("add", X.bin("mul", i, X.cnst(step, dt)), X.cnst(start, dt)),
+    reads: [],
+  });
+}
+
+/** A small seedable PRNG (mulberry32): the same seed gives the same tensors on every backend. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+let globalRng = rng(0);
+/** Seed the generator behind `rand`/`randn` when no seed is given. */
+export function manualSeed(seed: number): void {
+  globalRng = rng(seed);
+}
+
+/** Uniform [0, 1) samples. */
+export function rand<const S extends Shape>(
+  shape: S,
+  opts: { seed?: number; dtype?: DType } = {},
+): Tensor<S> {
+  const r = opts.seed === undefined ? globalRng : rng(opts.seed);
+  return upload(Array.from({ length: numel(shape) }, r), shape, opts.dtype ?? "f32");
+}
+/** Standard normal samples (Box–Muller). */
+export function randn<const S extends Shape>(
+  shape: S,
+  opts: { seed?: number; dtype?: DType; std?: number } = {},
+): Tensor<S> {
+  const r = opts.seed === undefined ? globalRng : rng(opts.seed);
+  const n = numel(shape), std = opts.std ?? 1;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = 1 - r(), v = r();
+    const m = Math.sqrt(-2 * Math.log(u)) * std;
+    out[i] = m * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) out[i + 1] = m * Math.sin(2 * Math.PI * v);
+  }
+  return upload(out, shape, opts.dtype ?? "f32");
+}
+/** Uniform samples shaped like `t`. */
+export function randLike<S extends Shape>(t: Tensor<S>, seed?: number): Tensor<S> {
+  return rand(t.shape, { seed, dtype: t.dtype });
+}
+/** Normal samples shaped like `t`. */
+export function randnLike<S extends Shape>(t: Tensor<S>, seed?: number): Tensor<S> {
+  return randn(t.shape, { seed, dtype: t.dtype });
+}
+
+/** One-hot rows: [...index] i32 → [...index, n] of dtype (default f32). */
+export function oneHot<I extends Shape>(
+  index: Tensor<I>,
+  n: number,
+  dtype: DType = "f32",
+): Tensor<[...I, number]> {
+  const x = (index as Tensor<any>).unsqueeze(-1);
+  const to = [...index.shape, n];
+  return new Tensor(
+    to,
+    fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(to.length - 1)), dtype), "oneHot"),
+  ) as any;
+}
+
+/** A bool mask [rows, cols] that is true on and below diagonal `k` (j ≤ i + k). */
+export function tril<R extends number, C extends number = R>(rows: R, cols?: C, k = 0): Tensor<[R, C]> {
+  const to = [rows, cols ?? rows];
+  return new Tensor(to, {
+    exp: X.bin("le", X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
+    reads: [],
+  }) as any;
+}
+
+/** A bool mask [rows, cols] that is true on and above diagonal `k` (j ≥ i + k). */
+export function triu<R extends number, C extends number = R>(rows: R, cols?: C, k = 0): Tensor<[R, C]> {
+  const to = [rows, cols ?? rows];
+  return new Tensor(to, {
+    exp: X.bin("ge", X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
+    reads: [],
+  }) as any;
+}
