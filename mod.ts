@@ -42,6 +42,7 @@ export {
   type TokenizerJSON,
   WordTokenizer,
 } from "./nn/tokenizer.ts";
+export { type BPEEncodeOptions, BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./nn/bpe.ts";
 export { loadCheckpoint, loadSafetensors, saveCheckpoint, saveSafetensors } from "./nn/checkpoint.ts";
 export {
   type DecodedSafetensors,
