@@ -43,7 +43,13 @@ export {
   WordTokenizer,
 } from "./nn/tokenizer.ts";
 export { type BPEEncodeOptions, BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./nn/bpe.ts";
-export { loadCheckpoint, loadSafetensors, saveCheckpoint, saveSafetensors } from "./nn/checkpoint.ts";
+export {
+  gptConfigFromCheckpoint,
+  loadCheckpoint,
+  loadSafetensors,
+  saveCheckpoint,
+  saveSafetensors,
+} from "./nn/checkpoint.ts";
 export {
   type DecodedSafetensors,
   decodeSafetensors,
@@ -55,7 +61,7 @@ export {
   type TensorToEncode,
 } from "./nn/safetensors.ts";
 
-// dpo: log-probs, the loss family, data, the trainer
+// dpo: log-probs, the loss family, data, the trainer; a progress bar and SVG charts for training runs
 export {
   dpoLoss,
   type DPOLossOptions,
@@ -84,3 +90,5 @@ export {
   pairLogProbs,
   precomputeReference,
 } from "./dpo/trainer.ts";
+export { type Progress, progress, type ProgressOptions } from "./dpo/progress.ts";
+export { type ChartOptions, grid, lineChart, scatterChart, type Series } from "./dpo/svg.ts";

@@ -3,6 +3,14 @@
  * family with Hugging Face TRL's names. DPO (Rafailov et al., 2023) fits a language model to
  * pairwise preferences with one classification loss on the implicit reward β·log π/π_ref — no
  * reward model, no RL loop.
+ *
+ * The formulas follow TRL v0.19: `DPOTrainer.dpo_loss`, and `CPOTrainer.cpo_loss` for SimPO. As in
+ * TRL, IPO and SimPO take per-token averages of the completion log-probs (sum ÷ completion tokens)
+ * where every other loss takes sums; the caller does the averaging (DPOTrainer does it for these two
+ * types), since the loss never sees sequence lengths. Two differences from TRL: bco_pair's default
+ * reward shift δ is the current batch's mean reward, where TRL keeps a running mean over batches;
+ * and the SFT term averages each chosen completion's per-token log-prob, then the pairs, where TRL's
+ * `rpo_alpha` term pools all chosen tokens of the batch.
  */
 import { concat, type Tensor } from "../tensor/mod.ts";
 
@@ -78,7 +86,8 @@ export interface DPOLossOptions {
   sftWeight?: number;
 }
 
-/** Per-pair inputs: summed completion log-probs [B] under policy and reference. */
+/** Per-pair inputs: completion log-probs [B] under policy and reference, summed over tokens (or, for
+ * ipo and simpo, averaged over them, as TRL does). */
 export interface PairLogProbs {
   /** log π(chosen | prompt). */
   policyChosen: Tensor<[number]>;
@@ -131,7 +140,7 @@ export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult 
     case "robust": // unbiased under label noise ε (Chowdhury et al., 2024)
       losses = ls(h.mul(beta)).mul(-(1 - eps)).add(ls(h.mul(-beta)).mul(eps)).div(1 - 2 * eps);
       break;
-    case "ipo": // squared distance of h to 1/(2β) (Azar et al., 2023)
+    case "ipo": // squared distance of h to 1/(2β) (Azar et al., 2023); h from per-token averages
       losses = h.sub(1 / (2 * beta)).pow(2);
       break;
     case "hinge": // SLiC hinge (Zhao et al., 2023)

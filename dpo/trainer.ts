@@ -50,9 +50,9 @@ export interface DPOMetrics {
   "rewards/accuracies": number;
   /** Mean chosen − rejected reward. */
   "rewards/margins": number;
-  /** Mean summed log-prob of chosen completions under the policy. */
+  /** Mean log-prob of chosen completions under the policy (summed over tokens; averaged for ipo and simpo). */
   "logps/chosen": number;
-  /** Mean summed log-prob of rejected completions under the policy. */
+  /** Mean log-prob of rejected completions under the policy (as for chosen). */
   "logps/rejected": number;
   /** Gradient norm before clipping. */
   grad_norm: number;
@@ -167,7 +167,8 @@ export class DPOTrainer {
     if (!o.train.length) throw new Error("DPOTrainer: no training pairs");
     this.policy = o.policy;
     this.config = o.config;
-    this.#average = o.config.lossType === "simpo";
+    // As in TRL, IPO and SimPO compare per-token averages of log-probs, every other loss sums.
+    this.#average = o.config.lossType === "simpo" || o.config.lossType === "ipo";
     const needRef = !o.config.referenceFree && o.config.lossType !== "simpo";
     this.reference = needRef ? (o.reference ?? frozenCopy(o.policy)) : null;
     this.optimizer = o.optimizer ??
@@ -312,7 +313,7 @@ export class DPOTrainer {
     const [opt, model] = [true, false].map((o) =>
       Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith("optimizer.") === o))
     );
-    this.policy.loadStateDict(model);
+    await this.policy.loadStateDict(model);
     const state = Object.fromEntries(Object.entries(opt).map(([k, v]) => [k.slice("optimizer.".length), v]));
     this.stepCount = Number(metadata.step);
     this.optimizer.loadStateDict({ step: this.stepCount, state });

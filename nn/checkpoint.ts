@@ -1,8 +1,10 @@
 /**
  * Tensors in and out of safetensors files (the byte format lives in safetensors.ts). Saving reads
- * every tensor back from its backend once; files are written atomically.
+ * every tensor back from its backend once; files are written atomically. A GPT checkpoint's sizes
+ * can be read back from its tensor names and shapes ({@link gptConfigFromCheckpoint}).
  */
 import { fromArray, type Tensor } from "../tensor/mod.ts";
+import type { GPTConfig } from "./gpt.ts";
 import { decodeSafetensors, encodeSafetensors, readFileBytes, saveFileAtomic } from "./safetensors.ts";
 
 /** Encode named tensors (f32 or i32; others are converted to f32) and string metadata. */
@@ -45,4 +47,52 @@ export async function loadCheckpoint(
   path: string,
 ): Promise<{ tensors: Record<string, Tensor<any>>; metadata: Record<string, string> }> {
   return loadSafetensors(await readFileBytes(path), path);
+}
+
+/**
+ * The {@link GPTConfig} of a checkpoint with Hugging Face GPT-2 names (`transformer.wte.weight`,
+ * `transformer.h.<i>.…`), read from its tensors' names and shapes: vocabSize and nEmbd from the token
+ * embedding, blockSize from the position embedding, nLayer from the block numbers. The head count
+ * leaves no trace in the shapes, so it comes from `metadata.n_head` (Hugging Face's config name) when
+ * present, else GPT-2's head width of 64 gives nEmbd / 64 (at least 1). Accepts loaded tensors or
+ * {@link decodeSafetensors}' raw ones. Throws, naming `source`, when a size is missing or inconsistent.
+ */
+export function gptConfigFromCheckpoint(
+  tensors: Record<string, { readonly shape: readonly number[] }>,
+  metadata: Record<string, string> = {},
+  source = "checkpoint",
+): GPTConfig {
+  const fail = (why: string): never => {
+    throw new Error(`gptConfigFromCheckpoint: ${source} ${why}`);
+  };
+  const matrix = (name: string) => {
+    const shape = tensors[name]?.shape;
+    if (!shape) return fail(`has no ${name}`);
+    if (shape.length !== 2) return fail(`has ${name} of shape [${shape.join(", ")}], expected 2-D`);
+    return shape as readonly [number, number];
+  };
+  const [vocabSize, nEmbd] = matrix("transformer.wte.weight");
+  const [blockSize, wpeWidth] = matrix("transformer.wpe.weight");
+  if (wpeWidth !== nEmbd) {
+    fail(`has token embeddings of width ${nEmbd} but position embeddings of ${wpeWidth}`);
+  }
+  const blocks = new Set<number>();
+  for (const name of Object.keys(tensors)) {
+    const m = name.match(/^transformer\.h\.(\d+)\./);
+    if (m) blocks.add(Number(m[1]));
+  }
+  const nLayer = blocks.size;
+  // Blocks 0..n−1 with one missing would load as a shorter model that silently drops a layer.
+  for (let i = 0; i < nLayer; i++) {
+    if (!blocks.has(i)) fail(`has blocks up to ${Math.max(...blocks)} but no block ${i}`);
+  }
+  const nHead = metadata.n_head !== undefined ? Number(metadata.n_head) : Math.max(1, nEmbd / 64);
+  if (!Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead) {
+    fail(
+      metadata.n_head !== undefined
+        ? `has metadata n_head "${metadata.n_head}", not a positive integer that divides nEmbd ${nEmbd}`
+        : `has nEmbd ${nEmbd}, not a multiple of 64: give the head count as metadata n_head`,
+    );
+  }
+  return { vocabSize, blockSize, nLayer, nHead, nEmbd };
 }

@@ -673,6 +673,44 @@ Deno.test("DPOTrainer: precomputeRef true and false give the same metrics", asyn
   assert.notEqual(a[2]["rewards/margins"], 0);
 });
 
+Deno.test("DPOTrainer with IPO works on per-token average log-probs, as TRL does", async () => {
+  // TRL divides each completion's summed log-prob by its token count for IPO, for policy and
+  // reference alike, then applies (h − 1/(2β))² to those averages. Oracle: sums from pairLogProbs,
+  // divided by hand by the completion lengths (every prompt of PAIRS8 is non-empty, so all are scored).
+  const beta = 0.25, policy = randomGPT(TINY, 8), reference = frozenCopy(randomGPT(TINY, 9));
+  const trainer = new DPOTrainer({
+    policy,
+    reference,
+    train: PAIRS8,
+    eval: PAIRS8,
+    config: { steps: 1, batchSize: 8, lr: 0.01, padId: 0, beta, lossType: "ipo" },
+  });
+  const ev = await trainer.evaluate();
+  const sums = async (m: GPT) => {
+    const { chosen, rejected } = noGrad(() => pairLogProbs(m, PAIRS8, 0));
+    return [await read(chosen), await read(rejected)];
+  };
+  const [[pc, pr], [rc, rr]] = [await sums(policy), await sums(reference)];
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
+  const ipo = (average: boolean) => {
+    const n = (i: number, key: "chosen" | "rejected") => average ? PAIRS8[i][key].length : 1;
+    const c = pc.map((x, i) => (x - rc[i]) / n(i, "chosen"));
+    const r = pr.map((x, i) => (x - rr[i]) / n(i, "rejected"));
+    return { c, r, loss: mean(c.map((ci, i) => (ci - r[i] - 1 / (2 * beta)) ** 2)) };
+  };
+  const want = ipo(true);
+  await assertClose(ev.eval_loss, want.loss, { atol: 1e-4, rtol: 1e-4 });
+  await assertClose(ev["eval_rewards/chosen"], beta * mean(want.c), { atol: 1e-5 });
+  await assertClose(ev["eval_rewards/rejected"], beta * mean(want.r), { atol: 1e-5 });
+  await assertClose(ev["eval_logps/chosen"], mean(pc.map((x, i) => x / PAIRS8[i].chosen.length)), {
+    atol: 1e-5,
+  });
+  // The summed version differs by far more than the tolerance: the check can tell the two apart.
+  assert.ok(Math.abs(ipo(false).loss - want.loss) > 0.1, `${ipo(false).loss} vs ${want.loss}`);
+  // A training step runs on the same averages: its loss is the same number before the update.
+  await assertClose((await trainer.step()).loss, want.loss, { atol: 1e-4, rtol: 1e-4 });
+});
+
 // ---- 9. the trainer end to end -------------------------------------------------------------------
 
 const TRL_NAMES = [

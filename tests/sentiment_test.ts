@@ -8,7 +8,7 @@ import {
   sentimentScore,
   VALENCE,
   WORDS,
-} from "../dpo/sentiment.ts";
+} from "../train/sentiment.ts";
 
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} != ${b}`);
 

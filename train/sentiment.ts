@@ -3,7 +3,7 @@
  * lowercase movie-review sentences, and a ground-truth sentiment reward computed from a word table.
  * @module
  */
-import { rng } from "../tensor/mod.ts";
+import { rng } from "../mod.ts";
 
 /** The grammar's word classes (adjectives are the keys of {@link VALENCE}, split by sign). */
 export const WORDS = {
