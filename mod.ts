@@ -20,7 +20,7 @@ export { grad, gradcheck, type Grads, valueAndGrad } from "./autograd/functional
 
 // nn: modules, GPT-2, optimizers, sampling, tokenizers, checkpoints
 export { Dropout, Embedding, LayerNorm, Linear, Module, param } from "./nn/module.ts";
-export { Block, CausalSelfAttention, GPT, type GPTConfig, MLP } from "./nn/gpt.ts";
+export { Block, CausalSelfAttention, GPT, type GPTConfig, KVCache, MLP } from "./nn/gpt.ts";
 export {
   Adam,
   type AdamOptions,
@@ -92,3 +92,45 @@ export {
 } from "./dpo/trainer.ts";
 export { type Progress, progress, type ProgressOptions } from "./dpo/progress.ts";
 export { type ChartOptions, grid, lineChart, scatterChart, type Series } from "./dpo/svg.ts";
+
+// rlhf: reward model, KL-penalised rewards, GAE, PPO and RLOO
+export {
+  AdaptiveKLController,
+  type AdaptiveKLOptions,
+  gae,
+  type GAEOptions,
+  klPenalizedRewards,
+  lastMasked,
+  maskedMean,
+  ppoLoss,
+  type PPOLossInputs,
+  type PPOLossResult,
+  valueLoss,
+  whiten,
+} from "./rlhf/ppo.ts";
+export {
+  cloneGPT,
+  hiddenStates,
+  lmHead,
+  padRight,
+  pairRewards,
+  rewardAccuracy,
+  RewardModel,
+  type RewardModelConfig,
+  rewardModelLoss,
+  tokenLogProbs,
+  trainRewardModel,
+} from "./rlhf/reward.ts";
+export {
+  evaluatePolicy,
+  type PPOConfig,
+  PPOTrainer,
+  type RLConfig,
+  type RLMetrics,
+  type RLOOConfig,
+  RLOOTrainer,
+  RLTrainer,
+  type RLTrainerOptions,
+  type Rollout,
+  type TextScorer,
+} from "./rlhf/trainer.ts";

@@ -4,8 +4,50 @@
  * the token embedding. Fields are laid out like Hugging Face's GPT2LMHeadModel, so parameter names
  * (and Conv1D weight layouts [in, out]) match its checkpoints.
  */
-import { arange, type Shape, type Tensor, tril, where } from "../tensor/mod.ts";
+import { arange, concat, keep, type Shape, type Tensor, tril, where } from "../tensor/mod.ts";
 import { Dropout, Embedding, LayerNorm, Linear, Module } from "./module.ts";
+
+/**
+ * Keys and values of every layer for one batch of sequences, so generation feeds only the new
+ * tokens: each step then costs one token's forward instead of the whole prefix's. For inference
+ * (under `noGrad`): old tensors are disposed as the cache grows. Call `dispose()` when done.
+ */
+export class KVCache {
+  /** Per layer: cached keys and values [B, H, length, D] (empty until the first forward). */
+  readonly layers: {
+    k: Tensor<[number, number, number, number]>;
+    v: Tensor<[number, number, number, number]>;
+  }[] = [];
+  /** Positions cached so far; the next token sits at this position. */
+  length = 0;
+
+  /** Append one layer's new keys and values; returns all of them. They are kept out of `scope`
+   * cleanup because they outlive the step that made them. */
+  append(
+    layer: number,
+    k: Tensor<[number, number, number, number]>,
+    v: Tensor<[number, number, number, number]>,
+  ): { k: Tensor<[number, number, number, number]>; v: Tensor<[number, number, number, number]> } {
+    const old = this.layers[layer];
+    const next = old
+      ? {
+        k: concat([old.k, k], 2).realize() as Tensor<[number, number, number, number]>,
+        v: concat([old.v, v], 2).realize() as Tensor<[number, number, number, number]>,
+      }
+      : { k: k.realize(), v: v.realize() };
+    keep(next);
+    if (old) old.k.dispose(), old.v.dispose();
+    this.layers[layer] = next;
+    return next;
+  }
+
+  /** Free every cached tensor and start over. */
+  dispose(): void {
+    for (const { k, v } of this.layers) k.dispose(), v.dispose();
+    this.layers.length = 0;
+    this.length = 0;
+  }
+}
 
 /** Model size. */
 export interface GPTConfig {
@@ -47,17 +89,22 @@ export class CausalSelfAttention extends Module {
     this.resid_dropout = new Dropout(cfg.dropout ?? 0, seed + 4);
   }
 
-  /** x [B, T, C] → [B, T, C]. `keyMask` [B, T] (true = may be attended to) hides padding. */
+  /** x [B, T, C] → [B, T, C]. `keyMask` [B, T] (true = may be attended to) hides padding. With
+   * `cache`, x holds only new tokens; they attend to the cached positions as well. */
   forward(
     x: Tensor<[number, number, number]>,
     keyMask?: Tensor<[number, number]>,
+    cache?: { kv: KVCache; layer: number },
   ): Tensor<[number, number, number]> {
     const [B, T, C] = x.shape;
     const H = this.cfg.nHead, D = C / H;
     const heads = (t: Tensor<any>) => t.reshape([B, T, H, D]).permute([0, 2, 1, 3]); // [B, H, T, D]
-    const [q, k, v] = this.c_attn.forward(x).split(C, -1).map(heads);
-    let att: Tensor<any> = q.matmul(k.transpose(-1, -2)).mul(1 / Math.sqrt(D)); // [B, H, T, T]
-    let allowed: Tensor<any> = tril(T, T);
+    let [q, k, v] = this.c_attn.forward(x).split(C, -1).map(heads);
+    const past = cache ? cache.kv.length : 0;
+    if (cache) ({ k, v } = cache.kv.append(cache.layer, k, v));
+    let att: Tensor<any> = q.matmul(k.transpose(-1, -2)).mul(1 / Math.sqrt(D)); // [B, H, T, past + T]
+    // New token i sits at position past + i and may see keys 0..past + i.
+    let allowed: Tensor<any> = tril(T, past + T, past);
     if (keyMask) allowed = allowed.and(keyMask.cast("bool").reshape([B, 1, 1, T]));
     // A large finite negative, not −∞: a row with every key hidden stays finite (uniform).
     att = where(allowed, att, -1e9).softmax(-1);
@@ -109,12 +156,13 @@ export class Block extends Module {
     this.ln_2 = new LayerNorm(cfg.nEmbd);
     this.mlp = new MLP(cfg, seed + 20);
   }
-  /** [B, T, C] → [B, T, C]. */
+  /** [B, T, C] → [B, T, C]; `cache` as in {@link CausalSelfAttention.forward}. */
   forward(
     x: Tensor<[number, number, number]>,
     keyMask?: Tensor<[number, number]>,
+    cache?: { kv: KVCache; layer: number },
   ): Tensor<[number, number, number]> {
-    x = x.add(this.attn.forward(this.ln_1.forward(x), keyMask));
+    x = x.add(this.attn.forward(this.ln_1.forward(x), keyMask, cache));
     return x.add(this.mlp.forward(this.ln_2.forward(x)));
   }
 }
@@ -146,19 +194,29 @@ export class GPT extends Module {
     };
   }
 
-  /** Token ids [B, T] (i32) → logits [B, T, vocab]. `keyMask` [B, T] marks real (non-pad) tokens. */
+  /** Token ids [B, T] (i32) → logits [B, T, vocab]. `keyMask` [B, T] marks real (non-pad) tokens.
+   * With `opts.cache`, `idx` continues the cached sequences: it is placed at the cached length, its
+   * keys and values are appended, and only its logits come back (no `keyMask` then). */
   forward<B extends number, T extends number>(
     idx: Tensor<[B, T]>,
     keyMask?: Tensor<[B, T]>,
+    opts: { cache?: KVCache } = {},
   ): Tensor<[B, T, number]> {
     const [, T] = idx.shape;
-    if (T > this.config.blockSize) {
-      throw new RangeError(`GPT.forward: sequence length ${T} exceeds blockSize ${this.config.blockSize}`);
+    const kv = opts.cache, past = kv ? kv.length : 0;
+    if (past + T > this.config.blockSize) {
+      throw new RangeError(
+        `GPT.forward: sequence length ${past + T} exceeds blockSize ${this.config.blockSize}`,
+      );
     }
+    if (kv && keyMask) throw new Error("GPT.forward: keyMask is not supported with a KV cache");
     const { wte, wpe, drop, h, ln_f } = this.transformer;
     const tok: Tensor<any> = wte.forward(idx);
-    let x: Tensor<any> = drop.forward(tok.add(wpe.forward(arange(T))));
-    for (const block of h) x = block.forward(x, keyMask as Tensor<any>);
+    let x: Tensor<any> = drop.forward(tok.add(wpe.forward(arange(past, past + T))));
+    h.forEach((block, layer) => {
+      x = block.forward(x, keyMask as Tensor<any>, kv && { kv, layer });
+    });
+    if (kv) kv.length += T;
     // The head is the token embedding, transposed: a view, not a copy.
     return ln_f.forward(x).matmul(wte.weight.transpose()) as any;
   }

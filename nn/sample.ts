@@ -1,11 +1,12 @@
 /**
  * Autoregressive sampling: temperature, top-k and nucleus (top-p) filtering, greedy at
- * temperature 0, context cropped to the model's block size. Each step reads back only the last
- * position's logits; the choice is made on the host with a seeded generator, so a seed gives the
- * same text on every backend.
+ * temperature 0, context cropped to the model's block size. A key/value cache makes each step one
+ * token's forward; once a sequence fills the block size it falls back to full forwards of the cropped
+ * context. Each step reads back only the last position's logits; the choice is made on the host with
+ * a seeded generator, so a seed gives the same text on every backend.
  */
 import { fromArray, noGrad, rng, scope } from "../tensor/mod.ts";
-import type { GPT } from "./gpt.ts";
+import { type GPT, KVCache } from "./gpt.ts";
 
 /** Sampling options. */
 export interface SampleOptions {
@@ -21,6 +22,8 @@ export interface SampleOptions {
   seed?: number;
   /** Stop a sequence after this token. */
   eosToken?: number;
+  /** Reuse keys and values of earlier positions (default true; false recomputes the prefix each step). */
+  cache?: boolean;
 }
 
 /** Pick one token from a row of logits. */
@@ -57,25 +60,36 @@ export async function generate(model: GPT, prompts: number[][], o: SampleOptions
   const rand = rng(o.seed ?? 0);
   const out = prompts.map((p) => [...p]);
   const done = prompts.map(() => false);
+  const V = model.config.vocabSize, maxT = model.config.blockSize;
   const wasTraining = model.training;
   model.eval();
+  const groups = new Map<number, number[]>();
+  prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
+  // One cache per group: its rows share a length, so they run as one batch. Finished rows stay in
+  // the batch (their outputs are ignored) so the cache's rows never have to be reshuffled.
+  const caches = new Map([...groups.keys()].map((len) => [len, new KVCache()]));
   try {
-    const groups = new Map<number, number[]>();
-    prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
     for (let s = 0; s < o.maxNewTokens; s++) {
-      for (const rows of groups.values()) {
+      for (const [len, rows] of groups) {
         const live = rows.filter((i) => !done[i]);
         if (!live.length) continue;
-        const T = Math.min(out[live[0]].length, model.config.blockSize);
-        const V = model.config.vocabSize;
+        const n = out[live[0]].length, kv = caches.get(len)!;
+        const cached = (o.cache ?? true) && n <= maxT;
+        if (!cached) kv.dispose();
+        // Which rows are fed, and their new tokens: with a cache, the whole prompt once, then one
+        // token per step; without, the context cropped to the block size.
+        const fed = cached ? rows : live;
+        const T = cached ? n - kv.length : Math.min(n, maxT);
         const last = await scope(() =>
           noGrad(() => {
-            const ctx = live.flatMap((i) => out[i].slice(-T));
-            const logits = model.forward(fromArray(ctx, [live.length, T], "i32"));
+            const ctx = fed.flatMap((i) => out[i].slice(-T));
+            const idx = fromArray<[number, number]>(ctx, [fed.length, T], "i32");
+            const logits = model.forward(idx, undefined, { cache: cached ? kv : undefined });
             return logits.narrow(1, T - 1, 1).data();
           })
         );
-        live.forEach((i, r) => {
+        live.forEach((i) => {
+          const r = fed.indexOf(i);
           const tok = sampleToken(last.subarray(r * V, (r + 1) * V), o, rand());
           out[i].push(tok);
           if (tok === o.eosToken) done[i] = true;
@@ -83,6 +97,7 @@ export async function generate(model: GPT, prompts: number[][], o: SampleOptions
       }
     }
   } finally {
+    for (const kv of caches.values()) kv.dispose();
     model.train(wasTraining);
   }
   return out;

@@ -1,0 +1,537 @@
+/**
+ * On-policy RLHF training loops. Each step samples completions from the policy (temperature 1),
+ * scores them (a {@link RewardModel}, or any function of the text for a ground-truth reward), turns
+ * scores and the KL to the reference into advantages, and runs a few epochs of minibatch updates on
+ * PPO's clipped loss. PPO estimates advantages per token with a value head and GAE; RLOO samples k
+ * completions per prompt and uses the other k−1 as each one's baseline, with no value model.
+ * @module
+ */
+import { fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
+import type { GPT } from "../nn/gpt.ts";
+import { generate } from "../nn/sample.ts";
+import { Linear } from "../nn/module.ts";
+import { AdamW, clipGradNorm, type Optimizer } from "../nn/optim.ts";
+import {
+  AdaptiveKLController,
+  type AdaptiveKLOptions,
+  gae,
+  klPenalizedRewards,
+  ppoLoss,
+  valueLoss,
+  whiten,
+} from "./ppo.ts";
+import { cloneGPT, hiddenStates, lmHead, padRight, RewardModel, tokenLogProbs } from "./reward.ts";
+
+/** A ground-truth reward: the completion's text (and its prompt's) → a finite number. */
+export type TextScorer = (completion: string, prompt: string) => number;
+
+/** Settings shared by PPO and RLOO. */
+export interface RLConfig {
+  /** Rollout batches (each followed by `epochs` of updates). */
+  steps: number;
+  /** Prompts per rollout batch. */
+  batchSize: number;
+  /** Learning rate (AdamW, constant). */
+  lr: number;
+  /** Tokens sampled per completion. */
+  maxNewTokens: number;
+  /** Padding token id. */
+  padId: number;
+  /** A completion ends after this token. */
+  eosToken?: number;
+  /** Optimisation epochs over each rollout batch (default 4). */
+  epochs?: number;
+  /** Minibatches per epoch (default 1). */
+  minibatches?: number;
+  /** Global gradient-norm clip (default 1). */
+  maxGradNorm?: number;
+  /** β: weight of the KL(π‖π_ref) penalty in the reward (default 0.05). */
+  klCoef?: number;
+  /** PPO's ratio clip ε (default 0.2). */
+  clip?: number;
+  /** Seed for prompt order and sampling (default 0). */
+  seed?: number;
+}
+
+/** PPO's extra settings. */
+export interface PPOConfig extends RLConfig {
+  /** Adapt β towards a target KL instead of keeping `klCoef` fixed (β starts at `klCoef`). */
+  adaptiveKl?: Omit<AdaptiveKLOptions, "initKlCoef">;
+  /** Discount (default 1). */
+  gamma?: number;
+  /** GAE λ (default 0.95). */
+  lambda?: number;
+  /** Weight of the value loss (default 0.1). */
+  vfCoef?: number;
+  /** Value clip range (default 0.2). */
+  clipValue?: number;
+}
+
+/** RLOO's extra settings. */
+export interface RLOOConfig extends RLConfig {
+  /** Completions per prompt (default 4, at least 2). */
+  k?: number;
+}
+
+/** One step's metrics, with TRL's names where it has them. */
+export interface RLMetrics {
+  /** Step number (1-based). */
+  step: number;
+  /** Mean score of the sampled completions. */
+  "objective/scores": number;
+  /** Mean per-sequence Σ (log π − log π_ref) of the samples. */
+  "objective/kl": number;
+  /** Mean score − β·KL. */
+  "objective/rlhf_reward": number;
+  /** The KL coefficient β used. */
+  kl_coef: number;
+  /** Mean clipped-surrogate loss over updates. */
+  "loss/policy_avg": number;
+  /** Mean value loss over updates (0 for RLOO). */
+  "loss/value_avg": number;
+  /** Mean fraction of tokens clipped. */
+  "policy/clipfrac_avg": number;
+  /** Mean ½(log ρ)². */
+  "policy/approxkl_avg": number;
+  /** Completion tokens sampled this step. */
+  generatedTokens: number;
+  /** Tokens through forward and backward passes this step. */
+  trainedTokens: number;
+  /** Wall time of the step. */
+  seconds: number;
+}
+
+/** A sampled batch, on the host. Per-token arrays are [B, L−1] in {@link tokenLogProbs}'s layout. */
+export interface Rollout {
+  /** Prompt + completion token lists. */
+  seqs: number[][];
+  /** Prompt lengths. */
+  promptLens: number[];
+  /** Padded length L. */
+  L: number;
+  /** Scores [B]. */
+  scores: number[];
+  /** 1 where position t scores a completion token. */
+  mask: Float32Array;
+  /** log π_old of each token. */
+  logProbs: Float32Array;
+  /** log π_ref of each token. */
+  refLogProbs: Float32Array;
+  /** Value estimates (PPO; zeros for RLOO). */
+  values: Float32Array;
+}
+
+/** What both trainers are built from. */
+export interface RLTrainerOptions<C extends RLConfig> {
+  /** The policy (trained in place). */
+  policy: GPT;
+  /** The frozen reference (default: a frozen copy of the policy). */
+  reference?: GPT;
+  /** Scores a whole sequence: a reward model or a function of the decoded text. */
+  reward: RewardModel | TextScorer;
+  /** Turns token ids into text; required when `reward` is a function. */
+  decode?: (ids: number[]) => string;
+  /** Training prompts (token lists, each at least one token). */
+  prompts: number[][];
+  /** Settings. */
+  config: C;
+  /** Optimizer (default AdamW over the trained parameters). */
+  optimizer?: Optimizer;
+}
+
+/** A frozen copy of a model: same weights, off the tape. */
+function frozen(model: GPT): GPT {
+  const copy = cloneGPT(model);
+  for (const p of copy.parameters()) p.requiresGrad_(false);
+  return copy.eval();
+}
+
+/** The shared loop; subclasses say how advantages are made and what else is trained. */
+export abstract class RLTrainer<C extends RLConfig> {
+  /** The model being trained. */
+  readonly policy: GPT;
+  /** The frozen reference. */
+  readonly reference: GPT;
+  /** The sequence scorer. */
+  readonly reward: RewardModel | TextScorer;
+  /** Settings. */
+  readonly config: C;
+  /** The optimizer. */
+  optimizer!: Optimizer;
+  /** Steps done. */
+  stepCount = 0;
+  #prompts: number[][];
+  #order: number[] = [];
+  #rand: () => number;
+  #decode?: (ids: number[]) => string;
+
+  /** A trainer; see {@link RLTrainerOptions}. */
+  constructor(o: RLTrainerOptions<C>) {
+    const name = this.constructor.name, c = o.config;
+    if (!o.prompts.length) throw new Error(`${name}: no prompts`);
+    const bad = o.prompts.findIndex((p) => p.length === 0);
+    if (bad >= 0) throw new Error(`${name}: prompt ${bad} is empty (it needs at least one token, e.g. BOS)`);
+    const longest = Math.max(...o.prompts.map((p) => p.length));
+    if (longest + c.maxNewTokens > o.policy.config.blockSize) {
+      throw new RangeError(
+        `${name}: longest prompt (${longest}) + maxNewTokens (${c.maxNewTokens}) exceeds blockSize ${o.policy.config.blockSize}`,
+      );
+    }
+    if (typeof o.reward === "function" && !o.decode) {
+      throw new Error(`${name}: a reward function needs decode`);
+    }
+    this.policy = o.policy;
+    this.reference = o.reference ?? frozen(o.policy);
+    this.reward = o.reward;
+    this.config = c;
+    this.#prompts = o.prompts;
+    this.#decode = o.decode;
+    this.#rand = rng(c.seed ?? 0);
+  }
+
+  /** The KL coefficient for the next rollout. */
+  get klCoef(): number {
+    return this.config.klCoef ?? 0.05;
+  }
+
+  /** Trained parameters besides the policy's. */
+  protected abstract extraParameters(): [string, Tensor<[number, number]> | Tensor<[number]>][];
+  /** How many completions to sample per prompt. */
+  protected abstract samplesPerPrompt(): number;
+  /** Advantages [B, L−1] (and returns, for a value loss) of a rollout, on the host. */
+  protected abstract advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }>;
+  /** Value estimates [B, T] from hidden states (null when there is no value model). */
+  protected abstract valuesOf(hidden: Tensor<[number, number, number]>): Tensor<[number, number]> | null;
+  /** After a step: adapt settings to the measured mean sequence KL. */
+  protected afterStep(_kl: number, _samples: number): void {}
+
+  /** The optimizer over the policy and extra parameters, made on first use. */
+  protected opt(): Optimizer {
+    this.optimizer ??= new AdamW([...this.policy.namedParameters(), ...this.extraParameters()], {
+      lr: this.config.lr,
+      weightDecay: 0,
+    });
+    return this.optimizer;
+  }
+
+  /** Next prompts (reshuffled each pass). */
+  #nextPrompts(): number[][] {
+    const out: number[][] = [];
+    while (out.length < this.config.batchSize) {
+      if (!this.#order.length) {
+        this.#order = this.#prompts.map((_, i) => i);
+        for (let i = this.#order.length - 1; i > 0; i--) {
+          const j = Math.floor(this.#rand() * (i + 1));
+          [this.#order[i], this.#order[j]] = [this.#order[j], this.#order[i]];
+        }
+      }
+      out.push(this.#prompts[this.#order.pop()!]);
+    }
+    return out;
+  }
+
+  /** Scores of sequences: the reward model, or the reward function on decoded text (checked). */
+  async score(seqs: number[][], promptLens: number[]): Promise<number[]> {
+    const rm = this.reward;
+    if (rm instanceof RewardModel) {
+      return Array.from(await scope(() => noGrad(() => rm.score(seqs, this.config.padId).data())));
+    }
+    const decode = this.#decode!;
+    return seqs.map((s, i) => {
+      const prompt = decode(s.slice(0, promptLens[i])), completion = decode(s.slice(promptLens[i]));
+      const at = `${this.constructor.name}: reward function on sample ${i} (prompt ${
+        JSON.stringify(prompt)
+      }, completion ${JSON.stringify(completion)})`;
+      let v: number;
+      try {
+        v = rm(completion, prompt);
+      } catch (e) {
+        throw new Error(`${at} threw: ${(e as Error).message}`);
+      }
+      if (typeof v !== "number" || !Number.isFinite(v)) {
+        throw new Error(`${at} returned ${v}, not a finite number`);
+      }
+      return v;
+    });
+  }
+
+  /** Sample a batch and compute its log-probs, reference log-probs, values and scores. */
+  async rollout(): Promise<Rollout> {
+    const c = this.config, k = this.samplesPerPrompt();
+    const prompts = this.#nextPrompts().flatMap((p) => Array.from({ length: k }, () => p));
+    const seqs = await generate(this.policy, prompts, {
+      maxNewTokens: c.maxNewTokens,
+      temperature: 1,
+      eosToken: c.eosToken,
+      seed: (c.seed ?? 0) * 100003 + this.stepCount,
+    });
+    const promptLens = prompts.map((p) => p.length);
+    const L = Math.max(...seqs.map((s) => s.length)), B = seqs.length;
+    const mask = new Float32Array(B * (L - 1));
+    seqs.forEach((s, i) => mask.fill(1, i * (L - 1) + promptLens[i] - 1, i * (L - 1) + s.length - 1));
+    const scores = await this.score(seqs, promptLens);
+    const wasTraining = this.policy.training;
+    this.policy.eval();
+    const d = await scope(() =>
+      noGrad(() => {
+        const tokens = padRight(seqs, c.padId);
+        const hidden = hiddenStates(this.policy, tokens);
+        const lp = tokenLogProbs(lmHead(this.policy, hidden), tokens);
+        const ref = tokenLogProbs(this.reference.forward(tokens), tokens);
+        const v = this.valuesOf(hidden)?.narrow(1, 0, L - 1) ?? lp.mul(0);
+        return stack([lp, ref, v]).data();
+      })
+    );
+    this.policy.train(wasTraining);
+    const n = B * (L - 1);
+    return {
+      seqs,
+      promptLens,
+      L,
+      scores,
+      mask,
+      logProbs: Float32Array.from(d.subarray(0, n)),
+      refLogProbs: Float32Array.from(d.subarray(n, 2 * n)),
+      values: Float32Array.from(d.subarray(2 * n, 3 * n)),
+    };
+  }
+
+  /** One rollout batch and its `epochs` of minibatch updates; returns the metrics. */
+  async step(): Promise<RLMetrics> {
+    const t0 = performance.now(), c = this.config, beta = this.klCoef;
+    const r = await this.rollout();
+    const { advantages, returns } = await this.advantages(r);
+    const B = r.seqs.length, T = r.L - 1;
+    const rows = (a: Float32Array, idx: number[]) =>
+      fromArray<[number, number]>(idx.flatMap((i) => Array.from(a.subarray(i * T, (i + 1) * T))), [
+        idx.length,
+        T,
+      ]);
+    const epochs = c.epochs ?? 4, nMini = Math.min(c.minibatches ?? 1, B);
+    const sums = [0, 0, 0, 0];
+    let updates = 0, trainedTokens = 0;
+    const opt = this.opt();
+    for (let e = 0; e < epochs; e++) {
+      const perm = r.seqs.map((_, i) => i);
+      for (let i = B - 1; i > 0; i--) {
+        const j = Math.floor(this.#rand() * (i + 1));
+        [perm[i], perm[j]] = [perm[j], perm[i]];
+      }
+      for (let m = 0; m < nMini; m++) {
+        const idx = perm.slice(Math.floor((m * B) / nMini), Math.floor(((m + 1) * B) / nMini));
+        trainedTokens += idx.reduce((n, i) => n + r.seqs[i].length, 0);
+        const v = await scope(() => {
+          const tokens = padRight(idx.map((i) => r.seqs[i]), c.padId);
+          const Lm = tokens.shape[1];
+          // Minibatch rows may be shorter than L: keep the first Lm − 1 positions.
+          const cut = (t: Tensor<[number, number]>) => t.narrow(1, 0, Lm - 1);
+          const mask = cut(rows(r.mask, idx));
+          const hidden = hiddenStates(this.policy, tokens);
+          const pg = ppoLoss({
+            logProbs: tokenLogProbs(lmHead(this.policy, hidden), tokens),
+            oldLogProbs: cut(rows(r.logProbs, idx)),
+            advantages: cut(rows(advantages, idx)),
+            mask,
+          }, { clip: c.clip });
+          const values = this.valuesOf(hidden);
+          const vl = values
+            ? valueLoss({
+              values: values.narrow(1, 0, Lm - 1),
+              oldValues: cut(rows(r.values, idx)),
+              returns: cut(rows(returns, idx)),
+              mask,
+            }, { clip: (c as PPOConfig).clipValue })
+            : pg.loss.detach().mul(0);
+          const loss = pg.loss.add(vl.mul((c as PPOConfig).vfCoef ?? 0.1));
+          loss.backward();
+          clipGradNorm(
+            [...this.policy.parameters(), ...this.extraParameters().map(([, p]) => p)],
+            c.maxGradNorm ?? 1,
+          );
+          opt.step();
+          opt.zeroGrad();
+          return stack([pg.loss.detach(), vl.detach(), pg.clipFraction, pg.approxKl]).data();
+        });
+        if (!Number.isFinite(v[0])) {
+          throw new Error(`${this.constructor.name}: loss is ${v[0]} at step ${this.stepCount + 1}`);
+        }
+        v.forEach((x, i) => (sums[i] += x));
+        updates++;
+      }
+    }
+    // Sequence KL Σ_t (log π − log π_ref) over completion tokens, at sampling time.
+    const kls = r.seqs.map((_, i) => {
+      let s = 0;
+      for (let t = i * T; t < (i + 1) * T; t++) s += r.mask[t] * (r.logProbs[t] - r.refLogProbs[t]);
+      return s;
+    });
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const kl = mean(kls), score = mean(r.scores);
+    this.afterStep(kl, B);
+    this.stepCount++;
+    return {
+      step: this.stepCount,
+      "objective/scores": score,
+      "objective/kl": kl,
+      "objective/rlhf_reward": score - beta * kl,
+      kl_coef: beta,
+      "loss/policy_avg": sums[0] / updates,
+      "loss/value_avg": sums[1] / updates,
+      "policy/clipfrac_avg": sums[2] / updates,
+      "policy/approxkl_avg": sums[3] / updates,
+      generatedTokens: r.seqs.reduce((n, s, i) => n + s.length - r.promptLens[i], 0),
+      trainedTokens: trainedTokens + B * r.L, // the updates, plus the rollout's scoring forward
+      seconds: (performance.now() - t0) / 1000,
+    };
+  }
+
+  /** Run the remaining steps, calling `onLog` after each. */
+  async train(onLog: (m: RLMetrics) => void = () => {}): Promise<void> {
+    while (this.stepCount < this.config.steps) onLog(await this.step());
+  }
+}
+
+/** PPO for RLHF: per-token KL-penalised rewards, a value head on the policy's trunk (one model, one
+ * forward for both), GAE, whitened advantages, clipped policy and value losses. */
+export class PPOTrainer extends RLTrainer<PPOConfig> {
+  /** [C] → [1]: V(prefix), read from the policy's hidden states. */
+  readonly valueHead: Linear<number, 1>;
+  /** The adaptive KL controller, when `config.adaptiveKl` is set. */
+  readonly klController: AdaptiveKLController | null;
+
+  /** A PPO trainer; see {@link RLTrainerOptions}. */
+  constructor(o: RLTrainerOptions<PPOConfig>) {
+    super(o);
+    this.valueHead = new Linear(o.policy.config.nEmbd, 1, { seed: (o.config.seed ?? 0) + 11 });
+    const a = o.config.adaptiveKl;
+    this.klController = a ? new AdaptiveKLController({ ...a, initKlCoef: o.config.klCoef ?? 0.05 }) : null;
+  }
+  /** β now: the controller's value, or the fixed `klCoef`. */
+  override get klCoef(): number {
+    return this.klController?.value ?? this.config.klCoef ?? 0.05;
+  }
+  /** The value head's weight and bias. */
+  protected extraParameters(): [string, Tensor<[number, number]> | Tensor<[number]>][] {
+    return this.valueHead.namedParameters().map(([n, p]) => [`value_head.${n}`, p]);
+  }
+  /** One completion per prompt. */
+  protected samplesPerPrompt(): number {
+    return 1;
+  }
+  /** V at every position [B, T]. */
+  protected valuesOf(hidden: Tensor<[number, number, number]>): Tensor<[number, number]> {
+    const [B, T] = hidden.shape;
+    return this.valueHead.forward(hidden).reshape([B, T]);
+  }
+  /** Rewards with the KL penalty, then GAE, then whitening. */
+  protected async advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }> {
+    const B = r.seqs.length, T = r.L - 1, c = this.config;
+    const d = await scope(() => {
+      const t = (a: Float32Array) => fromArray<[number, number]>(a, [B, T]);
+      const mask = t(r.mask);
+      const rewards = klPenalizedRewards(
+        fromArray<[number]>(r.scores, [B]),
+        t(r.logProbs),
+        t(r.refLogProbs),
+        mask,
+        this.klCoef,
+      );
+      const { advantages, returns } = gae(rewards, t(r.values), mask, { gamma: c.gamma, lambda: c.lambda });
+      return stack([whiten(advantages, mask), returns]).data();
+    });
+    return {
+      advantages: Float32Array.from(d.subarray(0, B * T)),
+      returns: Float32Array.from(d.subarray(B * T)),
+    };
+  }
+  /** Adapt β. */
+  protected override afterStep(kl: number, samples: number): void {
+    this.klController?.update(kl, samples);
+  }
+}
+
+/** REINFORCE leave-one-out: k completions per prompt; each one's advantage is its KL-penalised
+ * sequence reward minus the mean of the other k−1, applied to all its tokens. No value model. */
+export class RLOOTrainer extends RLTrainer<RLOOConfig> {
+  /** A trainer; `config.k` ≥ 2. */
+  constructor(o: RLTrainerOptions<RLOOConfig>) {
+    super(o);
+    if (!((o.config.k ?? 4) >= 2)) throw new RangeError(`RLOOTrainer: k must be ≥ 2, got ${o.config.k}`);
+  }
+  /** None. */
+  protected extraParameters(): [string, Tensor<[number, number]> | Tensor<[number]>][] {
+    return [];
+  }
+  /** k. */
+  protected samplesPerPrompt(): number {
+    return this.config.k ?? 4;
+  }
+  /** No value model. */
+  protected valuesOf(): null {
+    return null;
+  }
+  /** R_i = score_i − β·KL_i; A_i = R_i − mean of the other k−1 in its group. */
+  protected advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }> {
+    const k = this.samplesPerPrompt(), T = r.L - 1, B = r.seqs.length;
+    const R = r.scores.map((s, i) => {
+      let kl = 0;
+      for (let t = i * T; t < (i + 1) * T; t++) kl += r.mask[t] * (r.logProbs[t] - r.refLogProbs[t]);
+      return s - this.klCoef * kl;
+    });
+    const adv = new Float32Array(B * T);
+    for (let i = 0; i < B; i++) {
+      const g = Math.floor(i / k) * k; // rows of one prompt are consecutive
+      let others = 0;
+      for (let j = g; j < g + k; j++) if (j !== i) others += R[j];
+      const a = R[i] - others / (k - 1);
+      for (let t = i * T; t < (i + 1) * T; t++) adv[t] = a * r.mask[t];
+    }
+    return Promise.resolve({ advantages: adv, returns: new Float32Array(B * T) });
+  }
+}
+
+/** Held-out evaluation of a policy: samples one completion per prompt (temperature 1) and returns
+ * the mean true reward and the sampled KL(π‖π_ref) = mean over samples of Σ_t log π/π_ref. */
+export async function evaluatePolicy(o: {
+  policy: GPT;
+  reference: GPT;
+  prompts: number[][];
+  reward: TextScorer;
+  decode: (ids: number[]) => string;
+  maxNewTokens: number;
+  padId: number;
+  eosToken?: number;
+  seed?: number;
+}): Promise<{ reward: number; kl: number }> {
+  const seqs = await generate(o.policy, o.prompts, {
+    maxNewTokens: o.maxNewTokens,
+    temperature: 1,
+    eosToken: o.eosToken,
+    seed: o.seed ?? 0,
+  });
+  const B = seqs.length, L = Math.max(...seqs.map((s) => s.length));
+  const mask = new Float32Array(B * (L - 1));
+  seqs.forEach((s, i) => mask.fill(1, i * (L - 1) + o.prompts[i].length - 1, i * (L - 1) + s.length - 1));
+  const kl = await scope(() =>
+    noGrad(() => {
+      const tokens = padRight(seqs, o.padId);
+      const m = fromArray<[number, number]>(mask, [B, L - 1]);
+      const lp = tokenLogProbs(o.policy.forward(tokens), tokens);
+      return lp.sub(tokenLogProbs(o.reference.forward(tokens), tokens)).mul(m).sum().div(B).data();
+    })
+  );
+  let total = 0;
+  seqs.forEach((s, i) => {
+    const prompt = o.decode(o.prompts[i]), completion = o.decode(s.slice(o.prompts[i].length));
+    const v = o.reward(completion, prompt);
+    if (!Number.isFinite(v)) {
+      throw new Error(
+        `evaluatePolicy: reward function on sample ${i} (completion ${
+          JSON.stringify(completion)
+        }) returned ${v}`,
+      );
+    }
+    total += v;
+  });
+  return { reward: total / B, kl: kl[0] };
+}
