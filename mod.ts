@@ -44,6 +44,13 @@ export {
 } from "./nn/tokenizer.ts";
 export { type BPEEncodeOptions, BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./nn/bpe.ts";
 export {
+  fromGPT2Config,
+  fromPretrained,
+  type GPT2Config,
+  savePretrained,
+  toGPT2Config,
+} from "./nn/pretrained.ts";
+export {
   gptConfigFromCheckpoint,
   loadCheckpoint,
   loadSafetensors,
@@ -72,12 +79,14 @@ export {
   sequenceLogProbs,
 } from "./dpo/loss.ts";
 export {
+  type ChatMessage,
   type EncodedPair,
   encodePairs,
   loadPreferenceJsonl,
   type ParsedPreferences,
   parsePreferenceJsonl,
   type PreferencePair,
+  renderChat,
   toJsonl,
   truncatePair,
 } from "./dpo/data.ts";

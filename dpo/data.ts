@@ -1,6 +1,11 @@
 /**
- * Preference data in TRL's format (JSONL with `prompt`, `chosen`, `rejected` strings, the completions
- * continuing the prompt), plus TRL's truncation rule for encoded pairs.
+ * Preference data in TRL's formats, plus TRL's truncation rule for encoded pairs. Each JSONL line is one
+ * of:
+ * - standard: `prompt`, `chosen`, `rejected` strings, the completions continuing the prompt;
+ * - implicit prompt: only `chosen` and `rejected`; their shared start becomes the prompt (see
+ *   {@link parsePreferenceJsonl});
+ * - conversational: the same keys holding lists of `{ role, content }` messages, rendered to text by
+ *   {@link renderChat}.
  * @module
  */
 
@@ -14,6 +19,23 @@ export interface PreferencePair {
   rejected: string;
 }
 
+/** One message of TRL's conversational format (other keys of a message are ignored). */
+export interface ChatMessage {
+  /** Who speaks: `system`, `user`, `assistant`, … (non-empty). */
+  role: string;
+  /** What they say. */
+  content: string;
+}
+
+/**
+ * This project's chat template: each message becomes `<|role|>\ncontent\n`, so
+ * `[{ role: "user", content: "Hi" }]` renders as `"<|user|>\nHi\n"`. Rendering concatenates, so a prompt
+ * rendered alone is a prefix of the prompt and completion rendered together.
+ */
+export function renderChat(messages: readonly ChatMessage[]): string {
+  return messages.map((m) => `<|${m.role}|>\n${m.content}\n`).join("");
+}
+
 /** The result of parsing a preference file. */
 export interface ParsedPreferences {
   /** The usable pairs, in file order. */
@@ -23,13 +45,89 @@ export interface ParsedPreferences {
 }
 
 /**
- * Parses JSONL preference data: one JSON object per non-blank line. Errors name `source` and the 1-based
- * line; extra keys are ignored; a file with no usable pair is an error.
+ * TRL's `extract_prompt`: the prompt is the longest common prefix of the two sequences. When one is a
+ * prefix of the other, the last shared item goes back to the completions so both stay non-empty; a
+ * space just before the first difference also goes to the completions (GPT-2 tokens carry their
+ * leading space). Returns the prompt's length.
+ */
+function promptLength<T>(a: readonly T[], b: readonly T[], same: (x: T, y: T) => boolean): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && same(a[i], b[i])) i++;
+  if (i === n) return n - 1;
+  return i > 0 && a[i - 1] === " " ? i - 1 : i;
+}
+
+/** A prompt/chosen/rejected field as read from a line: text, or messages. */
+type Part = string | ChatMessage[];
+
+/** Reads field `k` (undefined when absent), checking it is a string or a list of messages. */
+function readPart(o: Record<string, unknown>, k: string, at: string): Part | undefined {
+  if (!Object.hasOwn(o, k)) return undefined;
+  const v = o[k];
+  if (typeof v === "string") return v;
+  if (!Array.isArray(v)) {
+    throw new Error(
+      `${at}: "${k}" must be a string or a list of messages, got ${v === null ? "null" : typeof v}`,
+    );
+  }
+  return v.map((m: unknown, j) => {
+    const where = `${at}: "${k}"[${j}]`;
+    if (typeof m !== "object" || m === null || Array.isArray(m)) {
+      throw new Error(`${where} must be a { role, content } object`);
+    }
+    const { role, content } = m as Record<string, unknown>;
+    if (typeof role !== "string" || role === "") {
+      throw new Error(`${where}.role must be a non-empty string, got ${JSON.stringify(role) ?? "nothing"}`);
+    }
+    if (typeof content !== "string") {
+      throw new Error(`${where}.content must be a string, got ${JSON.stringify(content) ?? "nothing"}`);
+    }
+    return { role, content };
+  });
+}
+
+/**
+ * One line's fields as a text pair. An absent prompt is extracted by {@link promptLength} (characters of
+ * text, whole messages of a conversation). Messages render with {@link renderChat}; when both completions
+ * start with the same role, that role's `<|role|>\n` header moves to the end of the prompt, as TRL's
+ * generation prompt does, so the completions hold only what the model is to say.
+ */
+function toPair(prompt: Part | undefined, chosen: Part, rejected: Part): PreferencePair {
+  if (typeof chosen === "string" && typeof rejected === "string") {
+    if (typeof prompt === "string") return { prompt, chosen, rejected };
+    const [a, b] = [[...chosen], [...rejected]]; // code points, as TRL indexes Python strings
+    const n = promptLength(a, b, (x, y) => x === y);
+    return { prompt: a.slice(0, n).join(""), chosen: a.slice(n).join(""), rejected: b.slice(n).join("") };
+  }
+  // parsePreferenceJsonl has checked that the three parts are of one kind.
+  let [p, c, r] = [prompt as ChatMessage[] | undefined, chosen as ChatMessage[], rejected as ChatMessage[]];
+  if (p === undefined) {
+    const n = promptLength(c, r, (x, y) => x.role === y.role && x.content === y.content);
+    [p, c, r] = [c.slice(0, n), c.slice(n), r.slice(n)];
+  }
+  const head = c[0].role === r[0].role ? `<|${c[0].role}|>\n` : "";
+  return {
+    prompt: renderChat(p) + head,
+    chosen: renderChat(c).slice(head.length),
+    rejected: renderChat(r).slice(head.length),
+  };
+}
+
+/**
+ * Parses JSONL preference data in any of TRL's formats (see the module doc), one JSON object per non-blank
+ * line; a UTF-8 byte-order mark and CRLF line ends are accepted. Without a `prompt`, the prompt is
+ * extracted as TRL's `extract_prompt` does: the longest common prefix of `chosen` and `rejected` (of
+ * characters, or of whole messages), minus a trailing space before the first difference, and minus the
+ * last shared item when one completion is a prefix of the other. Unlike TRL, which then re-extracts, a
+ * text prompt with message completions (or any other mix) is an error. Errors name `source` and the
+ * 1-based line, and the field and message index for a bad message; extra keys are ignored; a file with no
+ * usable pair is an error.
  */
 export function parsePreferenceJsonl(text: string, source: string): ParsedPreferences {
   const pairs: PreferencePair[] = [];
   let skippedIdentical = 0;
-  text.split("\n").forEach((line, i) => {
+  text.replace(/^\uFEFF/, "").split(/\r?\n/).forEach((line, i) => {
     if (line.trim() === "") return;
     const at = `${source}:${i + 1}`;
     let obj: unknown;
@@ -42,17 +140,21 @@ export function parsePreferenceJsonl(text: string, source: string): ParsedPrefer
       throw new Error(`${at}: not a JSON object`);
     }
     const o = obj as Record<string, unknown>;
-    for (const k of ["prompt", "chosen", "rejected"]) {
-      if (!Object.hasOwn(o, k)) throw new Error(`${at}: missing "${k}"`);
-      const v = o[k], got = Array.isArray(v) ? "a list (conversational format is not supported)" : typeof v;
-      if (typeof v !== "string") {
-        throw new Error(`${at}: "${k}" must be a string, got ${v === null ? "null" : got}`);
-      }
-      if (k !== "prompt" && o[k] === "") throw new Error(`${at}: "${k}" is an empty completion`);
+    const [prompt, chosen, rejected] = ["prompt", "chosen", "rejected"].map((k) => readPart(o, k, at));
+    if (chosen === undefined) throw new Error(`${at}: missing "chosen"`);
+    if (rejected === undefined) throw new Error(`${at}: missing "rejected"`);
+    for (const [k, v] of [["chosen", chosen], ["rejected", rejected]] as const) {
+      if (v.length === 0) throw new Error(`${at}: "${k}" is an empty completion`);
     }
-    const { prompt, chosen, rejected } = o as unknown as PreferencePair;
-    if (chosen === rejected) skippedIdentical++;
-    else pairs.push({ prompt, chosen, rejected });
+    const kind = (v: Part) => typeof v === "string" ? "a string" : "a list of messages";
+    for (const [k, v] of [["prompt", prompt], ["rejected", rejected]] as const) {
+      if (v !== undefined && kind(v) !== kind(chosen)) {
+        throw new Error(`${at}: "${k}" is ${kind(v)} but "chosen" is ${kind(chosen)}; use one format a line`);
+      }
+    }
+    const pair = toPair(prompt, chosen, rejected);
+    if (pair.chosen === pair.rejected) skippedIdentical++;
+    else pairs.push(pair);
   });
   if (pairs.length === 0) {
     throw new Error(`${source}: no preference pairs (${skippedIdentical} skipped as chosen === rejected)`);

@@ -4,6 +4,7 @@ import {
   encodePairs,
   loadPreferenceJsonl,
   parsePreferenceJsonl,
+  renderChat,
   toJsonl,
   truncatePair,
 } from "../dpo/data.ts";
@@ -34,15 +35,16 @@ Deno.test("parse errors name the source and line", () => {
   bad(["[1,2]"], /p\.jsonl:1: not a JSON object/);
   bad([ok, "null"], /p\.jsonl:2: not a JSON object/);
   bad([ok, `"str"`], /p\.jsonl:2: not a JSON object/);
-  bad([`{"chosen":"b","rejected":"c"}`], /p\.jsonl:1: missing "prompt"/);
   bad([`{"prompt":"a","rejected":"c"}`], /p\.jsonl:1: missing "chosen"/);
   bad([`{"prompt":"a","chosen":"b"}`], /p\.jsonl:1: missing "rejected"/);
-  bad([`{"prompt":1,"chosen":"b","rejected":"c"}`], /:1: "prompt" must be a string, got number/);
   bad(
-    [`{"prompt":"a","chosen":[{"role":"user"}],"rejected":"c"}`],
-    /"chosen" must be a string, got a list \(conversational/,
+    [`{"prompt":1,"chosen":"b","rejected":"c"}`],
+    /:1: "prompt" must be a string or a list of messages, got number/,
   );
-  bad([`{"prompt":"a","chosen":"b","rejected":null}`], /"rejected" must be a string, got null/);
+  bad(
+    [`{"prompt":"a","chosen":"b","rejected":null}`],
+    /"rejected" must be a string or a list of messages, got null/,
+  );
   bad([ok, `{"prompt":"a","chosen":"","rejected":"c"}`], /p\.jsonl:2: "chosen" is an empty completion/);
   bad([`{"prompt":"a","chosen":"b","rejected":""}`], /p\.jsonl:1: "rejected" is an empty completion/);
   bad([""], /p\.jsonl: no preference pairs \(0 skipped/);
@@ -135,5 +137,166 @@ Deno.test("encodePairs encodes parts and counts truncations", () => {
   assert.throws(
     () => encodePairs(pairs, (s) => s === "c" ? [] : [1], 8),
     /pair 0 has a completion that encodes to no/,
+  );
+});
+
+Deno.test("parse: a byte-order mark and CRLF line ends are accepted", () => {
+  const text = "\uFEFF" +
+    `{"prompt":"a","chosen":"b","rejected":"c"}\r\n\r\n{"prompt":"d","chosen":"e","rejected":"f"}\r\n`;
+  assert.deepEqual(parsePreferenceJsonl(text, "p.jsonl").pairs, [
+    { prompt: "a", chosen: "b", rejected: "c" },
+    { prompt: "d", chosen: "e", rejected: "f" },
+  ]);
+  // Line numbers still count CRLF lines.
+  assert.throws(
+    () => parsePreferenceJsonl("\uFEFF{}\r\n{nope\r\n", "p.jsonl"),
+    /p\.jsonl:1: missing "chosen"/,
+  );
+  assert.throws(
+    () => parsePreferenceJsonl(`{"chosen":"a","rejected":"b"}\r\n\r\n{nope\r\n`, "p.jsonl"),
+    /p\.jsonl:3: invalid JSON/,
+  );
+});
+
+const line = (o: unknown) => JSON.stringify(o);
+const parseOne = (o: unknown) => parsePreferenceJsonl(line(o), "t.jsonl").pairs[0];
+
+Deno.test("implicit prompt: the shared start, as TRL's extract_prompt splits it", () => {
+  // The space before the first difference goes to the completions.
+  assert.deepEqual(parseOne({ chosen: "The sky is blue.", rejected: "The sky is green." }), {
+    prompt: "The sky is",
+    chosen: " blue.",
+    rejected: " green.",
+  });
+  // Without a space there, the split is at the first difference, even inside a word.
+  assert.deepEqual(parseOne({ chosen: "I love it", rejected: "I loathe it" }), {
+    prompt: "I lo",
+    chosen: "ve it",
+    rejected: "athe it",
+  });
+  // Nothing shared: an empty prompt.
+  assert.deepEqual(parseOne({ chosen: "yes", rejected: "no" }), {
+    prompt: "",
+    chosen: "yes",
+    rejected: "no",
+  });
+  // One a prefix of the other: the last shared character goes back to the completions.
+  assert.deepEqual(parseOne({ chosen: "abc", rejected: "abcd" }), {
+    prompt: "ab",
+    chosen: "c",
+    rejected: "cd",
+  });
+  // Code points, not UTF-16 units: a shared emoji's surrogates are not split from each other.
+  assert.deepEqual(parseOne({ chosen: "🙂😀", rejected: "🙂😃" }), {
+    prompt: "🙂",
+    chosen: "😀",
+    rejected: "😃",
+  });
+  // Identical completions are skipped like any identical pair.
+  const r = parsePreferenceJsonl(
+    [line({ chosen: "same", rejected: "same" }), line({ chosen: "a", rejected: "b" })].join("\n"),
+    "t",
+  );
+  assert.equal(r.skippedIdentical, 1);
+});
+
+const user = (content: string) => ({ role: "user", content });
+const bot = (content: string) => ({ role: "assistant", content });
+
+Deno.test("conversational: the chat template, with the assistant header ending the prompt", () => {
+  assert.equal(
+    renderChat([{ role: "system", content: "Be brief." }, user("Hi")]),
+    "<|system|>\nBe brief.\n<|user|>\nHi\n",
+  );
+  assert.equal(renderChat([]), "");
+  assert.deepEqual(parseOne({ prompt: [user("Sky?")], chosen: [bot("Blue.")], rejected: [bot("Green.")] }), {
+    prompt: "<|user|>\nSky?\n<|assistant|>\n",
+    chosen: "Blue.\n",
+    rejected: "Green.\n",
+  });
+  // Completions that start with different roles keep their headers.
+  assert.deepEqual(parseOne({ prompt: [], chosen: [bot("a")], rejected: [user("b")] }), {
+    prompt: "",
+    chosen: "<|assistant|>\na\n",
+    rejected: "<|user|>\nb\n",
+  });
+  // Extra keys on messages are ignored.
+  assert.deepEqual(
+    parseOne({ prompt: [{ ...user("q"), name: "x" }], chosen: [bot("a")], rejected: [bot("b")] }).prompt,
+    "<|user|>\nq\n<|assistant|>\n",
+  );
+});
+
+Deno.test("all three formats give the same pair when they mean the same thing", () => {
+  const conversation = { prompt: [user("Sky?")], chosen: [bot("Blue.")], rejected: [bot("Green.")] };
+  const implicitConversation = {
+    chosen: [user("Sky?"), bot("Blue.")],
+    rejected: [user("Sky?"), bot("Green.")],
+  };
+  const standard = { prompt: "<|user|>\nSky?\n<|assistant|>\n", chosen: "Blue.\n", rejected: "Green.\n" };
+  const implicitText = {
+    chosen: standard.prompt + standard.chosen,
+    rejected: standard.prompt + standard.rejected,
+  };
+  const text = [conversation, implicitConversation, standard, implicitText].map(line).join("\n");
+  const { pairs } = parsePreferenceJsonl(text, "t.jsonl");
+  assert.equal(pairs.length, 4);
+  for (const p of pairs) assert.deepEqual(p, standard);
+  // Conversations sharing more than one turn: every shared message is prompt.
+  const long = parseOne({
+    chosen: [user("a"), bot("b"), user("c"), bot("yes")],
+    rejected: [user("a"), bot("b"), user("c"), bot("no")],
+  });
+  assert.deepEqual(
+    long,
+    parseOne({ prompt: [user("a"), bot("b"), user("c")], chosen: [bot("yes")], rejected: [bot("no")] }),
+  );
+  // One conversation a prefix of the other: the last shared message goes to the completions, as in TRL.
+  assert.deepEqual(
+    parseOne({ chosen: [user("q"), bot("a")], rejected: [user("q"), bot("a"), user("more")] }),
+    {
+      prompt: "<|user|>\nq\n<|assistant|>\n",
+      chosen: "a\n",
+      rejected: "a\n<|user|>\nmore\n",
+    },
+  );
+  // toJsonl writes the rendered pairs back in the standard format.
+  assert.deepEqual(parsePreferenceJsonl(toJsonl(pairs), "t").pairs, pairs);
+});
+
+Deno.test("conversational errors name the line, the field and the message", () => {
+  const bad = (o: unknown, re: RegExp) =>
+    assert.throws(() => parsePreferenceJsonl(`{"chosen":"a","rejected":"b"}\n` + line(o), "c.jsonl"), re);
+  const ok = [bot("x")];
+  bad(
+    { chosen: [bot("a"), "hi"], rejected: ok },
+    /c\.jsonl:2: "chosen"\[1\] must be a \{ role, content \} object/,
+  );
+  bad(
+    { chosen: ok, rejected: [{ content: "a" }] },
+    /c\.jsonl:2: "rejected"\[0\]\.role must be a non-empty string, got nothing/,
+  );
+  bad(
+    { chosen: ok, rejected: [{ role: "", content: "a" }] },
+    /"rejected"\[0\]\.role must be a non-empty string, got ""/,
+  );
+  bad(
+    { prompt: [{ role: "user", content: 3 }], chosen: ok, rejected: ok },
+    /c\.jsonl:2: "prompt"\[0\]\.content must be a string, got 3/,
+  );
+  bad({ prompt: [null], chosen: ok, rejected: ok }, /"prompt"\[0\] must be a \{ role, content \} object/);
+  bad({ chosen: [], rejected: ok }, /c\.jsonl:2: "chosen" is an empty completion/);
+  bad(
+    { prompt: "p", chosen: ok, rejected: ok },
+    /c\.jsonl:2: "prompt" is a string but "chosen" is a list of messages/,
+  );
+  bad({ chosen: ok, rejected: "b" }, /c\.jsonl:2: "rejected" is a string but "chosen" is a list of messages/);
+  bad(
+    { prompt: [user("q")], chosen: "a", rejected: "b" },
+    /"prompt" is a list of messages but "chosen" is a string/,
+  );
+  bad(
+    { chosen: { role: "user" }, rejected: ok },
+    /c\.jsonl:2: "chosen" must be a string or a list of messages, got object/,
   );
 });

@@ -1,0 +1,275 @@
+/**
+ * Hugging Face pretrained folders for GPT-2: `config.json` (GPT2Config's keys), `model.safetensors`
+ * (GPT-2's tensor names) and, optionally, a tokenizer (`tokenizer.json`, or `vocab.json` + `merges.txt`).
+ * Functions touch the file system only when called.
+ * @module
+ */
+import { type BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./bpe.ts";
+import { gptConfigFromCheckpoint, loadSafetensors, saveSafetensors } from "./checkpoint.ts";
+import { GPT, type GPTConfig } from "./gpt.ts";
+import { readFileBytes } from "./safetensors.ts";
+
+/** The `config.json` that {@link savePretrained} writes: the GPT2Config keys this GPT uses. */
+export interface GPT2Config {
+  /** Always `["GPT2LMHeadModel"]`. */
+  architectures: string[];
+  /** Always `"gpt2"`. */
+  model_type: "gpt2";
+  /** Tokens in the vocabulary. */
+  vocab_size: number;
+  /** Longest context. */
+  n_positions: number;
+  /** Width of the residual stream. */
+  n_embd: number;
+  /** Transformer blocks. */
+  n_layer: number;
+  /** Attention heads per block. */
+  n_head: number;
+  /** LayerNorm epsilon (1e-5, the only value this GPT supports). */
+  layer_norm_epsilon: number;
+  /** `"gelu_new"`: GPT-2's tanh GELU. */
+  activation_function: string;
+  /** Always true: the output head is the token embedding. */
+  tie_word_embeddings: boolean;
+  /** Dropout on residual branches (the GPT's `dropout`). */
+  resid_pdrop: number;
+  /** Dropout on embeddings (the GPT's `dropout`). */
+  embd_pdrop: number;
+  /** Dropout on attention weights (the GPT's `dropout`). */
+  attn_pdrop: number;
+}
+
+const CONFIG = "config.json", WEIGHTS = "model.safetensors";
+const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt"];
+/** Hugging Face's names for the tanh-approximated GELU that this GPT's MLP uses. */
+const GELUS = ["gelu_new", "gelu_pytorch_tanh"];
+/** GPT2Config's defaults (GPT-2 small), which Hugging Face applies to keys a config.json leaves out. */
+const DEFAULTS = toGPT2Config({ vocabSize: 50257, blockSize: 1024, nLayer: 12, nHead: 12, nEmbd: 768 });
+
+/**
+ * The {@link GPTConfig} of a parsed GPT2Config (`config.json`); missing keys take GPT2Config's defaults.
+ * Dropout keys are not read (a loaded GPT has dropout 0). Throws, naming `source` and the key, for a
+ * size that is not a positive integer and for settings this GPT cannot run: another `model_type`, an
+ * activation other than GPT-2's tanh GELU, a LayerNorm epsilon other than 1e-5, untied embeddings, an
+ * MLP width other than 4·n_embd, or attention scaled by layer index.
+ */
+export function fromGPT2Config(json: unknown, source = CONFIG): GPTConfig {
+  const fail = (why: string): never => {
+    throw new Error(`${source}: ${why}`);
+  };
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return fail("not a JSON object");
+  const c: Record<string, unknown> = { ...DEFAULTS, ...json };
+  const show = (k: string) => JSON.stringify(c[k]);
+  const size = (k: string): number => {
+    const v = c[k];
+    return typeof v === "number" && Number.isInteger(v) && v > 0
+      ? v
+      : fail(`${k} must be a positive integer, got ${show(k)}`);
+  };
+  const keys = ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"];
+  const [vocabSize, blockSize, nEmbd, nLayer, nHead] = keys.map(size);
+  if (c.model_type !== "gpt2") fail(`model_type ${show("model_type")} is not supported, only "gpt2"`);
+  if (!GELUS.some((g) => g === c.activation_function)) {
+    fail(
+      `activation_function ${show("activation_function")} is not supported; accepted: ${GELUS.join(", ")} ` +
+        "(the tanh GELU this GPT uses)",
+    );
+  }
+  if (c.layer_norm_epsilon !== 1e-5) {
+    fail(`layer_norm_epsilon ${show("layer_norm_epsilon")} is not supported (this GPT uses 1e-5)`);
+  }
+  if (c.tie_word_embeddings !== true) {
+    fail("tie_word_embeddings must be true (this GPT ties its head to wte)");
+  }
+  if (c.n_inner != null && c.n_inner !== 4 * nEmbd) {
+    fail(`n_inner ${show("n_inner")} is not supported (this GPT's MLP is 4 * n_embd = ${4 * nEmbd} wide)`);
+  }
+  if (c.scale_attn_by_inverse_layer_idx === true) {
+    fail("scale_attn_by_inverse_layer_idx: true is not supported");
+  }
+  if (nEmbd % nHead) fail(`n_embd ${nEmbd} is not divisible by n_head ${nHead}`);
+  return { vocabSize, blockSize, nLayer, nHead, nEmbd };
+}
+
+/** The GPT2Config (`config.json` contents) for `cfg`, as Hugging Face's GPT2LMHeadModel reads it. */
+export function toGPT2Config(cfg: GPTConfig): GPT2Config {
+  const p = cfg.dropout ?? 0;
+  return {
+    architectures: ["GPT2LMHeadModel"],
+    model_type: "gpt2",
+    vocab_size: cfg.vocabSize,
+    n_positions: cfg.blockSize,
+    n_embd: cfg.nEmbd,
+    n_layer: cfg.nLayer,
+    n_head: cfg.nHead,
+    layer_norm_epsilon: 1e-5,
+    activation_function: "gelu_new",
+    tie_word_embeddings: true,
+    resid_pdrop: p,
+    embd_pdrop: p,
+    attn_pdrop: p,
+  };
+}
+
+/** True when `path` is a file; false when nothing is there. */
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Throws, naming the config key and both shapes, when the weights' sizes are not the config's. */
+function checkSizes(
+  c: GPTConfig,
+  sd: Record<string, { readonly shape: readonly number[] }>,
+  cfgPath: string,
+  wPath: string,
+): void {
+  const w = gptConfigFromCheckpoint(sd, { n_head: "1" }, wPath); // head count leaves no trace in shapes
+  const implies = (name: string, rows: number, want: number) =>
+    `transformer.${name}.weight is [${rows}, ${w.nEmbd}], config implies [${want}, ${c.nEmbd}]`;
+  const wte = implies("wte", w.vocabSize, c.vocabSize), wpe = implies("wpe", w.blockSize, c.blockSize);
+  const checks: [string, number, number, string][] = [
+    ["vocab_size", c.vocabSize, w.vocabSize, wte],
+    ["n_embd", c.nEmbd, w.nEmbd, wte],
+    ["n_positions", c.blockSize, w.blockSize, wpe],
+    ["n_layer", c.nLayer, w.nLayer, `it has ${w.nLayer} blocks (transformer.h.*)`],
+  ];
+  for (const [key, want, got, why] of checks) {
+    if (want !== got) throw new Error(`fromPretrained: ${cfgPath} has ${key} ${want} but in ${wPath} ${why}`);
+  }
+}
+
+/**
+ * Builds a GPT from a Hugging Face folder: `config.json` ({@link fromGPT2Config}), `model.safetensors`
+ * (with `transformer.` names, or the hub's bare GPT2Model names such as `wte.weight`; F16/BF16 become
+ * f32) and, when present, the tokenizer files via {@link loadTokenizer}. Throws naming the missing files,
+ * a config key that disagrees with the weights (with both shapes), or what else failed to load.
+ */
+export async function fromPretrained(
+  dir: string,
+): Promise<{ model: GPT; config: GPTConfig; tokenizer?: BPETokenizer }> {
+  const path = (name: string) => `${dir.replace(/[\/\\]+$/, "")}/${name}`;
+  const missing: string[] = [];
+  for (const f of [CONFIG, WEIGHTS]) if (!(await isFile(path(f)))) missing.push(f);
+  if (missing.length) {
+    const bin = await isFile(path("pytorch_model.bin"))
+      ? " (it has pytorch_model.bin; only model.safetensors is read)"
+      : "";
+    throw new Error(`fromPretrained: ${dir} has no ${missing.join(" and no ")}${bin}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(path(CONFIG)));
+  } catch (e) {
+    throw new Error(`fromPretrained: ${path(CONFIG)} is not valid JSON: ${(e as Error).message}`);
+  }
+  const config = fromGPT2Config(json, path(CONFIG));
+  const { tensors } = loadSafetensors(await readFileBytes(path(WEIGHTS)), path(WEIGHTS));
+  const bare = !("transformer.wte.weight" in tensors) && "wte.weight" in tensors;
+  const sd = bare
+    ? Object.fromEntries(
+      Object.entries(tensors).map(([k, t]) => [k.startsWith("lm_head.") ? k : `transformer.${k}`, t]),
+    )
+    : tensors;
+  const model = new GPT(config);
+  try {
+    checkSizes(config, sd, path(CONFIG), path(WEIGHTS));
+    await model.loadStateDict(sd);
+  } catch (e) {
+    model.dispose();
+    const msg = (e as Error).message;
+    throw new Error(msg.startsWith("fromPretrained") ? msg : `fromPretrained: ${path(WEIGHTS)}: ${msg}`);
+  } finally {
+    Object.values(tensors).forEach((t) => t.dispose()); // the parameters hold their own references
+  }
+  const hasTokenizer = (await Promise.all(TOKENIZER_FILES.map((f) => isFile(path(f))))).some(Boolean);
+  if (!hasTokenizer) return { model, config };
+  const tokenizer = await loadTokenizer(dir);
+  if (tokenizer.vocabSize > config.vocabSize) {
+    model.dispose();
+    throw new Error(
+      `fromPretrained: the tokenizer in ${dir} has ${tokenizer.vocabSize} ids but vocab_size is ${config.vocabSize}`,
+    );
+  }
+  return { model, config, tokenizer };
+}
+
+/** A Hugging Face `tokenizer.json` for a byte-level BPE tokenizer, as GPT-2's own is laid out. */
+function tokenizerJson(tok: BPETokenizer): Record<string, unknown> {
+  // BPETokenizer.toJSON returns a BPETokenizerJSON typed as the general TokenizerJSON.
+  const { vocab, merges, specials } = tok.toJSON() as unknown as BPETokenizerJSON;
+  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const flags = { single_word: false, lstrip: false, rstrip: false, normalized: true, special: true };
+  const added_tokens = Object.entries(specials).map(([content, id]) => ({ id, content, ...flags }));
+  const head = { version: "1.0", truncation: null, padding: null, added_tokens, normalizer: null };
+  const post = { ...byteLevel, trim_offsets: false }, pairs = merges.map(([l, r]) => `${l} ${r}`);
+  const steps = { pre_tokenizer: byteLevel, post_processor: post, decoder: byteLevel };
+  const model = { type: "BPE", dropout: null, unk_token: null, vocab, merges: pairs };
+  return { ...head, ...steps, model };
+}
+
+/**
+ * Writes `model` as a Hugging Face folder that {@link fromPretrained} loads, in the layout transformers'
+ * `GPT2LMHeadModel.from_pretrained` reads: `config.json` ({@link toGPT2Config}), `model.safetensors`
+ * (f32, metadata `{"format": "pt"}`, GPT-2's names, with `lm_head.weight` a copy of the tied
+ * `transformer.wte.weight` so a strict PyTorch `load_state_dict` finds it) and, given `opts.tokenizer`,
+ * `tokenizer.json`. Without one, tokenizer files already in `dir` are kept.
+ *
+ * Atomic: everything is written into a temp folder beside `dir`, which then replaces `dir` whole, so
+ * `dir` is never half-written. To not delete anything else, an existing `dir` may hold only the files
+ * this function writes (config.json, model.safetensors, tokenizer.json, vocab.json, merges.txt).
+ */
+export async function savePretrained(
+  model: GPT,
+  dir: string,
+  opts: { tokenizer?: BPETokenizer } = {},
+): Promise<void> {
+  const target = dir.replace(/[\/\\]+$/, "");
+  const ours = new Set([CONFIG, WEIGHTS, ...TOKENIZER_FILES]);
+  let exists = false;
+  try {
+    for await (const e of Deno.readDir(target)) {
+      if (!ours.has(e.name)) {
+        throw new Error(
+          `${target} holds ${e.name}, not written by savePretrained; use a new or empty folder`,
+        );
+      }
+    }
+    exists = true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw new Error(`savePretrained: ${(e as Error).message}`);
+  }
+  const id = crypto.randomUUID().slice(0, 8);
+  const tmp = `${target}.tmp-${id}`, old = `${target}.old-${id}`;
+  let moved = false;
+  try {
+    await Deno.mkdir(tmp);
+    const sd = model.stateDict();
+    const bytes = await saveSafetensors({ ...sd, "lm_head.weight": sd["transformer.wte.weight"] }, {
+      format: "pt",
+    });
+    await Deno.writeFile(`${tmp}/${WEIGHTS}`, bytes);
+    await Deno.writeTextFile(`${tmp}/${CONFIG}`, JSON.stringify(toGPT2Config(model.config), null, 2) + "\n");
+    if (opts.tokenizer) {
+      await Deno.writeTextFile(`${tmp}/tokenizer.json`, JSON.stringify(tokenizerJson(opts.tokenizer)));
+    } else if (exists) {
+      for (const f of TOKENIZER_FILES) {
+        if (await isFile(`${target}/${f}`)) await Deno.copyFile(`${target}/${f}`, `${tmp}/${f}`);
+      }
+    }
+    if (exists) {
+      await Deno.rename(target, old);
+      moved = true;
+    }
+    await Deno.rename(tmp, target);
+  } catch (e) {
+    if (moved) await Deno.rename(old, target).catch(() => {});
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw new Error(`savePretrained: cannot write ${target}: ${(e as Error).message}`);
+  }
+  if (moved) await Deno.remove(old, { recursive: true });
+}
