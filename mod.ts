@@ -16,130 +16,28 @@
  */
 
 export * from "./tensor/mod.ts";
-export { grad, gradcheck, type Grads, valueAndGrad } from "./autograd/functional.ts";
+export * from "./autograd/functional.ts";
 
-// nn: modules, GPT-2, optimizers, sampling, tokenizers, checkpoints
-export { Dropout, Embedding, LayerNorm, Linear, Module, param } from "./nn/module.ts";
-export { Block, CausalSelfAttention, GPT, type GPTConfig, KVCache, MLP } from "./nn/gpt.ts";
-export {
-  Adam,
-  type AdamOptions,
-  AdamW,
-  clipGradNorm,
-  lrAt,
-  type Optimizer,
-  OptimizerBase,
-  SGD,
-} from "./nn/optim.ts";
-export { generate, type SampleOptions, sampleToken } from "./nn/sample.ts";
-export {
-  ByteTokenizer,
-  CharTokenizer,
-  type DecodeOptions,
-  type EncodeOptions,
-  type Tokenizer,
-  tokenizerFromJSON,
-  type TokenizerJSON,
-  WordTokenizer,
-} from "./nn/tokenizer.ts";
-export { type BPEEncodeOptions, BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./nn/bpe.ts";
-export {
-  fromGPT2Config,
-  fromPretrained,
-  type GPT2Config,
-  savePretrained,
-  toGPT2Config,
-} from "./nn/pretrained.ts";
-export {
-  gptConfigFromCheckpoint,
-  loadCheckpoint,
-  loadSafetensors,
-  saveCheckpoint,
-  saveSafetensors,
-} from "./nn/checkpoint.ts";
-export {
-  type DecodedSafetensors,
-  decodeSafetensors,
-  type Dtype,
-  encodeSafetensors,
-  type RawTensor,
-  readFileBytes,
-  saveFileAtomic,
-  type TensorToEncode,
-} from "./nn/safetensors.ts";
+// nn: modules, GPT-2 (with a KV cache), optimizers, sampling, tokenizers (byte, char, word, GPT-2's
+// BPE), safetensors, checkpoints and Hugging Face folders
+export * from "./nn/module.ts";
+export * from "./nn/gpt.ts";
+export * from "./nn/optim.ts";
+export * from "./nn/sample.ts";
+export * from "./nn/tokenizer.ts";
+export * from "./nn/bpe.ts";
+export * from "./nn/safetensors.ts";
+export * from "./nn/checkpoint.ts";
+export * from "./nn/pretrained.ts";
 
-// dpo: log-probs, the loss family, data, the trainer; a progress bar and SVG charts for training runs
-export {
-  dpoLoss,
-  type DPOLossOptions,
-  type DPOLossResult,
-  LOSS_TYPES,
-  type LossType,
-  type PairLogProbs,
-  sequenceLogProbs,
-} from "./dpo/loss.ts";
-export {
-  type ChatMessage,
-  type EncodedPair,
-  encodePairs,
-  loadPreferenceJsonl,
-  type ParsedPreferences,
-  parsePreferenceJsonl,
-  type PreferencePair,
-  renderChat,
-  toJsonl,
-  truncatePair,
-} from "./dpo/data.ts";
-export {
-  batchPairs,
-  type DPOConfig,
-  type DPOMetrics,
-  DPOTrainer,
-  frozenCopy,
-  pairLogProbs,
-  precomputeReference,
-} from "./dpo/trainer.ts";
-export { type Progress, progress, type ProgressOptions } from "./dpo/progress.ts";
-export { type ChartOptions, grid, lineChart, scatterChart, type Series } from "./dpo/svg.ts";
+// dpo: log-probs, the loss family, TRL's data formats, the trainer; a progress bar and SVG charts
+export * from "./dpo/loss.ts";
+export * from "./dpo/data.ts";
+export * from "./dpo/trainer.ts";
+export * from "./dpo/progress.ts";
+export * from "./dpo/svg.ts";
 
 // rlhf: reward model, KL-penalised rewards, GAE, PPO and RLOO
-export {
-  AdaptiveKLController,
-  type AdaptiveKLOptions,
-  gae,
-  type GAEOptions,
-  klPenalizedRewards,
-  lastMasked,
-  maskedMean,
-  ppoLoss,
-  type PPOLossInputs,
-  type PPOLossResult,
-  valueLoss,
-  whiten,
-} from "./rlhf/ppo.ts";
-export {
-  cloneGPT,
-  hiddenStates,
-  lmHead,
-  padRight,
-  pairRewards,
-  rewardAccuracy,
-  RewardModel,
-  type RewardModelConfig,
-  rewardModelLoss,
-  tokenLogProbs,
-  trainRewardModel,
-} from "./rlhf/reward.ts";
-export {
-  evaluatePolicy,
-  type PPOConfig,
-  PPOTrainer,
-  type RLConfig,
-  type RLMetrics,
-  type RLOOConfig,
-  RLOOTrainer,
-  RLTrainer,
-  type RLTrainerOptions,
-  type Rollout,
-  type TextScorer,
-} from "./rlhf/trainer.ts";
+export * from "./rlhf/ppo.ts";
+export * from "./rlhf/reward.ts";
+export * from "./rlhf/trainer.ts";

@@ -3,7 +3,7 @@
  * of its own.
  */
 import * as SH from "./shape.ts";
-import type { EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
+import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
 import { checkIndex, concat, type Tensor, where } from "./tensor.ts";
 
 /** Join same-shaped tensors along a new axis. */
@@ -30,10 +30,10 @@ export function embedding<W extends Shape, I extends Shape>(
 
 /** Mean cross-entropy of `logits` [..., V] against i32 `targets` [...], skipping targets equal to
  * `ignoreIndex` (default −100) and, when given, where `mask` is false. */
-export function crossEntropy(
-  logits: Tensor<any>,
-  targets: Tensor<any>,
-  opts: { ignoreIndex?: number; mask?: Tensor<any> } = {},
+export function crossEntropy<L extends Shape, T extends Shape, M extends Shape = T>(
+  logits: Tensor<L>,
+  targets: Tensor<T> & Guard<CrossEntropy<L, T>>,
+  opts: { ignoreIndex?: number; mask?: Tensor<M> } = {},
 ): Tensor<[]> {
   if (logits.shape.slice(0, -1).join() !== targets.shape.join()) {
     throw new SH.ShapeError(
@@ -42,19 +42,21 @@ export function crossEntropy(
   }
   const ignore = opts.ignoreIndex ?? -100;
   checkIndex("crossEntropy", targets, logits.shape[logits.rank - 1], ignore);
-  let keepM = targets.ne(ignore);
+  // The shapes were checked above; the body works on shape-erased tensors.
+  const [lg, tg] = [logits as Tensor<any>, targets as Tensor<any>];
+  let keepM = tg.ne(ignore);
   if (opts.mask) keepM = keepM.and(opts.mask.cast("bool"));
-  const safe = where(keepM, targets, 0).realize();
-  const nll = logits.logSoftmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1).neg();
-  const w = keepM.cast(logits.dtype);
+  const safe = where(keepM, tg, 0).realize();
+  const nll = lg.logSoftmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1).neg();
+  const w = keepM.cast(lg.dtype);
   return nll.mul(w).sum().div(w.sum().maximum(1));
 }
 
 /** Layer normalization over the last axis: (x − mean)/√(var + eps)·weight + bias. */
-export function layerNorm<S extends Shape>(
+export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends Shape = W>(
   x: Tensor<S>,
-  weight?: Tensor<any>,
-  bias?: Tensor<any>,
+  weight?: Tensor<W>,
+  bias?: Tensor<Bs>,
   eps = 1e-5,
 ): Tensor<S> {
   const t = x as Tensor<any>;

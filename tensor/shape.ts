@@ -21,11 +21,33 @@
 /** A tensor shape: a tuple of literal sizes, `number` for sizes known only at run time. */
 export type Shape = readonly number[];
 
-/** The result shape of a rule, or `never` where the rule gave an error message. */
-export type Ok<R> = R extends Shape ? R : never;
+/** @internal A one-element wrapper for comparing types. The compiler defers a conditional on a literal
+ * tuple (`[K] extends [J]`) whenever an element is generic, but decides `Box<K> extends Box<K>` (always
+ * true) and `Box<8> extends Box<9>`; only distinct generics, or a generic against a literal, stay open. */
+export type Box<T> = [T];
 
-/** For a parameter's type: the rule's error message (making a mismatch a compile error), else `unknown`. */
+/** The result shape of a rule, or `never` where the rule gave an error message. (Bracketed, with `infer`:
+ * the compiler proves `[B, T]` with generic dims a `Shape` only through the constraints of B and T.) */
+export type Ok<R> = Box<R> extends Box<string> ? never
+  : Box<R> extends Box<infer X extends Shape> ? X
+  : never;
+
+/** For a parameter's type: the rule's error message (making a mismatch a compile error), else `unknown`.
+ * Strict: a rule the compiler cannot evaluate (it compares distinct generic dims `K` and `J`) is an error
+ * too, so for generic dims a dim equals only itself. */
 export type Guard<R> = R extends string ? R : unknown;
+
+/** @internal The message of rule result R, if it is one. */
+type Msg<R> = Box<R> extends Box<string> ? R & string : never;
+/** Like `Guard`, for `this: Self & Soft<R, Self>`: the rule's error message is a compile error (a missing
+ * property named by the sentence), and a rule the compiler cannot evaluate passes, leaving the check to
+ * the run time. For rules whose result type is computed apart from the check (reshape, narrow, squeeze):
+ * a generic size against a literal one can only be decided at run time. It works because the compiler
+ * relates any `Self` to the still-generic mapped type `{ [P in …]: Self[P] }` without evaluating it. */
+// deno-lint-ignore no-explicit-any -- any object type meets a string index of `any`, so Self[P] is valid
+export type Soft<R, Self extends { [k: string]: any }> = {
+  [P in Msg<R>]: Self[P];
+};
 
 type Str<D> = D extends number ? (number extends D ? "number" : `${D}`) : "?";
 /** @internal `[2, 3]`, as `fmtShape` prints it (a runtime-only size prints as `number`). */
@@ -74,11 +96,19 @@ type Remove<S extends Shape, N extends number, Acc extends Shape = []> = S exten
   readonly [infer D extends number, ...infer R extends Shape]
   ? Acc["length"] extends N ? [...Acc, ...R] : Remove<R, N, [...Acc, D]>
   : Acc;
-// Two dims that must be equal: the known one wins; false on a known mismatch.
-type EqDim<A extends number, B extends number> = number extends A ? B
-  : number extends B ? A
-  : [A] extends [B] ? A
-  : false;
+// Dims are compared identity first (`Box<K> extends Box<K>` is the one test the compiler decides for a
+// generic dim K), then `number` (a runtime-only size matches anything; the known one wins). Rules compare
+// in continuation style, each outcome's branch carrying on the walk, so a pair the compiler cannot
+// decide (K against J, or against 8) leaves the whole rule unevaluated, which `Guard` rejects, rather
+// than one unevaluated dim inside an accepted shape.
+
+/** @internal Every shape that broadcasts into S leaving it unchanged: a suffix of S, any dims set to 1.
+ * Ops use it as an argument type, so generic dims are compared by assignability, which decides `C` vs 1. */
+export type Sub<S extends Shape, Acc extends Shape = readonly []> = S extends
+  readonly [...infer H extends Shape, infer D extends number]
+  ? Acc | Sub<H, readonly [D, ...Acc] | readonly [1, ...Acc]>
+  : number extends S["length"] ? Shape
+  : Acc;
 
 // ---- decimal arithmetic -------------------------------------------------------------------------------
 // On reversed digit strings ("123" is "321", so carries run left to right): add, multiply, compare,
@@ -166,8 +196,12 @@ export function normAxis(op: string, axis: number, shape: readonly number[]): nu
 type BC<A extends Shape, B extends Shape, E extends string, Acc extends Shape = []> = A extends
   readonly [...infer AH extends Shape, infer a extends number]
   ? B extends readonly [...infer BH extends Shape, infer b extends number]
-    ? ([a] extends [1] ? b : [b] extends [1] ? a : EqDim<a, b>) extends infer D extends number
-      ? BC<AH, BH, E, [D, ...Acc]>
+    ? Box<a> extends Box<b>
+      ? BC<AH, BH, E, [Box<b> extends Box<a> ? a : Box<a> extends Box<1> ? b : a, ...Acc]>
+    : Box<a> extends Box<1> ? BC<AH, BH, E, [b, ...Acc]>
+    : Box<b> extends Box<1> ? BC<AH, BH, E, [a, ...Acc]>
+    : number extends a ? BC<AH, BH, E, [b, ...Acc]>
+    : number extends b ? BC<AH, BH, E, [a, ...Acc]>
     : E
   : [...A, ...Acc]
   : [...B, ...Acc];
@@ -196,19 +230,25 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
 // ---- matmul -------------------------------------------------------------------------------------------
 // torch.matmul: inner dims must match, batch dims broadcast, a 1-D operand adds no dim.
 
-/** @internal Matmul once ranks are ≥ 1: K1, K2 are the inner dims; vector operands add no dim. */
-type MatT<A extends Shape, B extends Shape, K1 extends number, K2 extends number> = EqDim<K1, K2> extends
-  false ? `matmul: inner dimensions ${K1} and ${K2} differ (shapes ${Fmt<A>} and ${Fmt<B>})`
-  : Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul"> extends infer R extends Shape ? [
-      ...R,
-      ...(A extends readonly [number] ? [] : [Last<Init<A>>]),
-      ...(B extends readonly [number] ? [] : [Last<B>]),
-    ]
+/** @internal Matmul once ranks are ≥ 1: K1, K2 are the inner dims; vector operands add no dim. (Named for
+ * the compile error on generic dims, which quotes it: `Guard<MatmulInnerDims<D, T, …>>`.) */
+type MatmulInnerDims<K1 extends number, K2 extends number, A extends Shape, B extends Shape> = Box<K1> extends
+  Box<K2> ? MatOut<A, B>
+  : number extends K1 ? MatOut<A, B>
+  : number extends K2 ? MatOut<A, B>
+  : `matmul: inner dimensions ${K1} and ${K2} differ (shapes ${Fmt<A>} and ${Fmt<B>})`;
+/** @internal Matmul's result once the inner dims match: broadcast batch, then the outer dims. */
+type MatOut<A extends Shape, B extends Shape> = Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul"> extends
+  infer R extends Shape ? [
+    ...R,
+    ...(A extends readonly [unknown] ? [] : [Last<Init<A>>]),
+    ...(B extends readonly [unknown] ? [] : [Last<B>]),
+  ]
   : Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul">;
 /** torch.matmul: vector·vector → [], a vector operand drops its dim, batch dims broadcast. */
 export type MatMul<A extends Shape, B extends Shape> = number extends A["length"] | B["length"] ? number[]
-  : [A, B] extends [readonly [number, ...number[]], readonly [number, ...number[]]]
-    ? MatT<A, B, Last<A>, B extends readonly [infer K extends number] ? K : Last<Init<B>>>
+  : [A, B] extends [readonly [unknown, ...unknown[]], readonly [unknown, ...unknown[]]]
+    ? MatmulInnerDims<Last<A>, B extends readonly [infer K extends number] ? K : Last<Init<B>>, A, B>
   : `matmul: operands must have at least 1 dimension (shapes ${Fmt<A>} and ${Fmt<B>})`;
 
 /** The shape of torch.matmul(a, b), vector cases included. */
@@ -285,7 +325,7 @@ export function reduceAxes(
 /** @internal [number of -1s, T with each -1 as `number`]. */
 type Holes<T extends readonly number[], Acc extends Shape = [], H extends 0[] = []> = T extends
   readonly [infer D extends number, ...infer R extends readonly number[]]
-  ? [D] extends [-1] ? Holes<R, [...Acc, number], [...H, 0]> : Holes<R, [...Acc, D], H>
+  ? Box<D> extends Box<-1> ? Holes<R, [...Acc, number], [...H, 0]> : Holes<R, [...Acc, D], H>
   : [H["length"], Acc];
 /** @internal */
 type ReshapeT<S extends Shape, T extends readonly number[], H extends number, Out extends Shape> = H extends
@@ -299,6 +339,9 @@ export type Reshape<S extends Shape, T extends readonly number[]> = number exten
   : Holes<T> extends [infer H extends number, infer Out extends Shape]
     ? ReshapeT<number extends S["length"] ? [number] : S, T, H, Out>
   : never;
+
+/** The shape a reshape to T gives (a -1 becomes `number`), apart from the check `Reshape` makes. */
+export type Reshaped<T extends readonly number[]> = number extends T["length"] ? number[] : Holes<T>[1];
 
 /** The target shape of a reshape with its -1 (if any) inferred; throws if the sizes don't fit. */
 export function reshapeShape(shape: readonly number[], target: readonly number[]): number[] {
@@ -374,13 +417,21 @@ type DropOnes<S extends Shape, Acc extends Shape = []> = S extends
   : Acc;
 /** @internal Squeeze normalized axis N (or pass an axis error on). */
 type SqueezeT<S extends Shape, N> = N extends number ? number extends N ? Fill<Init<S>, number>
-  : number extends S[N] ? Remove<S, N>
   : [S[N]] extends [1] ? Remove<S, N>
+  : number extends S[N] ? Remove<S, N>
   : `squeeze: axis ${N} of shape ${Fmt<S>} has size ${S[N]}, not 1`
   : N;
 /** S without axis D (which must have size 1), or without all its 1s when D is undefined. */
 export type Squeeze<S extends Shape, D extends number | undefined> = number extends S["length"] ? number[]
   : D extends number ? SqueezeT<S, NormAxis<S, D, "squeeze">>
+  : DropOnes<S>;
+
+/** The shape a squeeze gives, apart from the size-1 check `Squeeze` makes. */
+export type Squeezed<S extends Shape, D extends number | undefined> = number extends S["length"] ? number[]
+  : D extends number
+    ? NormAxis<S, D, "squeeze"> extends infer N extends number
+      ? number extends N ? Fill<Init<S>, number> : Remove<S, N>
+    : never
   : DropOnes<S>;
 
 /** `shape` without axis `axis` (which must have size 1), or without all its 1s. */
@@ -397,11 +448,15 @@ export function squeezeShape(shape: readonly number[], axis?: number): number[] 
 /** @internal S with normalized axis N set to V (or an axis error passed on); with Check, V ≤ the size. */
 type SetAxis<S extends Shape, N, V extends number, Check extends boolean = false> = N extends string ? N
   : number extends N ? number extends S["length"] ? number[] : Fill<S, number>
-  : [Check, number extends V | S[N & number] ? 0 : 1] extends [true, 1]
-    ? GtR<Rev<`${V}`>, Rev<`${S[N & number]}`>> extends true
-      ? `narrow: length ${V} exceeds size ${S[N & number]} of axis ${N & number} in shape ${Fmt<S>}`
-    : Replace<S, N & number, V>
+  : Check extends true ? NarrowT<S, N & number, V, S[N & number]>
   : Replace<S, N & number, V>;
+/** @internal Narrow of axis N (size D) to length V: identity first, then literal sizes by digits. */
+type NarrowT<S extends Shape, N extends number, V extends number, D extends number> = Box<V> extends Box<D>
+  ? Replace<S, N, V>
+  : number extends V | D ? Replace<S, N, V>
+  : GtR<Rev<`${V}`>, Rev<`${D}`>> extends true
+    ? `narrow: length ${V} exceeds size ${D} of axis ${N} in shape ${Fmt<S>}`
+  : Replace<S, N, V>;
 /** S with S[Axis] replaced by Len, which must not exceed a known size. */
 export type Narrow<S extends Shape, Axis extends number, Len extends number> = SetAxis<
   S,
@@ -409,6 +464,14 @@ export type Narrow<S extends Shape, Axis extends number, Len extends number> = S
   Len,
   true
 >;
+
+/** The shape a narrow gives, apart from the length check `Narrow` makes. */
+export type Narrowed<S extends Shape, Axis extends number, Len extends number> = Ok<
+  SetAxis<S, NormAxis<S, Axis, "narrow">, Len>
+>;
+
+/** A piece of S cut along Axis by split, chunk or slice: that axis's size becomes `number`. */
+export type Split<S extends Shape, Axis extends number> = Ok<SetAxis<S, NormAxis<S, Axis, "split">, number>>;
 
 /** Checks `length` elements from `start` (negative: from the end) fit in `axis`; returns the axis. */
 export function narrowCheck(shape: readonly number[], axis: number, start: number, length: number): number {
@@ -430,8 +493,10 @@ export function narrowCheck(shape: readonly number[], axis: number, start: numbe
 type Merge<A extends Shape, B extends Shape, N extends number, Acc extends Shape = []> = A extends
   readonly [infer a extends number, ...infer AR extends Shape]
   ? B extends readonly [infer b extends number, ...infer BR extends Shape]
-    ? (Acc["length"] extends N ? a : EqDim<a, b>) extends infer D extends number
-      ? Merge<AR, BR, N, [...Acc, D]>
+    ? Acc["length"] extends N ? Merge<AR, BR, N, [...Acc, a]>
+    : Box<a> extends Box<b> ? Merge<AR, BR, N, [...Acc, a]>
+    : number extends a ? Merge<AR, BR, N, [...Acc, b]>
+    : number extends b ? Merge<AR, BR, N, [...Acc, a]>
     : false
   : false
   : B extends readonly [] ? Acc
@@ -534,8 +599,13 @@ export function gatherCheck(shape: readonly number[], axis: number, index: reado
 /** Looking indices of shape I up in a [vocab, dim] weight W gives [...I, dim]. */
 export type EmbeddingLookup<W extends Shape, I extends Shape> = number extends W["length"]
   ? number extends I["length"] ? number[] : [...I, number]
-  : W extends readonly [number, infer D extends number] ? number extends I["length"] ? number[] : [...I, D]
+  : W extends readonly [unknown, infer D extends number] ? number extends I["length"] ? number[] : [...I, D]
   : `embedding: weight must be [vocab, dim], got ${Fmt<W>}`;
+
+/** crossEntropy: targets T are the logits L without their last (class) axis, dim for dim. */
+export type CrossEntropy<L extends Shape, T extends Shape> = number extends L["length"] | T["length"] ? []
+  : Merge<Init<L>, T, -1> extends false ? `crossEntropy: logits ${Fmt<L>} do not match targets ${Fmt<T>}`
+  : [];
 
 /** Checks an embedding weight is [vocab, dim]. */
 export function embeddingCheck(weight: readonly number[]): void {

@@ -34,12 +34,18 @@ import type {
   IndexSelect,
   MatMul,
   Narrow,
+  Narrowed,
   Ok,
   Permute,
   Reduce,
   Reshape,
+  Reshaped,
   Shape,
+  Soft,
+  Split,
   Squeeze,
+  Squeezed,
+  Sub,
   Transpose,
   Unsqueeze,
   Where,
@@ -162,33 +168,57 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
   }
 
   // ---- elementwise ---------------------------------------------------------------------------
+  // Each binary op has three overloads: the shape rule (literal dims, and generic dims where every pair
+  // is identical or `number`); then, for generic dims the rule cannot compare, an operand that broadcasts
+  // into this tensor (`Sub<S>`: a suffix of S, any dims 1) or this tensor into the operand. The
+  // implementation signatures take `any`: the overloads above them are the typed surface.
 
   /** Elementwise sum (broadcasting). */
   add<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "add">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "add">>> {
+  ): Tensor<Ok<Broadcast<S, B, "add">>>;
+  /** Elementwise sum (broadcasting). */
+  add<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Elementwise sum (broadcasting). */
+  add<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  add(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "add", (a, b) => X.bin("add", a, b), (g) => [g, g]);
   }
   /** Elementwise difference (broadcasting). */
   sub<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "sub">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "sub">>> {
+  ): Tensor<Ok<Broadcast<S, B, "sub">>>;
+  /** Elementwise difference (broadcasting). */
+  sub<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Elementwise difference (broadcasting). */
+  sub<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  sub(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "sub", (a, b) => X.bin("sub", a, b), (g) => [g, g.neg()]);
   }
   /** Elementwise product (broadcasting). */
   mul<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "mul">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "mul">>> {
+  ): Tensor<Ok<Broadcast<S, B, "mul">>>;
+  /** Elementwise product (broadcasting). */
+  mul<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Elementwise product (broadcasting). */
+  mul<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  mul(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "mul", (a, b) => X.bin("mul", a, b), (g, a, b) => [g.mul(b), g.mul(a)]);
   }
   /** Elementwise true division (integers divide as floats). */
   div<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "div">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "div">>> {
+  ): Tensor<Ok<Broadcast<S, B, "div">>>;
+  /** Elementwise true division (integers divide as floats). */
+  div<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Elementwise true division (integers divide as floats). */
+  div<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  div(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(
       this,
       o,
@@ -202,7 +232,12 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
   pow<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "pow">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "pow">>> {
+  ): Tensor<Ok<Broadcast<S, B, "pow">>>;
+  /** Elementwise power; a negative base works with integer exponents. */
+  pow<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Elementwise power; a negative base works with integer exponents. */
+  pow<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  pow(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "pow", (a, b) => X.bin("pow", a, b), (g, a, b, out) => [
       g.mul(b).mul(a.pow(b.sub(1))),
       // d/db a^b = a^b·ln a; defined as 0 where a = 0 so x^y at x=0 has no NaN gradient.
@@ -213,70 +248,120 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
   maximum<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "maximum">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "maximum">>> {
+  ): Tensor<Ok<Broadcast<S, B, "maximum">>>;
+  /** Elementwise maximum; at ties the gradient is split evenly. */
+  maximum<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Elementwise maximum; at ties the gradient is split evenly. */
+  maximum<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  maximum(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "maximum", (a, b) => X.bin("max", a, b), (g, a, b) => pick(g, a, b));
   }
   /** Elementwise minimum; at ties the gradient is split evenly. */
   minimum<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "minimum">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "minimum">>> {
+  ): Tensor<Ok<Broadcast<S, B, "minimum">>>;
+  /** Elementwise minimum; at ties the gradient is split evenly. */
+  minimum<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Elementwise minimum; at ties the gradient is split evenly. */
+  minimum<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  minimum(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "minimum", (a, b) => X.bin("min", a, b), (g, a, b) => pick(g, b, a));
   }
   /** `this < o` as bool. */
   lt<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "lt">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "lt">>> {
+  ): Tensor<Ok<Broadcast<S, B, "lt">>>;
+  /** `this < o` as bool. */
+  lt<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** `this < o` as bool. */
+  lt<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  lt(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "lt", (a, b) => X.bin("lt", a, b));
   }
   /** `this <= o` as bool. */
   le<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "le">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "le">>> {
+  ): Tensor<Ok<Broadcast<S, B, "le">>>;
+  /** `this <= o` as bool. */
+  le<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** `this <= o` as bool. */
+  le<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  le(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "le", (a, b) => X.bin("le", a, b));
   }
   /** `this > o` as bool. */
   gt<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "gt">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "gt">>> {
+  ): Tensor<Ok<Broadcast<S, B, "gt">>>;
+  /** `this > o` as bool. */
+  gt<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** `this > o` as bool. */
+  gt<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  gt(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "gt", (a, b) => X.bin("gt", a, b));
   }
   /** `this >= o` as bool. */
   ge<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "ge">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "ge">>> {
+  ): Tensor<Ok<Broadcast<S, B, "ge">>>;
+  /** `this >= o` as bool. */
+  ge<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** `this >= o` as bool. */
+  ge<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  ge(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "ge", (a, b) => X.bin("ge", a, b));
   }
   /** `this == o` as bool. */
   eq<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "eq">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "eq">>> {
+  ): Tensor<Ok<Broadcast<S, B, "eq">>>;
+  /** `this == o` as bool. */
+  eq<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** `this == o` as bool. */
+  eq<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  eq(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "eq", (a, b) => X.bin("eq", a, b));
   }
   /** `this != o` as bool. */
   ne<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "ne">>,
     o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "ne">>> {
+  ): Tensor<Ok<Broadcast<S, B, "ne">>>;
+  /** `this != o` as bool. */
+  ne<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** `this != o` as bool. */
+  ne<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  ne(this: Tensor<any>, o: Tensor<any> | number): any {
     return binary(this, o, "ne", (a, b) => X.bin("ne", a, b));
   }
   /** Logical and of bool tensors. */
   and<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "and">>,
     o: Tensor<B>,
-  ): Tensor<Ok<Broadcast<S, B, "and">>> {
+  ): Tensor<Ok<Broadcast<S, B, "and">>>;
+  /** Logical and of bool tensors. */
+  and<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Logical and of bool tensors. */
+  and<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  and(this: Tensor<any>, o: Tensor<any>): any {
     return binary(this, o, "and", (a, b) => X.bin("and", a, b));
   }
   /** Logical or of bool tensors. */
   or<B extends Shape = []>(
     this: Tensor<S> & Guard<Broadcast<S, B, "or">>,
     o: Tensor<B>,
-  ): Tensor<Ok<Broadcast<S, B, "or">>> {
+  ): Tensor<Ok<Broadcast<S, B, "or">>>;
+  /** Logical or of bool tensors. */
+  or<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** Logical or of bool tensors. */
+  or<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+  or(this: Tensor<any>, o: Tensor<any>): any {
     return binary(this, o, "or", (a, b) => X.bin("or", a, b));
   }
   /** Logical not of a bool tensor. */
@@ -390,7 +475,10 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
     this: Tensor<S> & Guard<Where<M, S, S>>,
     mask: Tensor<M>,
     value: number,
-  ): Tensor<Ok<Where<M, S, S>>> {
+  ): Tensor<Ok<Where<M, S, S>>>;
+  /** Where `mask` (which broadcasts into this tensor's shape) is true, `value`. */
+  maskedFill<M extends Sub<S>>(mask: Tensor<M>, value: number): Tensor<S>;
+  maskedFill(this: Tensor<any>, mask: Tensor<any>, value: number): any {
     return where(mask as any, value, this as any) as any;
   }
 
@@ -514,9 +602,16 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
 
   /** The same elements in a new shape (one dim may be −1); a view when strides allow. */
   reshape<const T extends readonly number[]>(
-    this: Tensor<S> & Guard<Reshape<S, T>>,
+    this: Tensor<S> & Soft<Reshape<S, T>, Tensor<S>> & Guard<Reshaped<T>>,
     shape: T,
-  ): Tensor<Ok<Reshape<S, T>>> {
+  ): Tensor<Reshaped<T>>;
+  /** The same elements in a new shape with generic dims, such as `[B, T, H, D]` (no −1 among them: the
+   * type keeps the shape as written); the element count is checked at run time. */
+  reshape<const T extends readonly number[]>(
+    this: Tensor<S> & Soft<Reshape<S, T>, Tensor<S>>,
+    shape: T,
+  ): Tensor<[...T]>;
+  reshape(this: Tensor<any>, shape: readonly number[]): any {
     const x = this as Tensor<S>;
     const to = SH.reshapeShape(x.shape, shape);
     return record(
@@ -555,7 +650,10 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
   expand<const T extends readonly number[]>(
     this: Tensor<S> & Guard<Broadcast<S, T, "expand">>,
     shape: T,
-  ): Tensor<Ok<Broadcast<S, T, "expand">>> {
+  ): Tensor<Ok<Broadcast<S, T, "expand">>>;
+  /** Broadcast to a larger shape without copying (stride 0 on broadcast axes). */
+  expand<const T extends readonly number[], Me extends Sub<T>>(this: Tensor<Me>, shape: T): Tensor<[...T]>;
+  expand(this: Tensor<any>, shape: readonly number[]): any {
     const x = this as Tensor<S>;
     const to = SH.broadcastShapes("expand", x.shape, shape);
     if (to.join() !== shape.join()) {
@@ -577,19 +675,19 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
   }
   /** Remove a size-1 axis (or all of them). */
   squeeze<const D extends number | undefined = undefined>(
-    this: Tensor<S> & Guard<Squeeze<S, D>>,
+    this: Tensor<S> & Soft<Squeeze<S, D>, Tensor<S>>,
     axis?: D,
-  ): Tensor<Ok<Squeeze<S, D>>> {
+  ): Tensor<Squeezed<S, D>> {
     const x = this as Tensor<any>;
     return x.reshape(SH.squeezeShape(x.shape, axis)) as any;
   }
   /** `length` elements of `axis` starting at `start` (negative counts from the end); a view. */
   narrow<const A extends number, const L extends number>(
-    this: Tensor<S> & Guard<Narrow<S, A, L>>,
+    this: Tensor<S> & Soft<Narrow<S, A, L>, Tensor<S>>,
     axis: A,
     start: number,
     length: L,
-  ): Tensor<Ok<Narrow<S, A, L>>> {
+  ): Tensor<Narrowed<S, A, L>> {
     const x = this as Tensor<S>;
     const a = SH.narrowCheck(x.shape, axis, start, length);
     const s = start < 0 ? start + x.shape[a] : start;
@@ -602,15 +700,15 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
     return record(new Tensor(to, f), [x], (g) => [padInto(g, x.shape, a, s)]) as any;
   }
   /** Elements `start` (inclusive) to `end` (exclusive, default the end) of `axis`; a view. */
-  slice(axis: number, start: number, end?: number): Tensor<number[]> {
+  slice<const A extends number>(axis: A, start: number, end?: number): Tensor<Split<S, A>> {
     const a = SH.normAxis("slice", axis, this.shape);
     const n = this.shape[a];
     const s = Math.min(Math.max(start < 0 ? start + n : start, 0), n);
     const e = Math.min(Math.max(end === undefined ? n : end < 0 ? end + n : end, s), n);
-    return (this as Tensor<any>).narrow(a, s, e - s);
+    return (this as Tensor<any>).narrow(a, s, e - s) as any;
   }
   /** Pieces of `axis` of the given sizes (or equal pieces of size `size`). */
-  split(size: number | number[], axis = 0): Tensor<number[]>[] {
+  split<const A extends number = 0>(size: number | number[], axis: A = 0 as A): Tensor<Split<S, A>>[] {
     const a = SH.normAxis("split", axis, this.shape);
     const n = this.shape[a];
     const sizes = typeof size === "number"
@@ -622,10 +720,10 @@ export class Tensor<S extends Shape = Shape> extends Lazy<S> {
       );
     }
     let at = 0;
-    return sizes.map((k) => (this as Tensor<any>).narrow(a, (at += k) - k, k));
+    return sizes.map((k) => (this as Tensor<any>).narrow(a, (at += k) - k, k)) as any;
   }
   /** `chunks` nearly equal pieces along `axis`. */
-  chunk(chunks: number, axis = 0): Tensor<number[]>[] {
+  chunk<const A extends number = 0>(chunks: number, axis: A = 0 as A): Tensor<Split<S, A>>[] {
     return this.split(Math.ceil(this.shape[SH.normAxis("chunk", axis, this.shape)] / chunks), axis);
   }
   /** torch.gather: out[i] = this[i with i[axis] := index[i]]. */
@@ -903,7 +1001,7 @@ function nest(vals: number[], shape: readonly number[]): Nested {
 // Functions
 
 /** `cond ? a : b` elementwise, broadcasting all three. */
-export function where<C extends Shape, A extends Shape, B extends Shape>(
+export function where<C extends Shape, A extends Shape = [], B extends Shape = []>(
   cond: Tensor<C> & Guard<Where<C, A, B>>,
   a: Tensor<A> | number,
   b: Tensor<B> | number,

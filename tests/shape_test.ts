@@ -4,6 +4,7 @@ import {
   broadcastShapes,
   type Concat,
   concatShape,
+  type CrossEntropy,
   embeddingCheck,
   type EmbeddingLookup,
   fmtShape,
@@ -16,6 +17,7 @@ import {
   matmulShape,
   type Narrow,
   narrowCheck,
+  type Narrowed,
   type NormAxis,
   normAxis,
   type Ok,
@@ -24,6 +26,7 @@ import {
   type Reduce,
   reduceAxes,
   type Reshape,
+  type Reshaped,
   reshapeShape,
   type Shape,
   ShapeError,
@@ -184,6 +187,34 @@ const _a2: Equal<NormAxis<[2, 3], 2, "softmax">, "softmax: axis 2 is out of rang
 const _a3: Equal<NormAxis<[2, 3], -3000000>, "axis: axis -3000000 is out of range for shape [2, 3]"> = true;
 const _o1: Equal<Ok<Broadcast<[2], [3], "add">>, never> = true;
 const _o2: Equal<Guard<Broadcast<[2], [2], "add">>, unknown> = true;
+
+// Generic dims: identity decides, so rules resolve through type parameters; distinct generics (or a
+// generic against a literal) leave a rule unevaluated, which Guard rejects and Soft lets through.
+export function _generic<B extends number, T extends number, C extends number, K extends number>(): void {
+  const _g1: Equal<Broadcast<[B, T, C], [C], "add">, [B, T, C]> = true;
+  const _g2: Equal<Broadcast<[T, C], [B, T, C], "add">, [B, T, C]> = true;
+  const _g3: Equal<MatMul<[B, T, C], [C, K]>, [B, T, K]> = true;
+  const _g4: Equal<MatMul<[B, T, C], [B, C, T]>, [B, T, T]> = true;
+  const _g5: Equal<MatMul<[B, T, 8], [8, 16]>, [B, T, 16]> = true;
+  const _g6: Equal<Reduce<[B, T, C], -1, true, "sum">, [B, T, 1]> = true;
+  const _g7: Equal<Transpose<[B, T, C], 0, -1>, [C, T, B]> = true;
+  const _g8: Equal<Permute<[B, T, C], [1, 2, 0]>, [T, C, B]> = true;
+  const _g9: Equal<Unsqueeze<[B, T], 1>, [B, 1, T]> = true;
+  const _g10: Equal<Squeeze<[B, 1, T], 1>, [B, T]> = true;
+  const _g11: Equal<Narrow<[B, 6], 1, 2>, [B, 2]> = true;
+  const _g12: Equal<Narrowed<[B, T], 1, 2>, [B, 2]> = true;
+  // Reshaped looks for -1s, which a generic target dim hides: tensor.ts's second reshape overload then
+  // keeps the target as written.
+  const _g13: Equal<Reshaped<[4, -1]>, [4, number]> = true;
+  const _g14: Equal<Stack<[[B, T], [B, T]], 0>, [2, B, T]> = true;
+  const _g15: Equal<Gather<[B, T, C], -1, [B, T, 1]>, [B, T, 1]> = true;
+  const _g16: Equal<IndexSelect<[B, T, C], 0, 4>, [4, T, C]> = true;
+  const _g17: Equal<EmbeddingLookup<[K, C], [B, T]>, [B, T, C]> = true;
+  const _g18: Equal<Where<[T, T], [B, T, T], [B, T, T]>, [B, T, T]> = true;
+  const _g19: Equal<CrossEntropy<[B, T, C], [B, T]>, []> = true;
+  const _g21: Equal<Concat<[[B, 2], [B, 3]], 1>, [B, 5]> = true;
+  const _g22: Equal<Broadcast<[2, 3], [4], "add">, "add: shapes [2, 3] and [4] cannot broadcast"> = true;
+}
 
 // How tensor.ts uses Guard: a mismatch is a compile error that quotes the message. (Never called.)
 interface T<S extends Shape> {

@@ -8,10 +8,12 @@ import {
   type Broadcast,
   type Concat,
   concat,
+  crossEntropy,
   embedding,
   type Gather,
   type MatMul,
   type Narrow,
+  ones,
   type Permute,
   type Reduce,
   type Reshape,
@@ -22,6 +24,7 @@ import {
   type Tensor,
   tensor,
   type Transpose,
+  tril,
   type Unsqueeze,
   type Where,
   where,
@@ -429,5 +432,238 @@ Deno.test("types: runtime-size dims pass at compile time", () => {
   throwsShape(
     () => zeros([2, 3] as [2, number]).matmul(zeros([4, 5])),
     "matmul: inner dimensions 3 and 4 differ (shapes [2, 3] and [4, 5])" satisfies MatMul<[2, 3], [4, 5]>,
+  );
+});
+
+// ---- generic dims ---------------------------------------------------------------------------------------
+// Dims that are type parameters (`B extends number`) resolve to exact symbolic shapes. A generic dim
+// equals only itself: K against J (or against a literal other than 1) is a compile error, as is a literal
+// mismatch; where the types cannot decide (a reshape of symbolic sizes, a narrow of a symbolic axis) the op
+// type-checks with the shape it was asked for and the run time decides.
+
+/** Scaled dot-product attention with a causal mask, shapes all symbolic. */
+function attention<B extends number, H extends number, T extends number, D extends number>(
+  q: Tensor<[B, H, T, D]>,
+  k: Tensor<[B, H, T, D]>,
+  v: Tensor<[B, H, T, D]>,
+  mask: Tensor<[T, T]>,
+): Tensor<[B, H, T, D]> {
+  const scores = q.matmul(k.transpose(-1, -2)).div(Math.sqrt(q.shape[3]));
+  const _s: Equal<typeof scores, Tensor<[B, H, T, T]>> = true;
+  const p = scores.maskedFill(mask.not(), -Infinity).softmax(-1);
+  return p.matmul(v);
+}
+
+/** Attention that forgets to transpose k: [B, H, T, D] @ [B, H, T, D] does not compile. */
+function _forgottenTranspose<B extends number, H extends number, T extends number, D extends number>(
+  q: Tensor<[B, H, T, D]>,
+  k: Tensor<[B, H, T, D]>,
+) {
+  // @ts-expect-error matmul: inner dimensions D and T differ
+  return q.matmul(k);
+}
+
+/** Splitting [B, T, C] into heads [B, H, T, D] and back. */
+function splitHeads<B extends number, T extends number, H extends number, D extends number>(
+  x: Tensor<[B, T, number]>,
+  b: B,
+  t: T,
+  h: H,
+  d: D,
+): Tensor<[B, H, T, D]> {
+  return x.reshape([b, t, h, d]).transpose(1, 2);
+}
+function _wrongHeadSplit<B extends number, T extends number, H extends number, D extends number>(
+  x: Tensor<[B, T, number]>,
+  b: B,
+  t: T,
+  h: H,
+  d: D,
+): Tensor<[B, H, T, D]> {
+  // @ts-expect-error the heads axis is left in place: [B, T, H, D] is not [B, H, T, D]
+  return x.reshape([b, t, h, d]);
+}
+function _wrongHeadTranspose<B extends number, T extends number, H extends number, D extends number>(
+  x: Tensor<[B, T, number]>,
+  b: B,
+  t: T,
+  h: H,
+  d: D,
+): Tensor<[B, H, T, D]> {
+  // @ts-expect-error transposing axes 1 and 3 gives [B, D, H, T]
+  return x.reshape([b, t, h, d]).transpose(1, 3);
+}
+
+/** An MLP block: [B, T, C] → [B, T, F] → [B, T, C], with a residual and a layer norm. */
+function mlp<B extends number, T extends number, C extends number, F extends number>(
+  x: Tensor<[B, T, C]>,
+  w1: Tensor<[C, F]>,
+  b1: Tensor<[F]>,
+  w2: Tensor<[F, C]>,
+  b2: Tensor<[C]>,
+): Tensor<[B, T, C]> {
+  const h = x.matmul(w1).add(b1).gelu();
+  const _h: Equal<typeof h, Tensor<[B, T, F]>> = true;
+  const mu = x.mean(-1, true);
+  const _mu: Equal<typeof mu, Tensor<[B, T, 1]>> = true;
+  const centred = x.sub(mu).div(x.sub(mu).pow(2).mean(-1, true).add(1e-5).sqrt());
+  return centred.add(h.matmul(w2).add(b2));
+}
+function _mlpMismatch<B extends number, T extends number, C extends number, F extends number>(
+  x: Tensor<[B, T, C]>,
+  w1: Tensor<[C, F]>,
+  b1: Tensor<[C]>,
+) {
+  // @ts-expect-error the second layer's weight is [C, F], not [F, C]: inner dimensions F and C differ
+  x.matmul(w1).matmul(w1);
+  // @ts-expect-error a bias of size C on [B, T, F]: F and C cannot broadcast
+  x.matmul(w1).add(b1);
+}
+
+/** Masked log-probabilities of the targets, summed per sequence: [B, T, V] → [B]. */
+function maskedLogProbs<B extends number, T extends number, V extends number>(
+  logits: Tensor<[B, T, V]>,
+  targets: Tensor<[B, T]>,
+  mask: Tensor<[B, T]>,
+): Tensor<[B]> {
+  const lp = logits.logSoftmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+  const _lp: Equal<typeof lp, Tensor<[B, T]>> = true;
+  return lp.mul(mask).sum(-1);
+}
+function _wrongReductionAxis<B extends number, T extends number, V extends number>(
+  logits: Tensor<[B, T, V]>,
+  targets: Tensor<[B, T]>,
+): Tensor<[B]> {
+  const lp = logits.logSoftmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+  // @ts-expect-error summing over axis 0 leaves [T], not [B]
+  return lp.sum(0);
+}
+
+Deno.test("types: generic dims resolve", () => {
+  function probes<B extends number, T extends number, C extends number, K extends number, J extends number>(
+    x: Tensor<[B, T, C]>,
+    c: Tensor<[C]>,
+    k: Tensor<[B, T, K]>,
+    m1: Tensor<[B, T, 1]>,
+    wkj: Tensor<[K, J]>,
+    wjn: Tensor<[J, 4]>,
+    ids: Tensor<[B, T]>,
+    table: Tensor<[K, C]>,
+  ) {
+    // elementwise and broadcasting
+    const a = x.add(c);
+    const _a: Equal<typeof a, Tensor<[B, T, C]>> = true;
+    const b = x.sub(m1).mul(2);
+    const _b: Equal<typeof b, Tensor<[B, T, C]>> = true;
+    const b2 = m1.mul(x);
+    const _b2: Equal<typeof b2, Tensor<[B, T, C]>> = true;
+    const cmp = x.gt(c).and(x.lt(1));
+    const _cmp: Equal<typeof cmp, Tensor<[B, T, C]>> = true;
+    // @ts-expect-error distinct generic dims C and K do not broadcast
+    x.add(k);
+    // matmul: 2-D, batched with a shared batch, vector
+    const p = x.matmul(zeros([3, 16]) as unknown as Tensor<[C, 16]>);
+    const _p: Equal<typeof p, Tensor<[B, T, 16]>> = true;
+    const q = k.matmul(wkj).matmul(wjn);
+    const _q: Equal<typeof q, Tensor<[B, T, 4]>> = true;
+    const r = x.matmul(x.transpose(-1, -2));
+    const _r: Equal<typeof r, Tensor<[B, T, T]>> = true;
+    const s = x.matmul(c);
+    const _s: Equal<typeof s, Tensor<[B, T]>> = true;
+    // @ts-expect-error matmul: inner dimensions K and J differ
+    k.matmul(wjn);
+    // @ts-expect-error matmul: [K, J] @ [K, J], J and K differ
+    wkj.matmul(wkj);
+    // movement
+    const t = x.permute([2, 0, 1]).unsqueeze(0);
+    const _t: Equal<typeof t, Tensor<[1, C, B, T]>> = true;
+    const u = m1.squeeze(-1);
+    const _u: Equal<typeof u, Tensor<[B, T]>> = true;
+    const e = m1.expand([0, 0, 0] as unknown as [B, T, C]);
+    const _e: Equal<typeof e, Tensor<[B, T, C]>> = true;
+    // reductions
+    const f = x.sum(-1);
+    const _f: Equal<typeof f, Tensor<[B, T]>> = true;
+    const g = x.max(1, true);
+    const _g: Equal<typeof g, Tensor<[B, 1, C]>> = true;
+    const h = x.argmax(-1);
+    const _h: Equal<typeof h, Tensor<[B, T]>> = true;
+    const i = x.logsumexp([0, 1]);
+    const _i: Equal<typeof i, Tensor<[C]>> = true;
+    const j = x.min(undefined, true);
+    const _j: Equal<typeof j, Tensor<[1, 1, 1]>> = true;
+    // @ts-expect-error sum: axis 3 is out of range for shape [B, T, C]
+    x.sum(3);
+    // softmax family keeps the shape; cast too
+    const l = x.softmax(-1).logSoftmax(1).cast("f64");
+    const _l: Equal<typeof l, Tensor<[B, T, C]>> = true;
+    // narrow / split / chunk: a literal length on a symbolic axis is checked at run time
+    const n = x.narrow(1, 0, 4);
+    const _n: Equal<typeof n, Tensor<[B, 4, C]>> = true;
+    const [sp] = x.split(2, -1);
+    const _sp: Equal<typeof sp, Tensor<[B, T, number]>> = true;
+    const [ch] = x.chunk(2, 1);
+    const _ch: Equal<typeof ch, Tensor<[B, number, C]>> = true;
+    // reshape: the element count of symbolic sizes is checked at run time
+    const rs = x.reshape([0, 0, 1, 0] as unknown as [B, T, 1, C]);
+    const _rs: Equal<typeof rs, Tensor<[B, T, 1, C]>> = true;
+    // stack, gather, indexSelect, embedding, where, crossEntropy
+    const st = stack([x, x], 1);
+    const _st: Equal<typeof st, Tensor<[B, 2, T, C]>> = true;
+    const ga = x.gather(-1, ids.unsqueeze(-1));
+    const _ga: Equal<typeof ga, Tensor<[B, T, 1]>> = true;
+    const is = x.indexSelect(1, zeros([5], "i32"));
+    const _is: Equal<typeof is, Tensor<[B, 5, C]>> = true;
+    const em = embedding(table, ids);
+    const _em: Equal<typeof em, Tensor<[B, T, C]>> = true;
+    const wh = where(x.gt(0), x, c);
+    const _wh: Equal<typeof wh, Tensor<[B, T, C]>> = true;
+    const ce = crossEntropy(x, ids);
+    const _ce: Equal<typeof ce, Tensor<[]>> = true;
+    // @ts-expect-error crossEntropy: targets [B, T, C] are not logits [B, T, C] without their class axis
+    crossEntropy(x, x);
+  }
+  const _probes = probes;
+
+  // The generic functions above, at run time with concrete sizes (`add(0)`: a mutable tuple type).
+  const qkv = zeros([2, 3, 4, 5]).add(0);
+  assert.deepEqual(attention(qkv, qkv, qkv, tril(4)).shape, [2, 3, 4, 5]);
+  const x = zeros([2, 4, 15] as [2, 4, number]).add(0);
+  assert.deepEqual(splitHeads(x, 2, 4, 3, 5).shape, [2, 3, 4, 5]);
+  const y = mlp(
+    zeros([2, 4, 6]).add(0),
+    zeros([6, 8]).add(0),
+    zeros([8]).add(0),
+    zeros([8, 6]).add(0),
+    zeros([6]).add(0),
+  );
+  assert.deepEqual(y.shape, [2, 4, 6]);
+  const lp = maskedLogProbs(zeros([2, 4, 7]).add(0), zeros([2, 4], "i32").add(0), ones([2, 4]).add(0));
+  assert.deepEqual(lp.shape, [2]);
+  // A runtime check decides what the types could not.
+  throwsShape(
+    () => splitHeads(zeros([2, 4, 7] as [2, 4, number]).add(0), 2, 4, 3, 5),
+    "reshape: cannot reshape [2, 4, 7] (56 elements) to [2, 4, 3, 5] (120 elements)",
+  );
+});
+
+Deno.test("types: the union trap and literal dims stay errors", () => {
+  throwsShape(
+    // @ts-expect-error matmul: inner dimensions 8 and 9 differ (no K = 8 | 9)
+    () => zeros([2, 8]).matmul(zeros([9, 4])),
+    "matmul: inner dimensions 8 and 9 differ (shapes [2, 8] and [9, 4])" satisfies MatMul<[2, 8], [9, 4]>,
+  );
+  function project<B extends number, T extends number>(x: Tensor<[B, T, 8]>): Tensor<[B, T, 16]> {
+    return x.matmul(zeros([8, 16]));
+  }
+  assert.deepEqual(project(zeros([2, 3, 8])).shape, [2, 3, 16]);
+  function _badProject<B extends number, T extends number>(x: Tensor<[B, T, 8]>) {
+    // @ts-expect-error matmul: inner dimensions 8 and 9 differ, with generic batch dims
+    return x.matmul(zeros([9, 16]));
+  }
+  throwsShape(
+    // @ts-expect-error crossEntropy: logits [2, 3, 5] do not match targets [2, 4]
+    () => crossEntropy(zeros([2, 3, 5]), zeros([2, 4], "i32")),
+    "crossEntropy: logits [2, 3, 5] do not match targets [2, 4]",
   );
 });
