@@ -3,7 +3,7 @@
  *   deno run -A bench/matmul_gpu.ts [sizes...] [--kernels tiled,vec4] [--runs 5]
  * (default sizes 1024 2048 4096). Kernels: `tiled` (tensor/webgpu/tiled.ts, default tile TILED),
  * `t{tm}x{tn}x{bk}` (the same with another tile, e.g. t8x8x8), `vec4` (matmulVec4Kernel with
- * backend.ts's non-CPU tiles, [4, 1, 16, 16]) and `vec4cpu` (its CPU-adapter tiles, [16, 4, 4, 4]).
+ * small blocks, [4, 1, 16, 16]) and `vec4cpu` (backend.ts's big CPU-adapter blocks, [16, 4, 4, 4]).
  * Operands are packed as backend.ts packs them (n is a multiple of 4 here, so the packed layouts
  * are plain row-major), bound the same way. Each sample records `reps` dispatches in one command
  * buffer and waits for `onSubmittedWorkDone` (reps sized after a 0.3 s warmup so a sample lasts
@@ -12,7 +12,7 @@
  * against a float64 reference (maxRelErr, relative to Σ|a||b|). One JSON line per (size, kernel):
  *   {"name":"matmul-4096","kernel":"tiled","gflops":…,"ms":…,"reps":…,"maxRelErr":…,"adapter":…}
  */
-import { matmulVec4Kernel } from "../tensor/webgpu/wgsl.ts";
+import { matmulVec4Kernel } from "../tensor/webgpu/kernels.ts";
 import { TILED, tiledMatmulGrid, tiledMatmulKernel } from "../tensor/webgpu/tiled.ts";
 
 const args = [...Deno.args];
@@ -68,20 +68,20 @@ const layout = device.createBindGroupLayout({
 /** Source and grid of kernel `name` for an n×n×n product (no batch dims: nb = 0). */
 function plan(name: string, n: number): { code: string; grid: number[] } {
   if (name === "vec4" || name === "vec4cpu") {
-    // The register-blocked kernel with small blocks (what GPUs used before tiled.ts), or TILES.cpu
+    // The register-blocked kernel with small blocks (what GPUs used before tiled.ts), or BLOCKS.big
     const [tm, tb, wx, wy] = name === "vec4" ? [4, 1, 16, 16] : [16, 4, 4, 4];
     return {
-      code: matmulVec4Kernel(0, tm, tb, wx, wy),
+      code: matmulVec4Kernel(0, { tm, tb, wx, wy }),
       grid: [Math.ceil(n / 4 / tb / wx), Math.ceil(n / tm / wy), 1],
     };
   }
   // "tiled" (TILED) or "t{tm}x{tn}x{bk}".
   const t = name.match(/^t(\d+)x(\d+)x(\d+)$/)?.slice(1).map(Number);
   if (name !== "tiled" && !t) throw new Error(`unknown kernel ${name}`);
-  const [tm, tn, bk] = t ?? [TILED.tm, TILED.tn, TILED.bk];
+  const tile = t ? { tm: t[0], tn: t[1], bk: t[2] } : TILED;
   return {
-    code: tiledMatmulKernel(0, tm, tn, bk),
-    grid: tiledMatmulGrid(n, n, 1, tm, tn),
+    code: tiledMatmulKernel(0, tile),
+    grid: tiledMatmulGrid(n, n, 1, tile),
   };
 }
 

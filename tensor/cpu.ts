@@ -1,12 +1,13 @@
 /**
  * The reference backend: plain typed arrays. Expressions are rendered once into JavaScript loop
- * nests (cached by expression and rank), so the oracle stays readable and is fast enough to train
- * small models. Sums accumulate in f64.
+ * nests (render/js.ts; cached by expression and rank), so the oracle stays readable and is fast
+ * enough to train small models. Sums accumulate in f64.
  */
 import {
   type Backend,
   type BackendBuffer,
   contiguousStrides,
+  envVar,
   hostArray,
   numel,
   type ReduceOp,
@@ -15,6 +16,8 @@ import {
   type View,
 } from "./backend.ts";
 import { type DType, type Exp, key } from "./exp.ts";
+import { PRELUDE, render } from "./render/js.ts";
+import { runWasm } from "./render/wasm.ts";
 import { matmulF32 } from "./wasm.ts";
 
 /** A CPU buffer is a typed array. */
@@ -26,143 +29,53 @@ export class CpuBuffer implements BackendBuffer {
   }
 }
 
-// Subtrees that occur more than once in the tree being rendered are computed once into locals
-// (the IR is a tree, so e.g. GELU's tanh would otherwise be evaluated twice per element).
-let cse: { count: Map<string, number>; name: Map<string, string>; defs: string[] } | null = null;
-const kids = (e: Exp): Exp[] =>
-  [(e as { c?: Exp }).c, (e as { a?: Exp }).a, (e as { b?: Exp }).b].filter((x): x is Exp => !!x);
+/** A compiled loop kernel: `out` and `acc` are the outputs, `xs` the inputs, `shape` the loop
+ * bounds, `s` and `off` each view's strides and offset (inputs first, then the output). */
+type Kernel = (
+  out: TypedArray,
+  acc: Float64Array | null,
+  xs: TypedArray[],
+  shape: readonly number[],
+  s: readonly (readonly number[])[],
+  off: number[],
+) => void;
 
-/** Render a tree as [local definitions, expression] of JavaScript. */
-function render(e: Exp): [string, string] {
-  const count = new Map<string, number>();
-  const walk = (n: Exp) => {
-    const k = key(n);
-    count.set(k, (count.get(k) ?? 0) + 1);
-    kids(n).forEach(walk);
-  };
-  walk(e);
-  cse = { count, name: new Map(), defs: [] };
-  try {
-    const expr = js(e);
-    return [cse.defs.join(""), expr];
-  } finally {
-    cse = null;
-  }
+/** What a loop kernel computes: `exp` over `inputs` inputs at every index of a rank-`rank` shape,
+ * where `body(v, o)` is the statement that consumes value `v` at output offset `o`. `tag` names the
+ * body: kernels with the same tag, expression and sizes are the same kernel. */
+interface KernelSpec {
+  tag: string;
+  exp: Exp;
+  inputs: number;
+  rank: number;
+  body: (v: string, o: string) => string;
 }
 
-function js(e: Exp): string {
-  if (!cse || !kids(e).length || cse.count.get(key(e))! < 2) return jsNode(e);
-  const k = key(e);
-  let n = cse.name.get(k);
-  if (!n) {
-    const def = jsNode(e);
-    n = `c${cse.defs.length}`;
-    cse.defs.push(`const ${n}=${def};`);
-    cse.name.set(k, n);
-  }
-  return n;
-}
-
-/** Render one node as a JavaScript expression string. */
-function jsNode(e: Exp): string {
-  const i32 = (s: string) => (e.dtype === "i32" ? `((${s})|0)` : `(${s})`);
-  switch (e.op) {
-    case "load":
-      return `x${e.i}[o${e.i}]`;
-    case "const":
-      return Number.isFinite(e.v) ? `(${e.v})` : e.v > 0 ? "Infinity" : e.v < 0 ? "-Infinity" : "NaN";
-    case "idx":
-      return `i${e.axis}`;
-    case "cast":
-      if (e.dtype === "bool") return `(${js(e.a)}!==0?1:0)`;
-      if (e.dtype === "i32" && e.a.dtype !== "bool" && e.a.dtype !== "i32") {
-        return `(Math.trunc(${js(e.a)})|0)`;
-      }
-      return js(e.a);
-    case "where":
-      return `(${js(e.c)}?${js(e.a)}:${js(e.b)})`;
-    case "neg":
-      return i32(`-${js(e.a)}`);
-    case "exp":
-      return e.dtype === "f64" ? `Math.exp(${js(e.a)})` : `expf(${js(e.a)})`;
-    case "log":
-    case "sqrt":
-    case "abs":
-    case "floor":
-      return `Math.${e.op}(${js(e.a)})`;
-    case "tanh":
-      return `tanh(${js(e.a)})`;
-    case "rsqrt":
-      return `(1/Math.sqrt(${js(e.a)}))`;
-    case "sigmoid":
-      return e.dtype === "f64" ? `(1/(1+Math.exp(-${js(e.a)})))` : `(1/(1+expf(-${js(e.a)})))`;
-    case "relu":
-      return `Math.max(${js(e.a)},0)`;
-    case "not":
-      return `(${js(e.a)}?0:1)`;
-  }
-  const [a, b] = [js(e.a), js(e.b)];
-  switch (e.op) {
-    case "add":
-      return i32(`${a}+${b}`);
-    case "sub":
-      return i32(`${a}-${b}`);
-    case "mul":
-      return e.dtype === "i32" ? `Math.imul(${a},${b})` : `(${a}*${b})`;
-    case "div":
-      return i32(`${a}/${b}`);
-    case "pow":
-      return i32(`Math.pow(${a},${b})`);
-    case "max":
-    case "min":
-      return `Math.${e.op}(${a},${b})`;
-    case "and":
-      return `(${a}&&${b}?1:0)`;
-    case "or":
-      return `(${a}||${b}?1:0)`;
-  }
-  const cmp = { lt: "<", le: "<=", gt: ">", ge: ">=", eq: "===", ne: "!==" }[e.op];
-  return `(${a}${cmp}${b}?1:0)`;
-}
-
-/** A loop nest over `rank` dims that keeps a running offset `o{k}` for each of `n` views
- * (view k reads its strides from `s[k]`, offset from `off[k]`) and runs `body` innermost. */
-function loops(rank: number, n: number, body: string): string {
-  const views = [...Array(n).keys()];
-  // Hoist every stride and size into a local so the loop body touches only numbers.
-  let code = views.map((k) => `let o${k}_0=off[${k}];`).join("");
+/** The JavaScript of a kernel: a loop nest over the dims that keeps a running offset `o{k}` into
+ * each view (view k reads its strides from `s[k]`, offset from `off[k]`; the output is the last
+ * view), with the rendered expression and `body` innermost. */
+function kernelSource({ exp, inputs, rank, body }: KernelSpec): string {
+  const views = [...Array(inputs + 1).keys()];
+  const xs = views.slice(0, -1).map((k) => `x${k}`);
+  const { defs, value } = render(exp, (l) => (l.op === "load" ? `x${l.i}[o${l.i}]` : `i${l.axis}`));
+  // Every stride and size is hoisted into a local so the loop body touches only numbers.
+  const lines = [`const [${xs.join(", ")}] = xs;`, views.map((k) => `let o${k}_0 = off[${k}];`).join(" ")];
   for (let d = 0; d < rank; d++) {
-    code += `const n${d}=shape[${d}];` + views.map((k) => `const s${k}_${d}=s[${k}][${d}];`).join("");
+    lines.push(
+      `const n${d} = shape[${d}]; ` + views.map((k) => `const s${k}_${d} = s[${k}][${d}];`).join(" "),
+    );
   }
-  const close: string[] = [];
+  const pad = (d: number) => "  ".repeat(d);
   for (let d = 0; d < rank; d++) {
-    code += `for(let i${d}=0;i${d}<n${d};i${d}++){`;
-    code += views.map((k) => `const o${k}_${d + 1}=o${k}_${d}+i${d}*s${k}_${d};`).join("");
-    close.push("}");
+    lines.push(`${pad(d)}for (let i${d} = 0; i${d} < n${d}; i${d}++) {`);
+    lines.push(
+      pad(d + 1) + views.map((k) => `const o${k}_${d + 1} = o${k}_${d} + i${d} * s${k}_${d};`).join(" "),
+    );
   }
-  code += views.map((k) => `const o${k}=o${k}_${rank};`).join("");
-  return code + body + close.join("");
-}
-
-const kernels = new Map<string, (...args: unknown[]) => void>();
-
-/** Compile (once) a loop over `shape` with inputs x0..x{n-1}, output view number n. */
-function kernel(tag: string, e: Exp, nInputs: number, rank: number, body: string) {
-  const k = `${tag}|${key(e)}|${nInputs}|${rank}`;
-  let f = kernels.get(k);
-  if (!f) {
-    const xs = [...Array(nInputs).keys()].map((i) => `x${i}`).join(",");
-    const [defs, v] = render(e);
-    const inner = (defs + body.replaceAll("$V", () => v)).replaceAll("$O", `o${nInputs}`);
-    // V8's Math.exp takes a slow path where it underflows or overflows (masked attention logits
-    // are −1e9); an f32 result there is 0 or ∞ anyway. tanh through exp is twice as fast as Math.tanh.
-    const fns = "const expf=(v)=>v<-104?0:v>89?Infinity:Math.exp(v);" +
-      "const tanh=(v)=>{const a=Math.abs(v),e=a>20?0:Math.exp(-2*a),t=(1-e)/(1+e);return v<0?-t:t;};";
-    const code = fns + `const [${xs}]=xs;` + loops(rank, nInputs + 1, inner);
-    f = new Function("out", "acc", "xs", "shape", "s", "off", code) as (...args: unknown[]) => void;
-    kernels.set(k, f);
-  }
-  return f;
+  lines.push(pad(rank) + views.map((k) => `const o${k} = o${k}_${rank};`).join(" "));
+  for (const line of [...defs, body(value, `o${inputs}`)]) lines.push(pad(rank) + line);
+  for (let d = rank - 1; d >= 0; d--) lines.push(`${pad(d)}}`);
+  return PRELUDE + lines.join("\n") + "\n";
 }
 
 const data = (b: BackendBuffer): TypedArray => (b as CpuBuffer).data;
@@ -187,6 +100,12 @@ export function offsets(view: View): Int32Array {
   return out;
 }
 
+/** Elements below which maps and reductions stay in JavaScript (copying in and out is not worth it). */
+const WASM_MIN = 1024;
+
+/** The map kernels' statement: store the value. */
+const store = (v: string, o: string) => `out[${o}] = ${v};`;
+
 /** View with `axis` made stride 0 (so offsets skip it). */
 const drop = (v: View, axis: number): View => ({
   ...v,
@@ -197,22 +116,51 @@ const drop = (v: View, axis: number): View => ({
 export class CpuBackend implements Backend {
   readonly name = "cpu" as const;
   readonly info = "cpu (JavaScript, single thread)";
+  /** Run large f32 maps and reductions as WebAssembly SIMD (false: all in JavaScript, the reference). */
+  wasm = true;
 
   // Freed arrays are reused by size and dtype: allocating (and zeroing) fresh ones each step cost
   // more than the kernels that fill them. Every primitive overwrites all of its output.
   #pool = new Map<string, TypedArray[]>();
   #pooled = 0;
+  #kernels = new Map<string, Kernel>();
+  #debug = envVar("TENSOR_DEBUG") ?? "";
+  /** Since the last flush: kernels compiled, kernels run, bytes of new arrays. */
+  #stats = { compiled: 0, launches: 0, allocated: 0 };
+
+  /** The kernel for `spec`, compiled on first use (printed under TENSOR_DEBUG=kernels). */
+  #kernel(spec: KernelSpec): Kernel {
+    const k = `${spec.tag}|${key(spec.exp)}|${spec.inputs}|${spec.rank}`;
+    let f = this.#kernels.get(k);
+    if (!f) {
+      const code = kernelSource(spec);
+      if (this.#debug.includes("kernels")) {
+        console.log(`// ---- cpu kernel: ${spec.tag} ${key(spec.exp).slice(0, 80)}\n${code}`);
+      }
+      f = new Function("out", "acc", "xs", "shape", "s", "off", code) as Kernel;
+      this.#kernels.set(k, f);
+      this.#stats.compiled++;
+    }
+    return f;
+  }
+
+  /** A new host array (counted for TENSOR_DEBUG=stats). */
+  #array(dtype: DType, size: number): TypedArray {
+    const a = hostArray(dtype, size);
+    this.#stats.allocated += a.byteLength;
+    return a;
+  }
 
   alloc(size: number, dtype: DType): BackendBuffer {
     const hit = this.#pool.get(`${dtype}${size}`)?.pop();
     if (hit) this.#pooled -= hit.byteLength;
-    return new CpuBuffer(hit ?? hostArray(dtype, size), dtype);
+    return new CpuBuffer(hit ?? this.#array(dtype, size), dtype);
   }
 
   upload(src: ArrayLike<number>, dtype: DType): BackendBuffer {
-    const buf = hostArray(dtype, src.length);
-    buf.set(src);
-    return new CpuBuffer(buf, dtype);
+    const buf = this.alloc(src.length, dtype);
+    data(buf).set(src);
+    return buf;
   }
 
   read(buf: BackendBuffer): Promise<TypedArray> {
@@ -233,7 +181,18 @@ export class CpuBackend implements Backend {
     const out = into?.buf ?? this.alloc(numel(shape), e.dtype);
     const ov = into?.view ?? { shape, strides: contiguousStrides(shape), offset: 0 };
     const views = [...inputs.map((x) => x.view), ov];
-    kernel("map", e, inputs.length, shape.length, "out[$O]=$V;")(
+    this.#stats.launches++;
+    // Large f32 maps into a contiguous output run as WebAssembly SIMD (render/wasm.ts) when it covers them.
+    const dense = ov.strides.every((s, d) => s === contiguousStrides(shape)[d] || shape[d] === 1);
+    const wasm = (x: Src) => ({ data: data(x.buf), view: x.view });
+    if (
+      this.wasm && numel(shape) >= WASM_MIN && dense &&
+      runWasm("map", e, inputs.map(wasm), shape, 0, data(out) as Float32Array, ov.offset)
+    ) {
+      return out;
+    }
+    const spec = { tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store };
+    this.#kernel(spec)(
       data(out),
       null,
       inputs.map((x) => data(x.buf)),
@@ -249,6 +208,17 @@ export class CpuBackend implements Backend {
     const n = numel(outShape);
     const ostr = contiguousStrides(outShape).map((s, d) => (axes.includes(d) ? 0 : s));
     const arg = op === "argmax" || op === "argmin";
+    // Large f32 sum/max/min over trailing axes run as WebAssembly SIMD when it covers them.
+    const split = shape.length - axes.length;
+    if (this.wasm && !arg && numel(shape) >= WASM_MIN && axes.every((a, i) => a === split + i)) {
+      const out = this.alloc(n, e.dtype);
+      const wasm = (x: Src) => ({ data: data(x.buf), view: x.view });
+      if (runWasm(op, e, inputs.map(wasm), shape, split, data(out) as Float32Array)) {
+        this.#stats.launches++;
+        return out;
+      }
+      this.free(out);
+    }
     const init = op === "sum" ? 0 : op === "max" || op === "argmax" ? -Infinity : Infinity;
     const acc = new Float64Array(n).fill(init);
     const out = this.alloc(n, arg ? "i32" : e.dtype);
@@ -262,15 +232,26 @@ export class CpuBackend implements Backend {
         step *= shape[d];
       }
     }
+    // NaN wins max/min (as in JavaScript's Math.max); arg reductions keep the first best index.
     const body = {
-      sum: "acc[$O]+=$V;",
-      max: "{const v=$V;if(v>acc[$O]||v!==v)acc[$O]=v;}",
-      min: "{const v=$V;if(v<acc[$O]||v!==v)acc[$O]=v;}",
-      argmax: `{const v=$V;if(v>acc[$O]){acc[$O]=v;out[$O]=${pos};}}`,
-      argmin: `{const v=$V;if(v<acc[$O]){acc[$O]=v;out[$O]=${pos};}}`,
+      sum: (v: string, o: string) => `acc[${o}] += ${v};`,
+      max: (v: string, o: string) => `{ const v = ${v}; if (v > acc[${o}] || v !== v) acc[${o}] = v; }`,
+      min: (v: string, o: string) => `{ const v = ${v}; if (v < acc[${o}] || v !== v) acc[${o}] = v; }`,
+      argmax: (v: string, o: string) =>
+        `{ const v = ${v}; if (v > acc[${o}]) { acc[${o}] = v; out[${o}] = ${pos}; } }`,
+      argmin: (v: string, o: string) =>
+        `{ const v = ${v}; if (v < acc[${o}]) { acc[${o}] = v; out[${o}] = ${pos}; } }`,
     }[op];
     const views = [...inputs.map((x) => x.view.strides), ostr];
-    kernel(`reduce-${op}-${pos}`, e, inputs.length, shape.length, body)(
+    const spec = {
+      tag: arg ? `reduce-${op} ${pos}` : `reduce-${op}`,
+      exp: e,
+      inputs: inputs.length,
+      rank: shape.length,
+      body,
+    };
+    this.#stats.launches++;
+    this.#kernel(spec)(
       data(out),
       acc,
       inputs.map((x) => data(x.buf)),
@@ -283,6 +264,7 @@ export class CpuBackend implements Backend {
   }
 
   matmul(a: Src, b: Src): BackendBuffer {
+    this.#stats.launches++;
     const r = a.view.shape.length;
     const [M, K, N] = [a.view.shape[r - 2], a.view.shape[r - 1], b.view.shape[r - 1]];
     const batch = a.view.shape.slice(0, -2);
@@ -332,6 +314,7 @@ export class CpuBackend implements Backend {
   }
 
   gather(src: Src, index: Src, axis: number): BackendBuffer {
+    this.#stats.launches++;
     const base = offsets(drop({ ...src.view, shape: index.view.shape }, axis));
     const io = offsets(index.view);
     const [sd, id] = [data(src.buf), data(index.buf)];
@@ -343,6 +326,7 @@ export class CpuBackend implements Backend {
   }
 
   scatterAdd(index: Src, src: Src, axis: number, shape: readonly number[]): BackendBuffer {
+    this.#stats.launches++;
     const strides = contiguousStrides(shape);
     const base = offsets(drop({ shape: index.view.shape, strides, offset: 0 }, axis));
     const [io, so] = [offsets(index.view), offsets(src.view)];
@@ -352,7 +336,16 @@ export class CpuBackend implements Backend {
     return this.upload(acc, src.buf.dtype);
   }
 
+  /** Nothing is queued on the CPU; under TENSOR_DEBUG=stats, print the counts since the last flush. */
   flush(): Promise<void> {
+    if (this.#debug.includes("stats")) {
+      const { compiled, launches, allocated } = this.#stats;
+      console.log(
+        `[cpu] flush: ${compiled} kernels compiled, ${launches} launches, ${allocated} bytes allocated, ` +
+          `${this.#pooled} bytes pooled`,
+      );
+    }
+    this.#stats = { compiled: 0, launches: 0, allocated: 0 };
     return Promise.resolve();
   }
 

@@ -1,7 +1,7 @@
 /**
  * A tiny scalar-expression IR. Every elementwise op builds one of these trees; a backend renders a
- * tree once into a loop body (JavaScript on the CPU, WGSL on WebGPU) and caches it by `key`. Lazy
- * elementwise chains are just bigger trees, which is what makes fusion free.
+ * tree once into a loop body (render/js.ts for the CPU, render/wgsl.ts for WebGPU) and caches the
+ * kernel by `key`. Lazy elementwise chains are just bigger trees, which is what makes fusion free.
  */
 
 /** Element types: `f32` (default), `i32` (indices), `bool` (masks), `f64` (CPU only, for checks). */
@@ -39,15 +39,21 @@ export type BinaryOp =
   | "and"
   | "or";
 
-/** One node of a scalar expression; every node knows its dtype so renderers need no inference. */
+/** One node of a scalar expression. Every node knows its dtype (so renderers need no inference)
+ * and lists its operands in `src`: none for the leaves `load`, `const` and `idx`, one for unary
+ * ops and `cast`, two for binary ops, and `[cond, a, b]` for `where`. */
 export type Exp =
-  | { op: "load"; dtype: DType; i: number }
-  | { op: "const"; dtype: DType; v: number }
-  | { op: "idx"; dtype: "i32"; axis: number }
-  | { op: UnaryOp; dtype: DType; a: Exp }
-  | { op: BinaryOp; dtype: DType; a: Exp; b: Exp }
-  | { op: "where"; dtype: DType; c: Exp; a: Exp; b: Exp }
-  | { op: "cast"; dtype: DType; a: Exp };
+  | { op: "load"; dtype: DType; src: Exp[]; i: number }
+  | { op: "const"; dtype: DType; src: Exp[]; v: number }
+  | { op: "idx"; dtype: "i32"; src: Exp[]; axis: number }
+  | { op: UnaryOp | BinaryOp | "cast" | "where"; dtype: DType; src: Exp[] };
+
+/** Ops of the inner nodes: each computes its value from its operands. */
+export type Op = Exclude<Exp["op"], "load" | "const" | "idx">;
+
+/** The leaves a kernel supplies values for: input reads and output indices (constants render
+ * themselves). */
+export type Leaf = Extract<Exp, { op: "load" | "idx" }>;
 
 /** Ops whose result is bool whatever the operands. */
 export const COMPARE: ReadonlySet<string> = new Set([
@@ -63,68 +69,39 @@ export const COMPARE: ReadonlySet<string> = new Set([
 ]);
 
 /** Read input `i` at the current index. */
-export const load = (i: number, dtype: DType): Exp => ({ op: "load", dtype, i });
+export const load = (i: number, dtype: DType): Exp => ({ op: "load", dtype, src: [], i });
 /** A constant. */
-export const cnst = (v: number, dtype: DType): Exp => ({ op: "const", dtype, v });
+export const cnst = (v: number, dtype: DType): Exp => ({ op: "const", dtype, src: [], v });
 /** The current output index along `axis`, as i32. */
-export const idx = (axis: number): Exp => ({ op: "idx", dtype: "i32", axis });
+export const idx = (axis: number): Exp => ({ op: "idx", dtype: "i32", src: [], axis });
 /** Convert to another dtype (no-op when it already is). */
-export const cast = (a: Exp, dtype: DType): Exp => a.dtype === dtype ? a : { op: "cast", dtype, a };
+export const cast = (a: Exp, dtype: DType): Exp => a.dtype === dtype ? a : { op: "cast", dtype, src: [a] };
 /** Apply a unary op. */
-export const un = (op: UnaryOp, a: Exp): Exp => ({ op, dtype: op === "not" ? "bool" : a.dtype, a });
+export const un = (op: UnaryOp, a: Exp): Exp => ({ op, dtype: op === "not" ? "bool" : a.dtype, src: [a] });
 /** Apply a binary op; both operands must already share a dtype. */
 export const bin = (op: BinaryOp, a: Exp, b: Exp): Exp => ({
   op,
   dtype: COMPARE.has(op) ? "bool" : a.dtype,
-  a,
-  b,
+  src: [a, b],
 });
 /** `c ? a : b` elementwise. */
-export const where = (c: Exp, a: Exp, b: Exp): Exp => ({ op: "where", dtype: a.dtype, c, a, b });
+export const where = (c: Exp, a: Exp, b: Exp): Exp => ({ op: "where", dtype: a.dtype, src: [c, a, b] });
 
 /** A stable string for caching kernels built from this tree. */
 export function key(e: Exp): string {
-  switch (e.op) {
-    case "load":
-      return `$${e.i}:${e.dtype}`;
-    case "const":
-      return `${e.v}:${e.dtype}`;
-    case "idx":
-      return `#${e.axis}`;
-    case "where":
-      return `where(${key(e.c)},${key(e.a)},${key(e.b)})`;
-    case "cast":
-      return `${e.dtype}(${key(e.a)})`;
-    default:
-      return "b" in e ? `${e.op}(${key(e.a)},${key(e.b)})` : `${e.op}(${key(e.a)})`;
-  }
+  if (e.op === "load") return `$${e.i}:${e.dtype}`;
+  if (e.op === "const") return `${e.v}:${e.dtype}`;
+  if (e.op === "idx") return `#${e.axis}`;
+  return `${e.op}:${e.dtype}(${e.src.map(key).join(",")})`;
 }
 
 /** Number of nodes in the tree (fusion stops before trees grow too large). */
 export function size(e: Exp): number {
-  switch (e.op) {
-    case "load":
-    case "const":
-    case "idx":
-      return 1;
-    case "where":
-      return 1 + size(e.c) + size(e.a) + size(e.b);
-    default:
-      return 1 + size(e.a) + ("b" in e ? size(e.b) : 0);
-  }
+  return e.src.reduce((n, s) => n + size(s), 1);
 }
 
 /** Rebuild a tree bottom-up, letting `f` replace leaves (`load`/`idx`). */
 export function mapLeaves(e: Exp, f: (leaf: Exp) => Exp): Exp {
-  switch (e.op) {
-    case "load":
-    case "idx":
-      return f(e);
-    case "const":
-      return e;
-    case "where":
-      return { ...e, c: mapLeaves(e.c, f), a: mapLeaves(e.a, f), b: mapLeaves(e.b, f) };
-    default:
-      return "b" in e ? { ...e, a: mapLeaves(e.a, f), b: mapLeaves(e.b, f) } : { ...e, a: mapLeaves(e.a, f) };
-  }
+  if (e.op === "load" || e.op === "idx") return f(e);
+  return e.src.length ? { ...e, src: e.src.map((s) => mapLeaves(s, f)) } : e;
 }

@@ -8,7 +8,7 @@
  * Without an adapter the tests are skipped with a printed reason, unless REQUIRE_WEBGPU=1.
  */
 import assert from "node:assert/strict";
-import { tiledMatmulGrid, tiledMatmulKernel } from "../tensor/webgpu/tiled.ts";
+import { type Tile, tiledMatmulGrid, tiledMatmulKernel } from "../tensor/webgpu/tiled.ts";
 
 const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" }).catch(() =>
   null
@@ -48,8 +48,8 @@ const CASES: Case[] = [
 let seed = 12345;
 const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 4 - 2;
 
-/** Run one case on `device` with tile (tm, tn, bk): { got, want, scale = Σ_k |a||b| }. */
-async function runCase(device: GPUDevice, c: Case, tm: number, tn: number, bk: number) {
+/** Run one case on `device` with `tile`: { got, want, scale = Σ_k |a||b| }. */
+async function runCase(device: GPUDevice, c: Case, tile: Tile) {
   const { M, K, N } = c, Kp = Math.ceil(K / 4) * 4, Np = Math.ceil(N / 4) * 4;
   const nz = c.batch.reduce((x, y) => x * y, 1), nbB = c.bBroadcast ? nz / c.batch[0] : nz;
   const a = Array.from({ length: nz * M * K }, rand), b = Array.from({ length: nbB * K * N }, rand);
@@ -78,13 +78,13 @@ async function runCase(device: GPUDevice, c: Case, tm: number, tn: number, bk: n
   const params = [M, Kp, N, Np, ...shape, ...sa, ...sb, aOff, 0, K];
   const got = await dispatch(
     device,
-    tiledMatmulKernel(shape.length, tm, tn, bk),
+    tiledMatmulKernel(shape.length, tile),
     pa,
     pb,
     params,
     nz * M * N,
     [
-      ...tiledMatmulGrid(M, N, nz, tm, tn),
+      ...tiledMatmulGrid(M, N, nz, tile),
     ],
   );
   const want = new Float64Array(nz * M * N), scale = new Float64Array(nz * M * N);
@@ -183,7 +183,7 @@ for (const [tm, tn, bk] of TILES) {
       const device = await adapter!.requestDevice();
       try {
         for (const c of CASES) {
-          const { got, want, scale } = await runCase(device, c, tm, tn, bk);
+          const { got, want, scale } = await runCase(device, c, { tm, tn, bk });
           const what = `batch [${c.batch}] ${c.M}x${c.K}x${c.N}`;
           assert.equal(got.length, want.length, what);
           for (let i = 0; i < want.length; i++) {

@@ -1,8 +1,9 @@
 /**
- * The WebGPU backend: every primitive becomes one generated kernel (see wgsl.ts) recorded into the
- * device's pending encoder (see device.ts). Before generating, dims that are contiguous in every
- * view are merged and size-1 dims dropped, so most kernels run at rank 1 and one pipeline serves
- * many shapes. Results equal the CPU backend's up to f32 rounding.
+ * The WebGPU backend: every primitive becomes one generated kernel (kernels.ts and tiled.ts, with
+ * element expressions from render/wgsl.ts) recorded into the device's pending encoder (device.ts).
+ * Before generating, dims that are contiguous in every view are merged and size-1 dims dropped, so
+ * most kernels run at rank 1 and one pipeline serves many shapes. Results equal the CPU backend's
+ * up to f32 rounding.
  */
 import {
   type Backend,
@@ -16,19 +17,19 @@ import {
   type View,
 } from "../backend.ts";
 import { bin, cast, cnst, type DType, type Exp, idx, key, load, where } from "../exp.ts";
+import { literal, render, wgslType } from "../render/wgsl.ts";
 import { Gpu, type Raw } from "./device.ts";
 import {
   type Binding,
-  literal,
+  mapKernel,
   matmulVec4Kernel,
   p,
-  panelMatmulKernel,
-  render,
+  reduceKernel,
   scatterKernel,
-  stridedKernel,
   threadsPer,
-  wgslType,
-} from "./wgsl.ts";
+  type Vec4Block,
+  viewAt,
+} from "./kernels.ts";
 import { tiledMatmulGrid, tiledMatmulKernel } from "./tiled.ts";
 
 /** A device buffer: `size` elements of `dtype` (bool stored as u32). */
@@ -69,11 +70,13 @@ function dims(
   return out;
 }
 
-/** Matmul register blocks [rows, vec4 column groups, workgroup x, y]: big blocks on CPU adapters
- * (each storage load there costs ~25 cycles, so reuse matters most: measured on llvmpipe). */
-const TILES = { cpu: [16, 4, 4, 4], cpuSmall: [4, 1, 8, 8] } as const;
+/** `matmulVec4Kernel`'s register blocks on CPU adapters: big ones for big products (each storage
+ * load there costs ~25 cycles, so reuse matters most: measured on llvmpipe). */
+const BLOCKS: Record<"big" | "small", Vec4Block> = {
+  big: { tm: 16, tb: 4, wx: 4, wy: 4 },
+  small: { tm: 4, tb: 1, wx: 8, wy: 8 },
+};
 const RO = (type: string): Binding => ({ type, write: false });
-const PANEL_KERNEL = panelMatmulKernel();
 /** All of `buf` read contiguously as `shape`. */
 const whole = (buf: BackendBuffer, shape: readonly number[]): Src => ({
   buf,
@@ -146,10 +149,7 @@ export class WebGpuBackend implements Backend {
 
   /** Render `e` with `load k` reading binding `slots[k]` at offset `o{k}` and `idx` via `axisOf`. */
   private value(e: Exp, slots: number[], axisOf: (a: number) => number): string {
-    return render(
-      e,
-      (l) => l.op === "load" ? `B${slots[l.i]}[o${l.i}]` : `i32(i${axisOf((l as { axis: number }).axis)})`,
-    );
+    return render(e, (l) => l.op === "load" ? `B${slots[l.i]}[o${l.i}]` : `i32(i${axisOf(l.axis)})`);
   }
 
   map(e: Exp, inputs: Src[], shape: readonly number[], into?: Src): BackendBuffer {
@@ -161,7 +161,8 @@ export class WebGpuBackend implements Backend {
     const ds = dims(shape, views.map((v) => v.strides), 0, shape.length, !key(e).includes("#"));
     const { bufs, bindings, slots } = this.bind(inputs, raw(out), wgslType(out.dtype));
     const rank = ds.length;
-    const src = stridedKernel("map", this.value(e, slots, (a) => a), inputs.length, bindings, rank, rank);
+    const value = this.value(e, slots, (a) => a);
+    const src = mapKernel({ value, inputs: inputs.length, bindings, rank });
     const params = [n, 1, ...ds.map((d) => d.n)];
     views.forEach((v, k) => params.push(v.offset, ...ds.map((d) => d.s[k])));
     const tag = `map ${key(e).slice(0, 80)}`;
@@ -190,7 +191,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** One reduce dispatch (nonempty) whose outputs each give `chunks` results; `pairs` as in
-   * `stridedKernel`. */
+   * `reduceKernel`. */
   private reducePass(
     op: ReduceOp,
     e: Exp,
@@ -217,18 +218,29 @@ export class WebGpuBackend implements Backend {
       : acc === "i32"
       ? (big ? "bitcast<i32>(0x80000000u)" : "2147483647i")
       : (big ? "0u" : "0xffffffffu");
-    const L = Math.ceil(nRed / chunks), T = threadsPer(L);
-    const v = this.value(e, slots, (a) => order.indexOf(a));
-    const src = stridedKernel(op, v, inputs.length, bindings, ds.length, outer.length, T, acc, start, pairs);
+    const L = Math.ceil(nRed / chunks), threads = threadsPer(L);
+    const src = reduceKernel({
+      op,
+      value: this.value(e, slots, (a) => order.indexOf(a)),
+      inputs: inputs.length,
+      bindings,
+      rank: ds.length,
+      outer: outer.length,
+      threads,
+      acc,
+      init: start,
+      pairs,
+    });
     const params = [nOut * chunks, nRed, ...ds.map((d) => d.n)];
     inputs.forEach((x, k) => params.push(x.view.offset, ...ds.map((d) => d.s[k])));
     params.push(chunks, L);
-    const grid = this.gpu.grid(Math.ceil((nOut * chunks) / (256 / T)));
+    const grid = this.gpu.grid(Math.ceil((nOut * chunks) / (256 / threads)));
     this.gpu.dispatch(`reduce-${op} ${key(e).slice(0, 80)}`, src, bindings, bufs, params, grid);
     return out;
   }
 
-  /** Register-blocked matmul on packed operands (see `matmulVec4Kernel`; `panelMatmul` on CPU adapters). */
+  /** Matmul on packed operands: workgroup tiles on GPUs (`tiledMatmulKernel`), register blocks on
+   * CPU adapters (`matmulVec4Kernel`; `setBackend("auto")` prefers the CPU backend there anyway). */
   matmul(a: Src, b: Src): BackendBuffer {
     if (a.buf.dtype === "i32" && b.buf.dtype === "i32") return this.intMatmul(a, b);
     if (a.buf.dtype !== "f32" || b.buf.dtype !== "f32") throw new Error("webgpu: matmul supports f32 only");
@@ -238,7 +250,6 @@ export class WebGpuBackend implements Backend {
     if (K === 0) return this.map(cnst(0, "f32"), [], [...batchShape, M, N]);
     const out = this.alloc(numel(batchShape) * M * N, "f32");
     if (numel(batchShape) * M * N === 0) return out;
-    if (this.gpu.cpuLike && N >= 128) return this.panelMatmul(a, b, out);
     const pa = this.packed(a, K), pb = this.packed(b, N, true);
     const Kp = Math.ceil(K / 4) * 4, Np = Math.ceil(N / 4) * 4;
     const strides = [pa.src.view.strides, pb.src.view.strides, contiguousStrides([...batchShape, M, N])];
@@ -247,16 +258,16 @@ export class WebGpuBackend implements Backend {
     if (nz > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
       throw new Error(`webgpu: matmul batch ${nz} too large`);
     }
-    const [tm, tb, wx, wy] = M * N * K >= 64 ** 3 ? TILES.cpu : TILES.cpuSmall; // unused on GPUs (tiled)
     const params = [M, Kp, N, Np, ...batch.map((d) => d.n), ...batch.map((d) => d.s[0])];
     params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset, K);
     const bindings = [RO("vec4<f32>"), RO("vec4<f32>"), { type: "f32", write: true }];
     // Real GPUs: workgroup-memory tiles (tiled.ts); CPU adapters: register blocks, no barriers.
     const tiled = !this.gpu.cpuLike;
-    const src = tiled ? tiledMatmulKernel(batch.length) : matmulVec4Kernel(batch.length, tm, tb, wx, wy);
+    const block = M * N * K >= 64 ** 3 ? BLOCKS.big : BLOCKS.small;
+    const src = tiled ? tiledMatmulKernel(batch.length) : matmulVec4Kernel(batch.length, block);
     const grid: [number, number, number] = tiled
       ? tiledMatmulGrid(M, N, nz)
-      : [Math.ceil(Np / 4 / tb / wx), Math.ceil(M / tm / wy), nz];
+      : [Math.ceil(Np / 4 / block.tb / block.wx), Math.ceil(M / block.tm / block.wy), nz];
     this.gpu.dispatch(
       `matmul ${M}x${K}x${N}`,
       src,
@@ -266,38 +277,6 @@ export class WebGpuBackend implements Backend {
       grid,
     );
     for (const x of [pa, pb]) if (x.tmp) this.free(x.src.buf);
-    return out;
-  }
-
-  /** `matmul` on CPU adapters for N ≥ 128 (`panelMatmulKernel`, ~2× the vec4 kernel): A copied
-   * to zero-padded [...batch, k chunk, Mp, Kc] (plus slack for the last 64 KiB window), then one
-   * dispatch per chunk, batch index and 64 KiB of rows; chunks after the first add to C. */
-  private panelMatmul(a: Src, b: Src, out: BackendBuffer): BackendBuffer {
-    const v = a.view, r = v.shape.length, batchShape = v.shape.slice(0, -2), s = v.strides;
-    const [M, K, N] = [v.shape[r - 2], v.shape[r - 1], b.view.shape[r - 1]];
-    const Kp = Math.ceil(K / 4) * 4, Kc = Math.min(Kp, 512), nch = Math.ceil(Kp / Kc);
-    const Mp = Math.ceil(M / 32) * 32, N4 = Math.ceil(N / 4), rows = 32 * Math.floor(512 / Kc); // 64 KiB
-    const shape = [...batchShape, nch, Mp, Kc];
-    const view = { shape, strides: [...s.slice(0, -2), Kc * s[r - 1], ...s.slice(-2)], offset: v.offset };
-    // k ≥ K zeroed (0·Inf in B's padding would be NaN); rows ≥ M are computed but never stored.
-    const inside = bin("lt", bin("add", bin("mul", idx(r - 2), cnst(Kc, "i32")), idx(r)), cnst(K, "i32"));
-    const pa = this.alloc(numel(shape) + 16384, "f32");
-    this.map(where(inside, load(0, "f32"), cnst(0, "f32")), [{ buf: a.buf, view }], shape, whole(pa, shape));
-    const pb = this.packed(b, N, true), bufs = [pb.src.buf, out, pa].map(raw), bs = pb.src.view.strides;
-    const b0 = pb.src.view.offset, zs = contiguousStrides(batchShape);
-    const bindings = [RO("vec4<f32>"), { type: "f32", write: true }, { ...RO("vec4<f32>"), uniform: true }];
-    for (let c = 0; c < nch; c++) {
-      for (let z = 0; z < numel(batchShape); z++) {
-        const ob = batchShape.reduce((o, n, d) => o + (Math.floor(z / zs[d]) % n) * bs[d], b0);
-        for (let m0 = 0; m0 < M; m0 += rows) {
-          const params = [M, Kc, N, N4, m0, ob / 4 + c * Kc * N4, z * M * N, c, Math.min(Kc, Kp - c * Kc)];
-          const at = ((z * nch + c) * Mp + m0) * Kc * 4;
-          const grid: [number, number] = [Math.ceil(N4 / 16), Math.min(rows, Mp - m0) / 32];
-          this.gpu.dispatch(`matmul ${M}x${K}x${N}`, PANEL_KERNEL, bindings, bufs, params, grid, [at]);
-        }
-      }
-    }
-    for (const x of pb.tmp ? [pa, pb.src.buf] : [pa]) this.free(x);
     return out;
   }
 
@@ -343,9 +322,9 @@ export class WebGpuBackend implements Backend {
     const ds = dims(shape, views, 0, shape.length);
     const t = wgslType(src.buf.dtype);
     const { bufs, bindings, slots } = this.bind([index, src], raw(out), t);
-    const rank = ds.length, extra = 2 + rank + 3 * (rank + 1);
-    const value = `B${slots[1]}[o1 + B${slots[0]}[o0] * ${p(extra)}]`;
-    const code = stridedKernel("map", value, 2, bindings, rank, rank, 1, t, "", "", 1);
+    // The axis stride is one extra param after the output's view (view 2).
+    const rank = ds.length, value = `B${slots[1]}[o1 + B${slots[0]}[o0] * ${p(viewAt(rank, 3))}]`;
+    const code = mapKernel({ value, inputs: 2, bindings, rank, extraParams: 1 });
     const params = [n, 1, ...ds.map((d) => d.n)];
     [index.view.offset, src.view.offset, 0].forEach((o, k) => params.push(o, ...ds.map((d) => d.s[k])));
     params.push(src.view.strides[axis]);
@@ -375,6 +354,7 @@ export class WebGpuBackend implements Backend {
   flush(): Promise<void> {
     this.gpu.check();
     this.gpu.submit();
+    this.gpu.report();
     return Promise.resolve();
   }
 

@@ -1,13 +1,14 @@
 /**
  * The device: adapter and device with the adapter's real limits, a size-class buffer pool, one
  * pending command encoder that every dispatch records into (submitted only on read, flush or every
- * few hundred dispatches, since a submit costs ~0.5 ms on the software adapters), a per-submit
+ * 1024 dispatches, since a submit costs ~0.5 ms on the software adapters), a per-submit
  * arena of uniform params bound with dynamic offsets, pipeline and bind-group caches, and errors
  * (device loss, out-of-memory, invalid kernels) turned into an Error on the next call.
  */
-import { type Binding, wgslType } from "./wgsl.ts";
+import type { Binding } from "./kernels.ts";
 import type { DType } from "../exp.ts";
 import { envVar } from "../backend.ts";
+import { wgslType } from "../render/wgsl.ts";
 
 /** A pooled GPU buffer: `cap` bytes; `use` is the submit number that last used it. */
 export interface Raw {
@@ -49,7 +50,8 @@ export class Gpu {
   private readonly pipelines = new Map<string, Pipe>();
   private readonly groups = new Map<string, GPUBindGroup>();
   private readonly debug = envVar("TENSOR_DEBUG") ?? "";
-  private readonly stats = { dispatches: 0, submits: 0, readbacks: 0, bytes: 0 };
+  /** Since the last `report`: pipelines compiled, dispatches recorded, bytes of new buffers. */
+  private stats = { compiled: 0, launches: 0, allocated: 0 };
   private readonly lost: Promise<never>;
 
   private constructor(readonly device: GPUDevice, adapter: GPUAdapter) {
@@ -117,12 +119,12 @@ export class Gpu {
     this.device.pushErrorScope("out-of-memory");
     const buf = this.device.createBuffer({
       size: cap,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST |
-        (this.cpuLike ? GPUBufferUsage.UNIFORM : 0), // for the matmul's uniform panels
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
     this.device.popErrorScope().then((e) => {
       if (e) this.error ??= `webgpu: out of memory allocating ${cap} bytes: ${e.message}`;
     });
+    this.stats.allocated += cap;
     return { buf, cap, id: this.nextId++, use: -1 };
   }
 
@@ -162,8 +164,7 @@ export class Gpu {
     return [Math.ceil(n / y), y];
   }
 
-  /** Record one dispatch of `source` (compiled once) over `bufs` with uniform `params`; `offsets`:
-   * the byte offsets of the `uniform` bindings' 64 KiB windows. */
+  /** Record one dispatch of `source` (compiled once) over `bufs` with uniform `params`. */
   dispatch(
     tag: string,
     source: string,
@@ -171,7 +172,6 @@ export class Gpu {
     bufs: Raw[],
     params: ArrayLike<number>,
     grid: [number, number, number?],
-    offsets: number[] = [],
   ): void {
     this.check();
     const { pipe, layout, id } = this.pipeline(tag, source, bindings);
@@ -194,7 +194,7 @@ export class Gpu {
           { binding: 0, resource: { buffer: this.arenaBuf, size: bytes } },
           ...bufs.map((b, i) => ({
             binding: i + 1,
-            resource: { buffer: b.buf, size: bindings[i].uniform ? 65536 : undefined },
+            resource: { buffer: b.buf },
           })),
         ],
       });
@@ -203,9 +203,9 @@ export class Gpu {
     for (const b of bufs) b.use = this.submits;
     this.pass ??= this.encoder.beginComputePass();
     this.pass.setPipeline(pipe);
-    this.pass.setBindGroup(0, group, [at, ...offsets]);
+    this.pass.setBindGroup(0, group, [at]);
     this.pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
-    this.stats.dispatches++;
+    this.stats.launches++;
     if (++this.pending >= SUBMIT_EVERY) this.submit();
   }
 
@@ -225,9 +225,7 @@ export class Gpu {
         ...bindings.map((b, i) => ({
           binding: i + 1,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: b.uniform
-            ? { type: "uniform" as const, hasDynamicOffset: true }
-            : { type: b.write ? "storage" as const : "read-only-storage" as const },
+          buffer: { type: b.write ? "storage" as const : "read-only-storage" as const },
         })),
       ],
     });
@@ -241,6 +239,7 @@ export class Gpu {
     });
     p = { pipe, layout, id: this.pipelines.size };
     this.pipelines.set(source, p);
+    this.stats.compiled++;
     return p;
   }
 
@@ -255,14 +254,22 @@ export class Gpu {
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = this.device.createCommandEncoder();
     this.submits++;
-    this.stats.submits++;
-    if (this.debug.includes("stats")) {
-      console.log(`[webgpu] submit: ${this.pending} commands (total ${JSON.stringify(this.stats)})`);
-    }
     this.pending = 0;
     this.arenaUsed = 0;
     for (const r of this.deferred) this.toPool(r);
     this.deferred = [];
+  }
+
+  /** With TENSOR_DEBUG=stats, print one line of counts since the last report (the backend reports
+   * at each flush, a training step's end). */
+  report(): void {
+    if (!this.debug.includes("stats")) return;
+    const { compiled, launches, allocated } = this.stats;
+    console.log(
+      `[webgpu] flush: ${compiled} kernels compiled, ${launches} launches, ${allocated} bytes allocated, ` +
+        `${this.pooled} bytes pooled`,
+    );
+    this.stats = { compiled: 0, launches: 0, allocated: 0 };
   }
 
   /** Copy `bytes` of a buffer to the host: staging copy, submit, map (racing device loss). */
@@ -284,9 +291,6 @@ export class Gpu {
       this.check();
       const out = staging.getMappedRange().slice(0);
       staging.unmap();
-      this.stats.readbacks++;
-      this.stats.bytes += bytes;
-      if (this.debug.includes("stats")) console.log(`[webgpu] readback: ${bytes} bytes`);
       return out;
     } catch (e) {
       this.check();

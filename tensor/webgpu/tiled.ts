@@ -15,21 +15,27 @@
  * Params: [M, Kp, N, Np, batchShape[nb], A batch strides[nb], B batch strides[nb], A offset,
  * B offset, K] (floats; offsets and strides multiples of 4).
  */
-import { dot, kernel, p, unravel } from "./wgsl.ts";
+import { dot, kernel, p, unravel } from "./kernels.ts";
+
+/** A tile of `tiledMatmulKernel`: each thread computes `tm` × `tn` of C (multiples of 4), and
+ * K advances in slabs of `bk` (a multiple of 4). */
+export interface Tile {
+  /** Rows of C per thread. */
+  tm: number;
+  /** Columns of C per thread. */
+  tn: number;
+  /** K per slab. */
+  bk: number;
+}
 
 /** The default tile: 8 rows × 4 columns per thread (a 128×64 tile of C per workgroup), k-slabs of
  * 16. Measured on an H100 (bench/matmul_gpu.ts): the fastest of 64×64, 64×128, 128×64 and 128×128
  * tiles at 2048–8192; 8×8 per thread (128×128) ran 5× slower there (register pressure). */
-export const TILED = { tm: 8, tn: 4, bk: 16 } as const;
+export const TILED: Readonly<Tile> = { tm: 8, tn: 4, bk: 16 };
 
 /** The WGSL source; bindings A, B (vec4<f32>, read), C (f32, write); `nb` batch dims. Workgroup
  * memory: (16·tm + 16·tn)·bk·4 bytes (12 KiB for the default tile). */
-export function tiledMatmulKernel(
-  nb: number,
-  tm: number = TILED.tm,
-  tn: number = TILED.tn,
-  bk: number = TILED.bk,
-): string {
+export function tiledMatmulKernel(nb: number, { tm, tn, bk }: Tile = TILED): string {
   if (tm % 4 || tn % 4 || bk % 4 || !tm || !tn || !bk) {
     throw new Error(`tiled matmul: bad tile ${tm}x${tn}x${bk}`);
   }
@@ -46,7 +52,7 @@ export function tiledMatmulKernel(
   // Workgroup memory: A slab transposed to k-major (As[k][m]) so a thread's tm rows are vec4 reads;
   // B slab as is (Bs[k][n]). A thread's columns are strided by 64 floats (vec4 tx + 16·j) so the
   // 16 threads of a row read 256 contiguous bytes: no bank conflicts, coalesced stores.
-  const extra = `var<workgroup> As: array<vec4<f32>, ${BK * AQ}>;
+  const decls = `var<workgroup> As: array<vec4<f32>, ${BK * AQ}>;
 var<workgroup> Bs: array<vec4<f32>, ${BK * BQ}>;
 `;
   let body = `  let tx = i32(lid % 16u); let ty = i32(lid / 16u);
@@ -109,16 +115,15 @@ ${[...Array(BK).keys()].map(step).join("")}  }
     }    } }\n`
   ).join("");
   const vec4 = { type: "vec4<f32>", write: false };
-  return kernel(7 + 3 * nb, [vec4, vec4, { type: "f32", write: true }], body, 256, extra);
+  return kernel({ params: 7 + 3 * nb, bindings: [vec4, vec4, { type: "f32", write: true }], body, decls });
 }
 
-/** Workgroup grid [x: N tiles, y: M tiles, z: batch] for `tiledMatmulKernel(nb, tm, tn, bk)`. */
+/** Workgroup grid [x: N tiles, y: M tiles, z: batch] for `tiledMatmulKernel(nb, tile)`. */
 export function tiledMatmulGrid(
   M: number,
   N: number,
   batch: number,
-  tm: number = TILED.tm,
-  tn: number = TILED.tn,
+  tile: Tile = TILED,
 ): [number, number, number] {
-  return [Math.ceil(N / (16 * tn)), Math.ceil(M / (16 * tm)), batch];
+  return [Math.ceil(N / (16 * tile.tn)), Math.ceil(M / (16 * tile.tm)), batch];
 }

@@ -1,0 +1,221 @@
+/**
+ * The WebAssembly SIMD renderer: an f32 `Exp` as a wasm function that computes four elements at a
+ * time, for the CPU backend's maps and last-axis reductions. It covers the common case only: f32
+ * loads (bool as intermediate masks), views that collapse to rows × a run of stride 1 or 0. The
+ * rest (i32, bool and f64 results, `pow`, `idx`, odd strides) stays on the JavaScript renderer,
+ * which remains the reference (tests/wasm_render_test.ts compares the two).
+ *
+ * Arithmetic rounds to f32 at every node (the JavaScript path rounds once, at the store), and
+ * exp/log/tanh/sigmoid are polynomials after range reduction (Cephes' expf, logf, tanhf); measured
+ * against Math.* in f64 their relative error stays below 2e-7 (see the test). exp flushes results
+ * below 2⁻¹⁴⁹ to 0; NaN and ±Infinity propagate as in JavaScript. Sums accumulate in f64.
+ */
+import { numel, type View } from "../backend.ts";
+import { type Exp, key, type Op } from "../exp.ts";
+import { asm, type Func, heap, I32, instantiate, uleb, V128, vec } from "../wasm.ts";
+
+/** c[0]·xⁿ + … + c[n] by Horner's rule, x in local `x`. */
+const poly = (x: number, c: number[]) =>
+  `${c[0]} ${c.slice(1).map((k) => `get:${x} f.mul ${k} f.add`).join(" ")}`;
+/** ln 2 in two parts, the first exact in 9 bits (so n·LN2_HI is exact), and 2^n for i32 lanes n
+ * from −126 to 127 (n + 127 in the exponent bits). */
+const [LN2_HI, LN2_LO, POW2] = [0.693359375, -2.12194440e-4, "i4:127 i.add i32:23 i.shl"];
+const math = (locals: number, code: string): Func => ({
+  params: [V128],
+  results: [V128],
+  body: [1, locals, V128, ...asm(code), 0x0b],
+});
+
+/** The math functions every module starts with (func 0 to 3), each v128 → v128. */
+// deno-fmt-ignore
+const MATH: Func[] = [
+  // exp: x = n·ln2 + r with |r| ≤ ½ln2, eʳ by a degree-7 polynomial, 2ⁿ in two halves (so results
+  // from 2⁻¹⁴⁹ to 2¹²⁸ need no special case). NaN passes min and max. Locals: 0 x, 1 n, 2 r, 3 n as
+  // i32, 4 n/2.
+  math(4, `get:0 89 f.min -104 f.max set:0 get:0 ${Math.LOG2E} f.mul f.nearest tee:1 i.trunc_f set:3
+    get:0 get:1 ${LN2_HI} f.mul f.sub get:1 ${LN2_LO} f.mul f.sub set:2
+    ${poly(2, [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1])}
+    get:2 f.mul get:2 f.mul get:2 f.add 1 f.add
+    get:3 i32:1 i.shr_s tee:4 ${POW2} f.mul get:3 get:4 i.sub ${POW2} f.mul`),
+  // log: x = m·2ᵉ with m in [√½, √2), log m by a polynomial in f = m − 1. A subnormal x is scaled by
+  // 2²³ first; 0 → −∞, ∞ → ∞, negative or NaN → NaN. Locals: 0 x, 1 scaled x, 2 e, 3 m then f, 4 f²,
+  // 5 masks.
+  math(5, `get:0 1.17549435e-38 f.lt set:5 get:0 8388608 f.mul get:0 get:5 v.select set:1
+    get:1 i32:23 i.shr_u i4:255 v.and i4:126 i.sub f.convert_i 23 get:5 v.and f.sub set:2
+    get:1 i4:${0x007fffff} v.and i4:${0x3f000000} v.or tee:3 ${Math.SQRT1_2} f.lt set:5
+    get:3 get:3 get:5 v.and f.add 1 f.sub set:3 get:2 1 get:5 v.and f.sub set:2 get:3 get:3 f.mul set:4
+    ${poly(3, [7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+      -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1])}
+    get:3 f.mul get:4 f.mul get:2 ${LN2_LO} f.mul f.add get:4 0.5 f.mul f.sub get:3 f.add get:2 ${LN2_HI} f.mul f.add set:1
+    -Infinity get:1 get:0 0 f.eq v.select set:1 Infinity get:1 get:0 Infinity f.eq v.select set:1
+    NaN get:1 get:0 0 f.ge v.not v.select`),
+  // tanh: below |x| = 0.625 an odd polynomial, above 1 − 2/(e²ˣ + 1) given x's sign. Locals: 0 x, 1 |x|,
+  // 2 x².
+  math(2, `get:0 f.abs set:1 get:0 get:0 f.mul set:2
+    ${poly(2, [-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1])}
+    get:2 f.mul get:0 f.mul get:0 f.add
+    1 2 get:1 2 f.mul call:0 1 f.add f.div f.sub get:0 i4:${-0x80000000} v.and v.or get:1 0.625 f.lt v.select`),
+  math(0, "1 1 get:0 f.neg call:0 f.add f.div"), // sigmoid: 1/(1 + e⁻ˣ)
+];
+
+/** Each op's code after its operands' (or with them at `$`); bools are lane masks: all ones or zero. */
+// deno-fmt-ignore
+const TEMPLATES: Partial<Record<Op, string>> = {
+  where: "v.select", neg: "f.neg", abs: "f.abs", sqrt: "f.sqrt", rsqrt: "1 $ f.sqrt f.div", floor: "f.floor",
+  exp: "call:0", log: "call:1", tanh: "call:2", sigmoid: "call:3", relu: "0 f.max", not: "v.not",
+  add: "f.add", sub: "f.sub", mul: "f.mul", div: "f.div", max: "f.max", min: "f.min", and: "v.and", or: "v.or",
+  lt: "f.lt", le: "f.le", gt: "f.gt", ge: "f.ge", eq: "f.eq", ne: "f.ne",
+};
+const CAST = { bool: "0 f.ne", f32: "1 v.and" }; // f32 → bool, bool → f32 (1 or 0)
+
+/** Whether `e` renders here: f32 and bool nodes over f32 loads, bool only from comparisons. */
+export function supported(e: Exp): boolean {
+  if (e.op === "load") return e.dtype === "f32";
+  if (e.op === "const") return e.dtype === "f32" || e.dtype === "bool";
+  if (!TEMPLATES[e.op as Op] || (e.dtype !== "f32" && e.dtype !== "bool")) return false;
+  const want = ["and", "or", "not"].includes(e.op) ? "bool" : e.op === "where" ? e.dtype : "f32";
+  return e.src.every((s, i) =>
+    supported(s) &&
+    (e.op === "cast" ? s.dtype !== e.dtype : s.dtype === (e.op === "where" && !i ? "bool" : want))
+  );
+}
+
+/** How a kernel consumes each value: stored (map), or folded into a sum, max or min per row. */
+export type Mode = "map" | "sum" | "max" | "min";
+
+/**
+ * The kernel f(rows, n, out, p0, rs0, p1, rs1, …): for each of `rows` rows, evaluate `e` at n
+ * columns, where input k's row starts at byte pk (moving rsk bytes per row) and steps 4 bytes per
+ * column (or 0 where `splat[k]`). A map stores rows of n floats at out (the last group of four may
+ * spill up to 3 floats past a row; the next row overwrites them); a reduction stores one float per
+ * row. Locals: params, then j (byte column) and nb (bytes per row), then v128 accumulators, the
+ * lane limit, and one local per subtree used twice.
+ */
+function kernel(mode: Mode, e: Exp, splats: boolean[]): Func {
+  const P = 3 + 2 * splats.length, [j, nb, acc, acc2, lim, v] = [P, P + 1, P + 2, P + 3, P + 4, P + 5];
+  const count = new Map<string, number>();
+  const tally = (n: Exp) => (count.set(key(n), (count.get(key(n)) ?? 0) + 1), n.src.forEach(tally));
+  tally(e);
+  const temps = new Map<string, number>();
+  const walk = (n: Exp): string => {
+    if (n.op === "const") {
+      return n.dtype === "bool" ? `i4:${n.v ? -1 : 0}` : Object.is(n.v, -0) ? "-0" : `${n.v}`;
+    }
+    const k = key(n), t = temps.get(k);
+    if (t !== undefined) return `get:${t}`;
+    const code = n.op === "load"
+      ? splats[n.i] ? `get:${3 + 2 * n.i} v.load_splat` : `get:${3 + 2 * n.i} get:${j} i32.add v.load`
+      : n.op === "cast"
+      ? `${operands(n)} ${CAST[n.dtype as "f32" | "bool"]}`
+      : TEMPLATES[n.op as Op]!.includes("$")
+      ? TEMPLATES[n.op as Op]!.replace("$", operands(n))
+      : `${operands(n)} ${TEMPLATES[n.op as Op]}`;
+    if (count.get(k)! < 2) return code;
+    temps.set(k, v + 1 + temps.size);
+    return `${code} tee:${v + temps.size}`;
+  };
+  // Operands are walked in the order their code runs (`where` runs c last, as v.select wants), so
+  // that a subtree shared by two operands is stored into its local before any read of it.
+  const operands = (n: Exp) => {
+    const code: string[] = [];
+    for (const i of n.op === "where" ? [1, 2, 0] : n.src.keys()) code[i] = walk(n.src[i]);
+    return (n.op === "where" ? [code[1], code[2], code[0]] : code).join(" ");
+  };
+  const value = walk(e), id = mode === "sum" ? "0" : mode === "max" ? "-Infinity" : "Infinity";
+  // Reductions replace the lanes past n with the identity: those whose byte column j + 4·lane ≥ nb.
+  const masked = `${value} ${id} get:${j} i.splat i4:0,4,8,12 i.add get:${lim} i.lt_s v.select`;
+  const [fold, finish] = {
+    map: [`get:2 get:${j} i32.add ${value} v.store`, ""],
+    // Four lanes summed in two f64x2 accumulators (f64 like the JavaScript kernels), then added up.
+    sum: [
+      `${masked} tee:${v} d.promote get:${acc} d.add set:${acc} get:${v} get:${v} v.high d.promote get:${acc2} d.add set:${acc2}`,
+      `get:2 get:${acc} get:${acc2} d.add tee:${acc} d.lane:0 get:${acc} d.lane:1 f64.add f32.demote f32.store`,
+    ],
+    max: [`${masked} get:${acc} f.max set:${acc}`, ""],
+    min: [`${masked} get:${acc} f.min set:${acc}`, ""],
+  }[mode];
+  const lane = (l: number) => `get:${acc} f.lane:${l}`;
+  const end = mode === "max" || mode === "min"
+    ? `get:2 ${lane(0)} ${[1, 2, 3].map((l) => `${lane(l)} f32.${mode}`).join(" ")} f32.store`
+    : finish;
+  const row = `${id} set:${acc} ${id} set:${acc2} i32:0 set:${j}
+    block loop get:${j} get:${nb} i32.ge_s br_if:1 ${fold} get:${j} i32:16 i32.add set:${j} br:0 end end
+    ${end} get:2 ${mode === "map" ? `get:${nb}` : "i32:4"} i32.add set:2
+    ${splats.map((_, k) => `get:${3 + 2 * k} get:${4 + 2 * k} i32.add set:${3 + 2 * k}`).join(" ")}`;
+  // The row loop runs `rows` ≥ 1 times.
+  const code =
+    `get:1 i32:4 i32.mul tee:${nb} i.splat set:${lim} loop ${row} get:0 i32:1 i32.sub tee:0 br_if:0 end`;
+  const locals = vec([[2, I32], [...uleb(4 + temps.size), V128]]);
+  return { params: new Array(P).fill(I32), results: [], body: [...locals, ...asm(code), 0x0b] };
+}
+
+const kernels = new Map<string, ((...args: number[]) => void) | null>();
+
+/** Merge dims [a, b) of `shape` into one for every view, skipping size-1 dims: the merged size and
+ * each view's stride, or null when a view's strides there are not nested (a transpose, a slice). */
+function merge(
+  shape: readonly number[],
+  views: View[],
+  a: number,
+  b: number,
+): { n: number; s: number[] } | null {
+  let n = 1;
+  const s = views.map(() => 0);
+  for (let d = b - 1; d >= a; d--) {
+    if (shape[d] === 1) continue;
+    for (let k = 0; k < views.length; k++) {
+      if (n === 1) s[k] = views[k].strides[d];
+      else if (views[k].strides[d] !== s[k] * n) return null;
+    }
+    n *= shape[d];
+  }
+  return { n, s };
+}
+
+/**
+ * Run `e` over `shape` with WebAssembly SIMD: a map into `out` from `at` (row-major), or a reduction
+ * of the last `shape.length - split` axes into `out` (one float per row). Inputs are copied into
+ * wasm memory and the result out. Returns false, having written nothing, when this case is not
+ * covered (the caller runs the JavaScript kernel).
+ */
+export function runWasm(
+  mode: Mode,
+  e: Exp,
+  inputs: { data: ArrayLike<number>; view: View }[],
+  shape: readonly number[],
+  split: number,
+  out: Float32Array,
+  at = 0,
+): boolean {
+  if (e.dtype !== "f32" || !inputs.every((x) => x.data instanceof Float32Array) || !supported(e)) {
+    return false;
+  }
+  const views = inputs.map((x) => x.view);
+  // Rows × columns: for a map, the longest run of trailing dims every input reads with stride 1 or 0.
+  let rows: { n: number; s: number[] } | null = null, cols: { n: number; s: number[] } | null = null;
+  for (let d = mode === "map" ? 0 : split; d <= (mode === "map" ? shape.length - 1 : split) && !rows; d++) {
+    cols = merge(shape, views, d, shape.length);
+    if (cols && cols.s.every((s) => s === 0 || s === 1)) rows = merge(shape, views, 0, d);
+  }
+  if (!rows || !cols || rows.s.some((s) => s < 0)) return false;
+  if (rows.n === 0) return true; // nothing to write
+  const splats = cols.s.map((s) => s === 0 || cols.n === 1);
+  const k = `${mode}|${splats.map(Number).join("")}|${key(e)}`;
+  if (!kernels.has(k)) kernels.set(k, instantiate([...MATH, kernel(mode, e, splats)]));
+  const f = kernels.get(k);
+  if (!f) return false;
+  // Copy each input's span to a 16-byte aligned place, with 16 bytes of slack for the last lanes.
+  const spans = inputs.map((_, i) => (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n));
+  if (spans.some((n) => n > 2 * numel(shape) + 4)) return false; // a sparse view: not worth copying
+  const ptrs = spans.reduce((p, n) => [...p, p[p.length - 1] + 4 * Math.ceil(n / 4 + 1)], [0]);
+  const count = mode === "map" ? rows.n * cols.n : rows.n;
+  const h = heap(4 * (ptrs[ptrs.length - 1] + count + 4));
+  if (!h) return false;
+  inputs.forEach((x, i) =>
+    h.set((x.data as Float32Array).subarray(x.view.offset, x.view.offset + spans[i]), ptrs[i])
+  );
+  const o = ptrs[ptrs.length - 1];
+  if (rows.n > 0) f(rows.n, cols.n, 4 * o, ...inputs.flatMap((_, i) => [4 * ptrs[i], 4 * rows.s[i]]));
+  out.set(h.subarray(o, o + count), at);
+  return true;
+}

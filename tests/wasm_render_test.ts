@@ -1,0 +1,156 @@
+// The WebAssembly SIMD renderer (tensor/render/wasm.ts) against the JavaScript one, the reference:
+// random expressions over random views, special values, and the math functions' error bounds.
+import assert from "node:assert/strict";
+import type { View } from "../tensor/backend.ts";
+import { CpuBackend } from "../tensor/cpu.ts";
+import * as X from "../tensor/exp.ts";
+import { rng } from "../tensor/mod.ts";
+import { runWasm } from "../tensor/render/wasm.ts";
+
+const js = new CpuBackend(), wasm = new CpuBackend();
+js.wasm = false;
+
+/** A random f32 expression over `inputs` loads, mostly bounded so that tolerances stay meaningful. */
+function randomExp(r: () => number, inputs: number, depth: number): X.Exp {
+  const pick = <T>(a: T[]) => a[Math.floor(r() * a.length)];
+  if (depth === 0 || r() < 0.2) {
+    return r() < 0.8 ? X.load(Math.floor(r() * inputs), "f32") : X.cnst(r() * 4 - 2, "f32");
+  }
+  const a = () => randomExp(r, inputs, depth - 1);
+  const abs1 = (e: X.Exp) => X.bin("add", X.un("abs", e), X.cnst(1, "f32"));
+  return pick<() => X.Exp>([
+    () => X.bin(pick(["add", "sub", "mul", "max", "min"] as const), a(), a()),
+    () => X.bin("div", a(), abs1(a())),
+    () => X.un(pick(["neg", "abs", "tanh", "sigmoid", "relu", "floor"] as const), a()),
+    () => X.un("exp", X.un("tanh", a())),
+    () => X.un(pick(["log", "sqrt", "rsqrt"] as const), abs1(a())),
+    () => X.where(X.bin(pick(["lt", "le", "gt", "ge", "eq", "ne"] as const), a(), a()), a(), a()),
+    () => X.cast(X.bin("or", X.bin("gt", a(), a()), X.un("not", X.bin("lt", a(), X.cnst(0, "f32")))), "f32"),
+  ])();
+}
+
+/** A view of `shape` into a fresh buffer: contiguous, broadcast along some dims, offset, or transposed. */
+function randomView(r: () => number, shape: number[]): { data: Float32Array; view: View } {
+  const kind = Math.floor(r() * 4);
+  const dims = shape.map((n, d) =>
+    (kind === 1 && r() < 0.5) || (kind === 2 && d === shape.length - 1) ? 1 : n
+  );
+  let strides = dims.map((_, d) => dims.slice(d + 1).reduce((a, b) => a * b, 1)).map((s, d) =>
+    dims[d] === 1 ? 0 : s
+  );
+  if (kind === 3 && shape.length >= 2) strides = [...strides.slice(0, -2), 1, dims[dims.length - 2]]; // transposed
+  const offset = Math.floor(r() * 3);
+  const size = offset + dims.reduce((a, b) => a * b, 1);
+  const data = Float32Array.from({ length: size }, () => (r() * 2 - 1) * 3);
+  return { data, view: { shape, strides, offset } };
+}
+
+/** Both backends' results agree: NaN where NaN, else within 1e-4 of (1 + |reference|). */
+function close(got: ArrayLike<number>, want: ArrayLike<number>, what: string) {
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(want[i]) || !Number.isFinite(want[i])) {
+      assert.ok(Object.is(got[i], want[i]), `${what} [${i}]`);
+    } else {assert.ok(
+        Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])),
+        `${what} [${i}]: ${got[i]} vs ${want[i]}`,
+      );}
+  }
+}
+
+async function both(f: (be: CpuBackend) => ReturnType<CpuBackend["map"]>, what: string) {
+  close(await wasm.read(f(wasm)), await js.read(f(js)), what);
+}
+
+Deno.test("wasm renderer: random expressions over random views match JavaScript (maps and reductions)", async () => {
+  const r = rng(42);
+  const shapes = [[3000], [37, 61], [2, 3, 257], [1, 1025], [65, 17], [0, 2000], [2000, 0], [4, 1, 333], [
+    70000,
+  ]];
+  for (let t = 0; t < 120; t++) {
+    const shape = shapes[t % shapes.length];
+    const n = 1 + Math.floor(r() * 3);
+    const e = randomExp(r, n, 4);
+    const ins = Array.from({ length: n }, () => randomView(r, shape));
+    const srcs = (be: CpuBackend) => ins.map((x) => ({ buf: be.upload(x.data, "f32"), view: x.view }));
+    await both((be) => be.map(e, srcs(be), shape), `map ${X.key(e)} over ${shape}`);
+    const op = (["sum", "max", "min"] as const)[t % 3];
+    const axes = t % 2 || shape.length === 1 ? [shape.length - 1] : shape.map((_, d) => d).slice(1);
+    await both(
+      (be) => be.reduce(op, e, srcs(be), shape, axes),
+      `${op} ${X.key(e)} over ${shape} axes ${axes}`,
+    );
+  }
+});
+
+Deno.test("wasm renderer: NaN, ±Infinity, ±0 and subnormals behave as in JavaScript", async () => {
+  const special = [
+    NaN,
+    Infinity,
+    -Infinity,
+    0,
+    -0,
+    1e-40,
+    -1e-40,
+    1e-45,
+    3e38,
+    -3e38,
+    88.5,
+    89,
+    -87.5,
+    -104,
+    1,
+    -1,
+  ];
+  const data = Float32Array.from({ length: 2048 }, (_, i) => special[i % special.length]);
+  const src = (
+    be: CpuBackend,
+  ) => [{ buf: be.upload(data, "f32"), view: { shape: [2048], strides: [1], offset: 0 } }];
+  const x = X.load(0, "f32");
+  for (
+    const op of ["exp", "log", "tanh", "sigmoid", "neg", "abs", "sqrt", "rsqrt", "relu", "floor"] as const
+  ) {
+    const want = await js.read(js.map(X.un(op, x), src(js), [2048]));
+    const got = await wasm.read(wasm.map(X.un(op, x), src(wasm), [2048]));
+    for (let i = 0; i < 16; i++) {
+      // Finite values agree within 2e-7 relative, or 1e-38 absolute: JavaScript's tanh of a
+      // subnormal is 0, WebAssembly's the subnormal itself (which is closer).
+      const ok = Object.is(got[i], want[i]) ||
+        (Number.isFinite(want[i]) && Math.abs(got[i] - want[i]) <= 2e-7 * Math.abs(want[i]) + 1e-38);
+      assert.ok(ok, `${op}(${data[i]}): ${got[i]} vs ${want[i]}`);
+    }
+  }
+  for (const op of ["max", "min", "sum"] as const) {
+    const shape = [128, 16]; // each row holds every special value
+    await both((be) => be.reduce(op, x, src(be), shape, [1]), op);
+  }
+});
+
+Deno.test("wasm renderer: exp, log, tanh, sigmoid within 2e-7 relative of Math.* in f64", () => {
+  const r = rng(7), n = 1 << 18;
+  const cases: [X.UnaryOp, (x: number) => number, () => number][] = [
+    ["exp", Math.exp, () => r() * 175 - 87], // results from 2⁻¹²⁶ to f32's largest
+    ["log", Math.log, () => r() < 0.5 ? 2 ** (r() * 250 - 125) : 0.5 + r()],
+    ["tanh", Math.tanh, () => (r() - 0.5) * (r() < 0.5 ? 2 : 20)],
+    ["sigmoid", (x) => 1 / (1 + Math.exp(-x)), () => r() * 160 - 80],
+  ];
+  for (const [op, ref, draw] of cases) {
+    const x = Float32Array.from({ length: n }, draw), out = new Float32Array(n);
+    assert.ok(
+      runWasm(
+        "map",
+        X.un(op, X.load(0, "f32")),
+        [{ data: x, view: { shape: [n], strides: [1], offset: 0 } }],
+        [n],
+        0,
+        out,
+      ),
+    );
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      const want = ref(x[i]);
+      if (want !== 0) worst = Math.max(worst, Math.abs(out[i] - want) / Math.abs(want));
+    }
+    assert.ok(worst <= 2e-7, `${op}: max relative error ${worst}`);
+  }
+});
