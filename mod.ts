@@ -30,12 +30,10 @@ export * from "./nn/safetensors.ts";
 export * from "./nn/checkpoint.ts";
 export * from "./nn/pretrained.ts";
 
-// dpo: log-probs, the loss family, TRL's data formats, the trainer; a progress bar and SVG charts
+// dpo: log-probs, the loss family, TRL's data formats, the trainer
 export * from "./dpo/loss.ts";
 export * from "./dpo/data.ts";
 export * from "./dpo/trainer.ts";
-export * from "./dpo/progress.ts";
-export * from "./dpo/svg.ts";
 
 // rlhf: reward model, KL-penalised rewards, GAE, PPO and RLOO
 export * from "./rlhf/ppo.ts";

@@ -19,6 +19,7 @@ import {
   scope,
   setBackend,
   SGD,
+  type Shape,
   type Tensor,
 } from "../mod.ts";
 
@@ -45,7 +46,7 @@ async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> 
 
 /** Run `fn` in a scope and read one element of its result back: the queue runs in order, so that
  * element proves all the work finished, without timing a large copy to the host. */
-const readBack = (fn: () => Tensor<any>) => () =>
+const readBack = (fn: () => Tensor<Shape>) => () =>
   scope(async () => (await fn().realize().reshape([-1]).narrow(0, 0, 1).data())[0]);
 
 type Result = Record<string, number | string>;
@@ -60,16 +61,16 @@ const workloads: Record<string, () => Promise<Result>> = {
   async "elementwise-fused"() {
     const n = 1 << 22;
     const x = randn([n], { seed: 1 }).realize();
-    const chain = (t: Tensor<any>, eager: boolean) => {
+    const chain = (t: Tensor<readonly [number]>, eager: boolean) => {
       for (
         const f of [
-          (v: Tensor<any>) => v.mul(1.5),
+          (v: Tensor<readonly [number]>) => v.mul(1.5),
           (v) => v.add(0.5),
           (v) => v.tanh(),
           (v) => v.mul(v),
           (v) => v.sub(0.25),
           (v) => v.relu(),
-        ] as ((v: Tensor<any>) => Tensor<any>)[]
+        ] as ((v: Tensor<readonly [number]>) => Tensor<readonly [number]>)[]
       ) {
         t = f(t);
         if (eager) t.realize();
@@ -80,6 +81,12 @@ const workloads: Record<string, () => Promise<Result>> = {
     const unfused = await median(readBack(() => chain(x, true)));
     return { ms: fused, unfused_ms: unfused, speedup: unfused / fused, gbps: (n * 4 * 2) / fused / 1e6 };
   },
+  async "gelu-exp-chain"() {
+    const n = 1 << 22;
+    const x = randn([n], { seed: 11 }).realize();
+    const ms = await median(readBack(() => x.gelu().mul(1.5).add(0.5).exp().sum()));
+    return { ms, ns_per_element: (ms * 1e6) / n };
+  },
   async "softmax-4096x1024"() {
     const x = randn([4096, 1024], { seed: 2 }).realize();
     const ms = await median(readBack(() => x.softmax(-1)));
@@ -89,7 +96,7 @@ const workloads: Record<string, () => Promise<Result>> = {
     const x = randn([64], { seed: 3 }).realize();
     const ms = await median(
       readBack(() => {
-        let t: Tensor<any> = x;
+        let t: Tensor<Shape> = x;
         for (let i = 0; i < 1000; i++) t = t.add(1).realize();
         return t;
       }),

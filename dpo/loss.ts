@@ -17,12 +17,12 @@ import { concat, type Tensor } from "../tensor/mod.ts";
 /** Sum (or, with `average`, mean) over positions of log p(token[t+1] | tokens ≤ t), counting only
  * positions `mask` marks as completion: logits [B, T, V], tokens and mask [B, T] → [B]. A row with
  * no scored token gives 0. */
-export function sequenceLogProbs(
-  logits: Tensor<[number, number, number]>,
-  tokens: Tensor<[number, number]>,
-  mask: Tensor<[number, number]>,
+export function sequenceLogProbs<B extends number, T extends number, V extends number>(
+  logits: Tensor<[B, T, V]>,
+  tokens: Tensor<[B, T]>,
+  mask: Tensor<[B, T]>,
   opts: { average?: boolean } = {},
-): Tensor<[number]> {
+): Tensor<[B]> {
   const [B, T] = logits.shape;
   if (tokens.shape.join() !== `${B},${T}` || mask.shape.join() !== `${B},${T}`) {
     throw new Error(
@@ -31,14 +31,14 @@ export function sequenceLogProbs(
       }] and [${mask.shape.join(", ")}]`,
     );
   }
-  if (T < 2) return logits.sum([1, 2]).mul(0) as any;
+  if (T < 2) return logits.sum([1, 2]).mul(0);
   // Logits at t score token t+1: log p = logit[next] − logsumexp(logits).
-  const head: Tensor<any> = logits.narrow(1, 0, T - 1);
-  const next: Tensor<any> = tokens.narrow(1, 1, T - 1);
-  const m = mask.narrow(1, 1, T - 1).cast(logits.dtype);
+  const head = logits.narrow(1, 0, T - 1); // [B, T-1, V]
+  const next = tokens.narrow(1, 1, T - 1); // [B, T-1]
+  const m = mask.narrow(1, 1, T - 1).cast(logits.dtype); // [B, T-1]
   const lp = head.gather(2, next.unsqueeze(-1)).squeeze(-1).sub(head.logsumexp(-1)); // [B, T-1]
-  const total = lp.mul(m).sum(1);
-  return (opts.average ? total.div(m.sum(1).maximum(1)) : total) as any;
+  const total = lp.mul(m).sum(1); // [B]
+  return opts.average ? total.div(m.sum(1).maximum(1)) : total;
 }
 
 /** The loss types (TRL's names) plus SimPO. */
@@ -128,11 +128,12 @@ export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult 
   if (!noRef && (!x.referenceChosen || !x.referenceRejected)) {
     throw new Error("dpoLoss: reference log-probs are required unless referenceFree (or simpo) is set");
   }
-  const c: Tensor<any> = noRef ? x.policyChosen : x.policyChosen.sub(x.referenceChosen!);
-  const r: Tensor<any> = noRef ? x.policyRejected : x.policyRejected.sub(x.referenceRejected!);
+  // Log-ratios of chosen and rejected, [B] each.
+  const c: Tensor<[number]> = noRef ? x.policyChosen : x.policyChosen.sub(x.referenceChosen!);
+  const r: Tensor<[number]> = noRef ? x.policyRejected : x.policyRejected.sub(x.referenceRejected!);
   const h = c.sub(r);
-  const ls = (t: Tensor<any>) => t.logsigmoid();
-  let losses: Tensor<any>;
+  const ls = (t: Tensor<[number]>) => t.logsigmoid();
+  let losses: Tensor<[number]>;
   switch (type) {
     case "sigmoid": // DPO (Rafailov et al., 2023); with ε: conservative DPO (Mitchell, 2023)
       losses = ls(h.mul(beta)).mul(-(1 - eps)).sub(ls(h.mul(-beta)).mul(eps));
@@ -169,7 +170,7 @@ export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult 
       break;
     }
   }
-  let loss: Tensor<any> = losses.mean();
+  let loss: Tensor<[]> = losses.mean();
   if (o.sftWeight) {
     if (!x.policyChosenAvg) throw new Error("dpoLoss: sftWeight needs policyChosenAvg");
     loss = loss.sub(x.policyChosenAvg.mean().mul(o.sftWeight));
@@ -177,7 +178,7 @@ export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult 
   return {
     loss,
     losses,
-    chosenRewards: c.mul(beta).detach() as any,
-    rejectedRewards: r.mul(beta).detach() as any,
+    chosenRewards: c.mul(beta).detach(),
+    rejectedRewards: r.mul(beta).detach(),
   };
 }

@@ -96,11 +96,11 @@ export function pairLogProbs(
   // Scored tokens: every completion token that has a token before it.
   const scored = (p: EncodedPair, c: number[]) => Math.max(p.prompt.length ? c.length : c.length - 1, 1);
   const counts = fromArray(pairs.map((p) => scored(p, p.chosen)), [pairs.length]);
-  const [c, r] = sum.split(pairs.length) as Tensor<any>[];
+  const [c, r]: Tensor<[number]>[] = sum.split(pairs.length); // chosen rows, then rejected: [P] each
   const lens = fromArray(pairs.map((p) => scored(p, p.rejected)), [pairs.length]);
-  const chosenAvg: Tensor<any> = c.div(counts);
+  const chosenAvg = c.div(counts);
   return average
-    ? { chosen: chosenAvg, rejected: r.div(lens) as any, chosenAvg }
+    ? { chosen: chosenAvg, rejected: r.div(lens), chosenAvg }
     : { chosen: c, rejected: r, chosenAvg };
 }
 
@@ -213,15 +213,15 @@ export class DPOTrainer {
       referenceRejected: refR,
       policyChosenAvg: pol.chosenAvg,
     }, this.config);
-    const c = out.chosenRewards as Tensor<any>, r = out.rejectedRewards as Tensor<any>;
-    const metrics: Tensor<any>[] = [
+    const c = out.chosenRewards, r = out.rejectedRewards;
+    const metrics: Tensor<[]>[] = [
       out.loss.detach(),
       c.mean(),
       r.mean(),
       c.gt(r).cast("f32").mean(),
       c.sub(r).mean(),
-      (pol.chosen as Tensor<any>).detach().mean(),
-      (pol.rejected as Tensor<any>).detach().mean(),
+      pol.chosen.detach().mean(),
+      pol.rejected.detach().mean(),
     ];
     return { loss: out.loss, metrics };
   }

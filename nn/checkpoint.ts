@@ -3,13 +3,13 @@
  * every tensor back from its backend once; files are written atomically. A GPT checkpoint's sizes
  * can be read back from its tensor names and shapes ({@link gptConfigFromCheckpoint}).
  */
-import { fromArray, type Tensor } from "../tensor/mod.ts";
+import { fromArray, type Shape, type Tensor } from "../tensor/mod.ts";
 import type { GPTConfig } from "./gpt.ts";
 import { decodeSafetensors, encodeSafetensors, readFileBytes, saveFileAtomic } from "./safetensors.ts";
 
 /** Encode named tensors (f32 or i32; others are converted to f32) and string metadata. */
 export async function saveSafetensors(
-  tensors: Record<string, Tensor<any>>,
+  tensors: Record<string, Tensor<Shape>>,
   metadata?: Record<string, string>,
 ): Promise<Uint8Array> {
   const raw: Record<string, { shape: readonly number[]; data: Float32Array | Int32Array }> = {};
@@ -24,9 +24,9 @@ export async function saveSafetensors(
 export function loadSafetensors(
   bytes: Uint8Array,
   source = "safetensors",
-): { tensors: Record<string, Tensor<any>>; metadata: Record<string, string> } {
+): { tensors: Record<string, Tensor<Shape>>; metadata: Record<string, string> } {
   const { tensors, metadata } = decodeSafetensors(bytes, source);
-  const out: Record<string, Tensor<any>> = {};
+  const out: Record<string, Tensor<Shape>> = {};
   for (const [k, r] of Object.entries(tensors)) {
     out[k] = fromArray(r.data, r.shape, r.data instanceof Int32Array ? "i32" : "f32");
   }
@@ -36,7 +36,7 @@ export function loadSafetensors(
 /** Save tensors to `path` atomically (temp file, then rename). */
 export async function saveCheckpoint(
   path: string,
-  tensors: Record<string, Tensor<any>>,
+  tensors: Record<string, Tensor<Shape>>,
   metadata?: Record<string, string>,
 ): Promise<void> {
   await saveFileAtomic(path, await saveSafetensors(tensors, metadata));
@@ -45,7 +45,7 @@ export async function saveCheckpoint(
 /** Load tensors from a safetensors file; errors name the path. */
 export async function loadCheckpoint(
   path: string,
-): Promise<{ tensors: Record<string, Tensor<any>>; metadata: Record<string, string> }> {
+): Promise<{ tensors: Record<string, Tensor<Shape>>; metadata: Record<string, string> }> {
   return loadSafetensors(await readFileBytes(path), path);
 }
 

@@ -49,10 +49,10 @@ export class KVCache {
   }
 }
 
-/** Model size. */
-export interface GPTConfig {
+/** Model size; `V`, the vocabulary size's type, types the logits (a literal where one is given). */
+export interface GPTConfig<V extends number = number> {
   /** Tokens in the vocabulary. */
-  vocabSize: number;
+  vocabSize: V;
   /** Longest context (positions). */
   blockSize: number;
   /** Transformer blocks. */
@@ -91,26 +91,31 @@ export class CausalSelfAttention extends Module {
 
   /** x [B, T, C] → [B, T, C]. `keyMask` [B, T] (true = may be attended to) hides padding. With
    * `cache`, x holds only new tokens; they attend to the cached positions as well. */
-  forward(
-    x: Tensor<[number, number, number]>,
-    keyMask?: Tensor<[number, number]>,
+  forward<B extends number, T extends number, C extends number>(
+    x: Tensor<[B, T, C]>,
+    keyMask?: Tensor<[B, T]>,
     cache?: { kv: KVCache; layer: number },
-  ): Tensor<[number, number, number]> {
+  ): Tensor<[B, T, C]> {
     const [B, T, C] = x.shape;
-    const H = this.cfg.nHead, D = C / H;
-    const heads = (t: Tensor<any>) => t.reshape([B, T, H, D]).permute([0, 2, 1, 3]); // [B, H, T, D]
-    let [q, k, v] = this.c_attn.forward(x).split(C, -1).map(heads);
-    const past = cache ? cache.kv.length : 0;
-    if (cache) ({ k, v } = cache.kv.append(cache.layer, k, v));
-    let att: Tensor<any> = q.matmul(k.transpose(-1, -2)).mul(1 / Math.sqrt(D)); // [B, H, T, past + T]
-    // New token i sits at position past + i and may see keys 0..past + i.
-    let allowed: Tensor<any> = tril(T, past + T, past);
-    if (keyMask) allowed = allowed.and(keyMask.cast("bool").reshape([B, 1, 1, T]));
-    // A large finite negative, not −∞: a row with every key hidden stays finite (uniform).
-    att = where(allowed, att, -1e9).softmax(-1);
-    att = this.attn_dropout.forward(att);
-    const y = att.matmul(v).permute([0, 2, 1, 3]).reshape([B, T, C]);
-    return this.resid_dropout.forward(this.c_proj.forward(y));
+    // H heads of D = C / H: sizes known at run time.
+    const H: number = this.cfg.nHead, D: number = C / H;
+    const heads = (t: Tensor<[B, T, number]>): Tensor<[B, number, T, number]> =>
+      t.reshape([B, T, H, D]).permute([0, 2, 1, 3]); // [B, H, T, D]
+    const [q, k0, v0] = this.c_attn.forward(x).split(C, -1).map(heads);
+    // Keys and values span S = past + T positions (S = T without a cache).
+    const past = cache ? cache.kv.length : 0,
+      kv = cache ? cache.kv.append(cache.layer, k0, v0) : { k: k0, v: v0 };
+    const [k, v] = [kv.k as Tensor<[B, number, number, number]>, kv.v as Tensor<[B, number, number, number]>];
+    const scores = q.matmul(k.transpose(-1, -2)).mul(1 / Math.sqrt(D)); // [B, H, T, S]
+    // New token i sits at position past + i and may see keys 0..past + i. A large finite negative,
+    // not −∞: a row with every key hidden stays finite (uniform).
+    const causal: Tensor<[T, number]> = tril(T, past + T, past); // [T, S]
+    let masked = where(causal, scores, -1e9);
+    if (keyMask) masked = masked.maskedFill(keyMask.cast("bool").not().reshape([B, 1, 1, T as number]), -1e9);
+    const att = this.attn_dropout.forward(masked.softmax(-1)); // [B, H, T, S]
+    const y = att.matmul(v).permute([0, 2, 1, 3]).reshape([B, T, C]); // [B, T, H, D] → [B, T, C]
+    // c_proj is [C, C]: its output has x's width.
+    return this.resid_dropout.forward(this.c_proj.forward(y) as Tensor<[B, T, C]>);
   }
 }
 
@@ -134,7 +139,9 @@ export class MLP extends Module {
   }
   /** [..., C] → [..., C]. */
   forward<S extends Shape>(x: Tensor<S>): Tensor<S> {
-    return this.dropout.forward(this.c_proj.forward(this.c_fc.forward(x).gelu())) as any;
+    // c_fc is [C, 4C] and c_proj [4C, C]: the output has x's shape.
+    const y: Tensor<Shape> = this.c_proj.forward(this.c_fc.forward(x as Tensor<Shape>).gelu());
+    return this.dropout.forward(y as Tensor<S>);
   }
 }
 
@@ -157,31 +164,31 @@ export class Block extends Module {
     this.mlp = new MLP(cfg, seed + 20);
   }
   /** [B, T, C] → [B, T, C]; `cache` as in {@link CausalSelfAttention.forward}. */
-  forward(
-    x: Tensor<[number, number, number]>,
-    keyMask?: Tensor<[number, number]>,
+  forward<B extends number, T extends number, C extends number>(
+    x: Tensor<[B, T, C]>,
+    keyMask?: Tensor<[B, T]>,
     cache?: { kv: KVCache; layer: number },
-  ): Tensor<[number, number, number]> {
+  ): Tensor<[B, T, C]> {
     x = x.add(this.attn.forward(this.ln_1.forward(x), keyMask, cache));
     return x.add(this.mlp.forward(this.ln_2.forward(x)));
   }
 }
 
-/** GPT-2 language model. */
-export class GPT extends Module {
+/** GPT-2 language model over a vocabulary of V tokens. */
+export class GPT<V extends number = number> extends Module {
   /** The body, named as in Hugging Face's GPT-2. */
   transformer: {
-    wte: Embedding<number, number>;
+    wte: Embedding<V, number>;
     wpe: Embedding<number, number>;
     drop: Dropout;
     h: Block[];
     ln_f: LayerNorm<number>;
   };
   /** The configuration (with defaults filled in). */
-  readonly config: Required<GPTConfig>;
+  readonly config: Required<GPTConfig<V>>;
 
   /** A GPT with GPT-2 initialization (seeded by `cfg.seed`). */
-  constructor(cfg: GPTConfig) {
+  constructor(cfg: GPTConfig<V>) {
     super();
     this.config = { dropout: 0, seed: 0, ...cfg };
     const s = this.config.seed * 1000;
@@ -201,7 +208,7 @@ export class GPT extends Module {
     idx: Tensor<[B, T]>,
     keyMask?: Tensor<[B, T]>,
     opts: { cache?: KVCache } = {},
-  ): Tensor<[B, T, number]> {
+  ): Tensor<[B, T, V]> {
     const [, T] = idx.shape;
     const kv = opts.cache, past = kv ? kv.length : 0;
     if (past + T > this.config.blockSize) {
@@ -211,19 +218,20 @@ export class GPT extends Module {
     }
     if (kv && keyMask) throw new Error("GPT.forward: keyMask is not supported with a KV cache");
     const { wte, wpe, drop, h, ln_f } = this.transformer;
-    const tok: Tensor<any> = wte.forward(idx);
-    let x: Tensor<any> = drop.forward(tok.add(wpe.forward(arange(past, past + T))));
+    const tok = wte.forward(idx); // [B, T, C]
+    const pos = wpe.forward(arange(past, past + T) as Tensor<[T]>); // [T, C]
+    let x = drop.forward(tok.add(pos)); // [B, T, C]
     h.forEach((block, layer) => {
-      x = block.forward(x, keyMask as Tensor<any>, kv && { kv, layer });
+      x = block.forward(x, keyMask, kv && { kv, layer });
     });
     if (kv) kv.length += T;
-    // The head is the token embedding, transposed: a view, not a copy.
-    return ln_f.forward(x).matmul(wte.weight.transpose()) as any;
+    // The head is the token embedding, transposed: a view, not a copy. [B, T, C] @ [C, V] → [B, T, V]
+    return ln_f.forward(x).matmul(wte.weight.transpose());
   }
 
   /** Load a Hugging Face GPT-2 state dict: buffers `attn.bias`/`attn.masked_bias` are ignored and a
    * `lm_head.weight` must equal `transformer.wte.weight` (the head is tied). */
-  override async loadStateDict(sd: Record<string, Tensor<any>>): Promise<void> {
+  override async loadStateDict(sd: Record<string, Tensor<Shape>>): Promise<void> {
     const head = sd["lm_head.weight"];
     const wte = sd["transformer.wte.weight"];
     if (head && wte) {

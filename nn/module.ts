@@ -4,7 +4,7 @@
  * Face's has Hugging Face's names for free.
  */
 import { embedding, keep, layerNorm, ones, rand, randn, type Shape, Tensor, zeros } from "../tensor/mod.ts";
-import { fmtShape, type MatMul, type Ok } from "../tensor/shape.ts";
+import { fmtShape } from "../tensor/shape.ts";
 
 /** A parameter: a kept leaf tensor that requires grad. */
 export function param<S extends Shape>(t: Tensor<S>): Tensor<S> {
@@ -17,8 +17,8 @@ export class Module {
   training = true;
 
   /** Parameters with their dotted names, in field order. */
-  namedParameters(): [string, Tensor<any>][] {
-    const out: [string, Tensor<any>][] = [];
+  namedParameters(): [string, Tensor<Shape>][] {
+    const out: [string, Tensor<Shape>][] = [];
     const walk = (v: unknown, name: string) => {
       if (v instanceof Tensor) {
         if (v.requiresGrad) out.push([name, v]);
@@ -33,16 +33,16 @@ export class Module {
     return out;
   }
   /** All parameters. */
-  parameters(): Tensor<any>[] {
+  parameters(): Tensor<Shape>[] {
     return this.namedParameters().map(([, p]) => p);
   }
   /** Name → parameter. */
-  stateDict(): Record<string, Tensor<any>> {
+  stateDict(): Record<string, Tensor<Shape>> {
     return Object.fromEntries(this.namedParameters());
   }
   /** Copy values into the parameters by name. Every parameter must be present with its shape;
    * keys for which `ignore(name)` is true are skipped; any other unknown key is an error. */
-  loadStateDict(sd: Record<string, Tensor<any>>, ignore: (name: string) => boolean = () => false): void {
+  loadStateDict(sd: Record<string, Tensor<Shape>>, ignore: (name: string) => boolean = () => false): void {
     const own = this.stateDict();
     const missing = Object.keys(own).filter((k) => !(k in sd));
     const unexpected = Object.keys(sd).filter((k) => !(k in own) && !ignore(k));
@@ -95,9 +95,12 @@ export class Linear<In extends number, Out extends number> extends Module {
     this.bias = opts.bias === false ? null : param(zeros([outFeatures]));
   }
   /** [..., in] → [..., out]. */
-  forward<S extends Shape>(x: Tensor<S>): Tensor<Ok<MatMul<S, [In, Out]>>> {
-    const y: Tensor<any> = (x as Tensor<any>).matmul(this.weight);
-    return (this.bias ? y.add(this.bias) : y) as any;
+  forward<P extends number[]>(x: Tensor<readonly [...P, In]>): Tensor<[...P, Out]>;
+  /** A shape of unknown rank (`number[]`) gives one too. */
+  forward(x: Tensor<Shape>): Tensor<number[]>;
+  forward(x: Tensor<Shape>): Tensor<Shape> {
+    const y = x.matmul(this.weight);
+    return this.bias ? y.add(this.bias) : y;
   }
 }
 
@@ -112,7 +115,8 @@ export class Embedding<V extends number, D extends number> extends Module {
   }
   /** [...I] → [...I, dim]. */
   forward<I extends Shape>(idx: Tensor<I>): Tensor<[...I, D]> {
-    return embedding(this.weight as Tensor<any>, idx as Tensor<any>) as any;
+    const out = embedding(this.weight as Tensor<[number, number]>, idx as Tensor<Shape>);
+    return out as Tensor<Shape> as Tensor<[...I, D]>;
   }
 }
 
@@ -148,6 +152,8 @@ export class Dropout extends Module {
     const keepMask = rand(x.shape as readonly number[], { seed: this.seed * 1_000_003 + this.#calls++ }).ge(
       this.p,
     );
-    return (x as Tensor<any>).mul(keepMask.cast(x.dtype)).mul(1 / (1 - this.p)) as any;
+    return (x as Tensor<Shape>).mul(keepMask.cast(x.dtype)).mul(1 / (1 - this.p)) as Tensor<Shape> as Tensor<
+      S
+    >;
   }
 }

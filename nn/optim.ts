@@ -2,7 +2,7 @@
  * Optimizers (SGD with momentum, Adam, AdamW), learning-rate schedules and gradient clipping.
  * State lives on the device next to the parameters; an update is a few fused kernels per tensor.
  */
-import { keep, scope, Tensor, zeros, zerosLike } from "../tensor/mod.ts";
+import { keep, scope, type Shape, Tensor, tensor, zeros, zerosLike } from "../tensor/mod.ts";
 
 /** What every optimizer has. */
 export interface Optimizer {
@@ -13,36 +13,36 @@ export interface Optimizer {
   /** Clear the parameters' gradients. */
   zeroGrad(): void;
   /** Step count and state tensors, for checkpoints. */
-  stateDict(): { step: number; state: Record<string, Tensor<any>> };
+  stateDict(): { step: number; state: Record<string, Tensor<Shape>> };
   /** Restore from `stateDict()`. */
-  loadStateDict(sd: { step: number; state: Record<string, Tensor<any>> }): void;
+  loadStateDict(sd: { step: number; state: Record<string, Tensor<Shape>> }): void;
 }
 
-type Named = [string, Tensor<any>][];
-const named = (params: Tensor<any>[] | Named): Named =>
+type Named = [string, Tensor<Shape>][];
+const named = (params: Tensor<Shape>[] | Named): Named =>
   params.map((p, i) => (p instanceof Tensor ? [String(i), p] : p)) as Named;
 
 /** Shared bookkeeping of optimizers: named parameters and per-parameter state buffers. */
 export abstract class OptimizerBase implements Optimizer {
   /** Named parameters. */
-  protected params: [string, Tensor<any>][];
+  protected params: [string, Tensor<Shape>][];
   /** State tensors by "param.slot". */
-  protected state: Map<string, Tensor<any>> = new Map();
+  protected state: Map<string, Tensor<Shape>> = new Map();
   /** Steps taken. */
   protected t = 0;
   /** Optimize `params` (tensors, or [name, tensor] pairs) at learning rate `lr`. */
-  constructor(params: Tensor<any>[] | [string, Tensor<any>][], public lr: number) {
+  constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], public lr: number) {
     this.params = named(params);
   }
   /** The state slot `key` of parameter `name`, created as zeros. */
-  protected slot(name: string, key: string, like: Tensor<any>): Tensor<any> {
+  protected slot(name: string, key: string, like: Tensor<Shape>): Tensor<Shape> {
     const k = `${name}.${key}`;
     let s = this.state.get(k);
     if (!s) this.state.set(k, s = keep(zerosLike(like).realize()));
     return s;
   }
   /** Update one parameter from its gradient. */
-  abstract update(name: string, p: Tensor<any>, g: Tensor<any>): void;
+  abstract update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void;
   /** Apply one update to every parameter with a gradient. */
   step(): void {
     this.t++;
@@ -55,11 +55,11 @@ export abstract class OptimizerBase implements Optimizer {
     for (const [, p] of this.params) p.zeroGrad();
   }
   /** Step count and state tensors. */
-  stateDict(): { step: number; state: Record<string, Tensor<any>> } {
+  stateDict(): { step: number; state: Record<string, Tensor<Shape>> } {
     return { step: this.t, state: Object.fromEntries([...this.state].map(([k, v]) => [k, v.detach()])) };
   }
   /** Restore `stateDict()` output. */
-  loadStateDict(sd: { step: number; state: Record<string, Tensor<any>> }): void {
+  loadStateDict(sd: { step: number; state: Record<string, Tensor<Shape>> }): void {
     this.t = sd.step;
     for (const [k, v] of Object.entries(sd.state)) this.state.set(k, keep(v.detach().realize()));
   }
@@ -68,11 +68,11 @@ export abstract class OptimizerBase implements Optimizer {
 /** Stochastic gradient descent with optional momentum. */
 export class SGD extends OptimizerBase {
   /** SGD at `lr`, with `momentum` (0 = none). */
-  constructor(params: Tensor<any>[] | [string, Tensor<any>][], lr: number, readonly momentum = 0) {
+  constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], lr: number, readonly momentum = 0) {
     super(params, lr);
   }
   /** p ← p − lr·(μ·buf + g). */
-  update(name: string, p: Tensor<any>, g: Tensor<any>): void {
+  update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void {
     if (this.momentum) {
       const buf = this.slot(name, "momentum", p);
       g = buf.assign(buf.mul(this.momentum).add(g));
@@ -92,7 +92,7 @@ export interface AdamOptions {
   /** Decoupled weight decay (AdamW; default 0). */
   weightDecay?: number;
   /** Which parameters decay; default: those of rank ≥ 2 (not biases or LayerNorm). */
-  decay?: (name: string, p: Tensor<any>) => boolean;
+  decay?: (name: string, p: Tensor<Shape>) => boolean;
 }
 
 /** Adam (Kingma & Ba, 2015) with decoupled weight decay (AdamW, Loshchilov & Hutter, 2019). */
@@ -104,23 +104,35 @@ export class AdamW extends OptimizerBase {
   /** Decoupled weight decay. */
   readonly weightDecay: number;
   /** Which parameters decay. */
-  readonly decay: (name: string, p: Tensor<any>) => boolean;
+  readonly decay: (name: string, p: Tensor<Shape>) => boolean;
   /** AdamW over `params` (names let `decay` choose). */
-  constructor(params: Tensor<any>[] | [string, Tensor<any>][], opts: AdamOptions = {}) {
+  constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], opts: AdamOptions = {}) {
     super(params, opts.lr ?? 1e-3);
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0;
     this.decay = opts.decay ?? ((_, p) => p.rank >= 2);
   }
+  /** This step's coefficients [stepSize, c2, lr·wd], uploaded once per step, shared by every update. */
+  #coef: Tensor<[]>[] = [];
+  /** One update of every parameter. The coefficients that change from step to step (bias corrections,
+   * a scheduled lr) are 0-d tensors, not constants in the fused expression, so each step reuses the
+   * first step's kernels instead of compiling new ones. */
+  override step(): void {
+    const [b1, b2] = this.betas, t = this.t + 1;
+    scope(() => {
+      const coef = [this.lr / (1 - b1 ** t), 1 / Math.sqrt(1 - b2 ** t), this.lr * this.weightDecay];
+      this.#coef = coef.map((c) => tensor(c));
+      super.step();
+    });
+  }
   /** m, v moving averages; p ← p − lr·(m̂/(√v̂ + eps) + wd·p). */
-  update(name: string, p: Tensor<any>, g: Tensor<any>): void {
-    const [b1, b2] = this.betas;
+  update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void {
+    const [b1, b2] = this.betas, [stepSize, c2, decay] = this.#coef;
     const m = this.slot(name, "exp_avg", p), v = this.slot(name, "exp_avg_sq", p);
     const m1 = m.mul(b1).add(g.mul(1 - b1)), v1 = v.mul(b2).add(g.mul(g).mul(1 - b2));
-    const stepSize = this.lr / (1 - b1 ** this.t), c2 = 1 / Math.sqrt(1 - b2 ** this.t);
     let next = p.sub(m1.mul(stepSize).div(v1.sqrt().mul(c2).add(this.eps)));
-    if (this.weightDecay && this.decay(name, p)) next = next.sub(p.mul(this.lr * this.weightDecay));
+    if (this.weightDecay && this.decay(name, p)) next = next.sub(p.mul(decay));
     p.assign(next);
     m.assign(m1);
     v.assign(v1);
@@ -131,7 +143,7 @@ export class AdamW extends OptimizerBase {
 export class Adam extends AdamW {
   /** Adam over `params`. */
   constructor(
-    params: Tensor<any>[] | [string, Tensor<any>][],
+    params: Tensor<Shape>[] | [string, Tensor<Shape>][],
     opts: Omit<AdamOptions, "weightDecay" | "decay"> = {},
   ) {
     super(params, { ...opts, weightDecay: 0 });
@@ -160,10 +172,10 @@ export function lrAt(
 
 /** Scale all gradients so their global L2 norm is at most `maxNorm`, on the device (no read).
  * Returns the norm before clipping as a scalar tensor. */
-export function clipGradNorm(params: Tensor<any>[], maxNorm: number): Tensor<[]> {
-  const grads = params.map((p) => p.grad).filter((g): g is Tensor<any> => !!g);
+export function clipGradNorm(params: Tensor<Shape>[], maxNorm: number): Tensor<[]> {
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor<Shape> => !!g);
   if (!grads.length) return zeros([]);
-  let sq: Tensor<any> = grads[0].mul(grads[0]).sum();
+  let sq: Tensor<Shape> = grads[0].mul(grads[0]).sum();
   for (const g of grads.slice(1)) sq = sq.add(g.mul(g).sum());
   const norm = sq.sqrt().realize();
   const coef = norm.add(1e-6).div(maxNorm).maximum(1).realize(); // ≥ 1: divide by it

@@ -6,7 +6,7 @@
  * completions per prompt and uses the other k−1 as each one's baseline, with no value model.
  * @module
  */
-import { fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
+import { fromArray, noGrad, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
 import type { GPT } from "../nn/gpt.ts";
 import { generate } from "../nn/sample.ts";
 import { Linear } from "../nn/module.ts";
@@ -195,7 +195,7 @@ export abstract class RLTrainer<C extends RLConfig> {
   }
 
   /** Trained parameters besides the policy's. */
-  protected abstract extraParameters(): [string, Tensor<[number, number]> | Tensor<[number]>][];
+  protected abstract extraParameters(): [string, Tensor<Shape>][];
   /** How many completions to sample per prompt. */
   protected abstract samplesPerPrompt(): number;
   /** Advantages [B, L−1] (and returns, for a value loss) of a rollout, on the host. */
@@ -411,7 +411,7 @@ export class PPOTrainer extends RLTrainer<PPOConfig> {
     return this.klController?.value ?? this.config.klCoef ?? 0.05;
   }
   /** The value head's weight and bias. */
-  protected extraParameters(): [string, Tensor<[number, number]> | Tensor<[number]>][] {
+  protected extraParameters(): [string, Tensor<Shape>][] {
     return this.valueHead.namedParameters().map(([n, p]) => [`value_head.${n}`, p]);
   }
   /** One completion per prompt. */
@@ -459,7 +459,7 @@ export class RLOOTrainer extends RLTrainer<RLOOConfig> {
     if (!((o.config.k ?? 4) >= 2)) throw new RangeError(`RLOOTrainer: k must be ≥ 2, got ${o.config.k}`);
   }
   /** None. */
-  protected extraParameters(): [string, Tensor<[number, number]> | Tensor<[number]>][] {
+  protected extraParameters(): [string, Tensor<Shape>][] {
     return [];
   }
   /** k. */

@@ -1,3 +1,6 @@
+// deno-lint-ignore-file no-explicit-any
+// (`any` here is on implementation signatures behind typed overloads and on casts to computed shape types;
+// each should get a comment saying why, then this line can go: the typed-shapes issue.)
 /**
  * Ops composed of other ops: each is a few lines of Tensor methods, so it needs no backward rule
  * of its own.
@@ -8,7 +11,8 @@ import { checkIndex, concat, type Tensor, where } from "./tensor.ts";
 
 /** Join same-shaped tensors along a new axis. */
 export function stack<const T extends readonly Tensor<any>[], const A extends number = 0>(
-  tensors: T,
+  // The guard makes a mismatch a compile error here: the result, Tensor<never>, fits anywhere (Tensor is covariant).
+  tensors: T & NoInfer<Guard<Stack<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>>,
   axis: A = 0 as A,
 ): Tensor<Ok<Stack<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>> {
   SH.stackShape(tensors.map((t) => t.shape), axis);

@@ -1,3 +1,6 @@
+// deno-lint-ignore-file no-explicit-any
+// (`any` here is on implementation signatures behind typed overloads and on casts to computed shape types;
+// each should get a comment saying why, then this line can go: the typed-shapes issue.)
 /**
  * The Tensor class: every op with its shape rule, its forward and its backward rule together.
  *
@@ -59,7 +62,14 @@ export type Nested = number | boolean | readonly Nested[];
 
 /** An n-dimensional array with a compile-time shape `S`, living on a backend. Create one with
  * `tensor`, `zeros`, `randn`…; every op returns a new tensor. */
-export class Tensor<S extends Shape = Shape> extends Lazy<S> {
+export class Tensor<
+  // Covariant by declaration, so `Tensor<[3]>` and `Tensor<[B, T]>` are `Tensor<Shape>`s (an optimizer's
+  // parameter list). The compiler cannot prove it: the `this:` guards (`Guard`, `Soft`) and `backward`'s
+  // and `assign`'s `Tensor<S>` parameters mention S, and deferred conditionals only relate when identical.
+  // Widening S loses no runtime check: with a wider S the guards pass and the shapes are checked at run time.
+  // @ts-expect-error: TS2636, the variance annotation is not provable structurally (see above).
+  out S extends Shape = Shape,
+> extends Lazy<S> {
   /** Whether gradients flow to this tensor (set on leaves with `requiresGrad_()`). */
   requiresGrad = false;
   /** Accumulated gradient of a leaf after `backward()`. */
@@ -1032,7 +1042,8 @@ export function where<C extends Shape, A extends Shape = [], B extends Shape = [
 
 /** Join tensors along an existing axis. */
 export function concat<const T extends readonly Tensor<any>[], const A extends number = 0>(
-  tensors: T,
+  // The guard makes a mismatch a compile error here: the result, Tensor<never>, fits anywhere (Tensor is covariant).
+  tensors: T & NoInfer<Guard<Concat<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>>,
   axis: A = 0 as A,
 ): Tensor<Ok<Concat<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>> {
   const shape = SH.concatShape(tensors.map((t) => t.shape), axis);

@@ -1,3 +1,5 @@
+// deno-lint-ignore-file no-explicit-any
+// (tests call ops with deliberately wrong or untyped shapes to reach the runtime checks)
 // Gradients: gradcheck (central differences, f64 on the CPU) for every differentiable op, hand-checked
 // gradients at ties and repeated indices, and the tape's behaviour.
 import assert from "node:assert/strict";

@@ -1,3 +1,5 @@
+// deno-lint-ignore-file no-explicit-any
+// (tests call ops with deliberately wrong or untyped shapes to reach the runtime checks)
 /**
  * Tests for the DPO library (dpo/loss.ts, dpo/trainer.ts): every loss type against its paper's / TRL's
  * formula worked out by hand, gradients, numerical stability, masking in sequenceLogProbs, the

@@ -1,3 +1,5 @@
+// deno-lint-ignore-file no-explicit-any
+// (tests call ops with deliberately wrong or untyped shapes to reach the runtime checks)
 /**
  * GPT-2 tests: the library's forward pass against an independent plain-JS reference (Float64Array
  * loops, no library ops), Hugging Face state-dict names and loading rules, safetensors round trips,

@@ -1,3 +1,5 @@
+// deno-lint-ignore-file no-explicit-any
+// (tests call ops with deliberately wrong or untyped shapes to reach the runtime checks)
 // Memory ownership: scopes, keep, `using`, dispose errors, and a training loop that does not grow.
 import assert from "node:assert/strict";
 import { concat, keep, memoryStats, randn, scope, type Tensor, tensor, zeros } from "../mod.ts";

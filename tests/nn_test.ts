@@ -376,6 +376,53 @@ Deno.test("AdamW: an optimizer loaded from another's in-memory stateDict evolves
   assert.deepEqual(Array.from(await b.b.data()), Array.from(await a.b.data()));
 });
 
+Deno.test("AdamW: a scheduled lr with weight decay follows the formula step by step", async () => {
+  // The per-step coefficients are 0-d tensors uploaded each step; they must track lr and t.
+  const W = param(tensor([[2, -1]])), opt = new AdamW([W], { lr: 0.1, weightDecay: 0.05 });
+  const ref = [2, -1], m = [0, 0], v = [0, 0];
+  for (let t = 1; t <= 4; t++) {
+    opt.lr = lrAt(t - 1, { lr: 0.1, warmup: 2, total: 4, decay: "cosine" });
+    W.mul(W).sum().backward(); // g = 2W
+    opt.step();
+    opt.zeroGrad();
+    for (let i = 0; i < 2; i++) {
+      const g = 2 * ref[i];
+      m[i] = 0.9 * m[i] + 0.1 * g, v[i] = 0.999 * v[i] + 0.001 * g * g;
+      const mHat = m[i] / (1 - 0.9 ** t), vHat = v[i] / (1 - 0.999 ** t);
+      ref[i] -= opt.lr * (mHat / (Math.sqrt(vHat) + 1e-8) + 0.05 * ref[i]);
+    }
+    await assertClose(W, [ref], { atol: 1e-5 });
+  }
+});
+
+Deno.test("AdamW: steps after the first compile no new kernels (TENSOR_DEBUG=stats)", async () => {
+  // In a child process, so the counts are this model's alone; each flush prints and resets them.
+  const code = `
+    import { AdamW, flush, param, randn } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+    const ps = [param(randn([4, 3], { seed: 1 })), param(randn([3], { seed: 2 }))];
+    const opt = new AdamW(ps, { lr: 0.01, weightDecay: 0.1 });
+    for (let i = 0; i < 3; i++) {
+      opt.lr = 0.01 * (1 - i / 10); // a schedule: lr changes every step, as do the bias corrections
+      for (const p of ps) p.mul(p).sum().backward(); // the same graph each step: only AdamW could compile anew
+      opt.step();
+      opt.zeroGrad();
+      for (const p of ps) await p.data();
+      await flush();
+    }`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env: { TENSOR_DEBUG: "stats", TENSOR_BACKEND: "cpu" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.ok(out.success, text);
+  const compiled = [...text.matchAll(/(\d+) kernels compiled/g)].map((x) => Number(x[1]));
+  assert.equal(compiled.length, 3, `expected one stats line per step, got:\n${text}`);
+  assert.ok(compiled[0] > 0, text);
+  assert.deepEqual(compiled.slice(1), [0, 0], text);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Schedules and clipping
 

@@ -1,3 +1,5 @@
+// deno-lint-ignore-file no-explicit-any
+// (tests call ops with deliberately wrong or untyped shapes to reach the runtime checks)
 // Forward values of every op against hand-worked numbers (CPU backend).
 import assert from "node:assert/strict";
 import {

@@ -17,6 +17,7 @@ import {
   type Permute,
   type Reduce,
   type Reshape,
+  type Shape,
   ShapeError,
   type Squeeze,
   type Stack,
@@ -666,4 +667,26 @@ Deno.test("types: the union trap and literal dims stay errors", () => {
     () => crossEntropy(zeros([2, 3, 5]), zeros([2, 4], "i32")),
     "crossEntropy: logits [2, 3, 5] do not match targets [2, 4]",
   );
+});
+
+Deno.test("types: every tensor is a Tensor<Shape> (covariant in its shape)", () => {
+  // What an optimizer's parameter list needs: literal, generic and runtime-rank shapes all widen.
+  function params<B extends number, T extends number>(x: Tensor<[B, T]>): Tensor<Shape>[] {
+    const generic: Tensor<Shape> = x;
+    const literal: Tensor<Shape> = tensor([1, 2, 3]) satisfies Tensor<[3]>;
+    const runtime: Tensor<Shape> = zeros([2, 3] as number[]) satisfies Tensor<number[]>;
+    const frozen: Tensor<Shape> = zeros([2, 3]) satisfies Tensor<readonly [2, 3]>;
+    const grads: (Tensor<Shape> | null)[] = [x.grad, literal.grad];
+    assert.equal(grads.length, 2);
+    return [generic, literal, runtime, frozen];
+  }
+  const ps = params(zeros([4, 5]));
+  assert.deepEqual(ps.map((p) => p.shape), [[4, 5], [3], [2, 3], [2, 3]]);
+  // Widening is one way only, and distinct literal shapes stay distinct.
+  // @ts-expect-error Tensor<Shape> is not a Tensor<[3]>
+  const _narrow: Tensor<[3]> = ps[1];
+  // @ts-expect-error [2, 3] is not [3, 2]
+  const _swapped: Tensor<[3, 2]> = zeros([2, 3]) as Tensor<[2, 3]>;
+  // @ts-expect-error a runtime-rank shape is not a tuple
+  const _rank: Tensor<[number, number]> = zeros([2, 3] as number[]);
 });

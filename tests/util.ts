@@ -1,3 +1,5 @@
+// deno-lint-ignore-file no-explicit-any
+// (tests call ops with deliberately wrong or untyped shapes to reach the runtime checks)
 /**
  * Helpers shared by the core test suites: tolerant numeric comparison of tensors against
  * hand-worked values, and seeded random inputs.

@@ -1,3 +1,5 @@
+// deno-lint-ignore-file no-explicit-any
+// (tests call ops with deliberately wrong or untyped shapes to reach the runtime checks)
 /**
  * Differential tests of the PUBLIC ops: every case builds the same inputs from the same host arrays
  * on the CPU backend (the oracle) and on the WebGPU backend, runs the op, backpropagates a seeded
