@@ -8,9 +8,12 @@
  * 2. Preferences: four samples per prompt, the best and worst by a word-valence scorer become a
  *    chosen/rejected pair (prefs.jsonl, TRL's format).
  * 3. DPO against the frozen SFT model, for each β.
- * 4. Evaluation on held-out prompts: mean reward, sampled KL to the reference, preference accuracy.
+ * 4. Evaluation on held-out prompts: mean reward, sampled KL to the reference, fluency (grammatical
+ *    samples), preference accuracy; a β sweep also evaluates along each run.
  * 5. Report: summary.json, metrics.jsonl, curves.svg (frontier.svg for a β sweep), a printed summary.
  *
+ * `--compare-rlhf` replaces stages 3–5 with DPO against RLHF (reward model, PPO, RLOO) from the same
+ * SFT model and pairs: compare.json, frontier.svg and a cost table (train/compare.ts).
  * `--data FILE` replaces stages 1–2 with your own TRL-format preferences and a byte-level GPT.
  * Helpers live in train/: flags, the task's data, sampling, the metric log and the report.
  */
@@ -33,19 +36,27 @@ import {
   lrAt,
   parsePreferenceJsonl,
   type PreferencePair,
-  progress,
   rng,
   saveCheckpoint,
   scope,
   setBackend,
   toJsonl,
+  type WordTokenizer,
 } from "./mod.ts";
+import { progress } from "./train/progress.ts";
 import { type Flags, parseFlags, usage } from "./train/args.ts";
 import { Run } from "./train/run.ts";
-import { BLOCK, pickPrompts, sentimentData } from "./train/task.ts";
-import { bestAchievableScore, generateCorpus } from "./train/sentiment.ts";
+import { BLOCK, pickPrompts, sentimentData, type Sizes } from "./train/task.ts";
+import { bestAchievableScore, generateCorpus, sentimentScore } from "./train/sentiment.ts";
 import { evaluateSamples, preferencePairs } from "./train/sampling.ts";
-import { type BetaResult, type DataReport, type TaskReport, writeReport } from "./train/report.ts";
+import {
+  type BetaResult,
+  type Checkpoint,
+  type DataReport,
+  type TaskReport,
+  writeReport,
+} from "./train/report.ts";
+import { type CompareInput, compareRlhf } from "./train/compare.ts";
 
 /** Parses the flags, runs the stages, writes the report. */
 async function main(argv: string[]): Promise<void> {
@@ -55,6 +66,12 @@ async function main(argv: string[]): Promise<void> {
   const run = new Run(flags.out);
   console.log(`backend ${backend.name} (${backend.info}); output in ${run.dir}`);
   const t0 = performance.now();
+  if (flags.compareRlhf) {
+    // Stages 1–2 as usual, then DPO against RLHF instead of stages 3–5 (train/compare.ts).
+    const input = flags.data ? await ownData(flags) : await sentimentPairs(flags, run);
+    await compareRlhf(input, flags, run);
+    return console.log(`\nfinished in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
   const report = flags.data ? await ownPreferences(flags, run) : await sentimentDemo(flags, run);
   // 5. Report.
   await writeReport(run, report, flags.options, (performance.now() - t0) / 1000);
@@ -63,8 +80,63 @@ async function main(argv: string[]): Promise<void> {
 /** Stages 1–4 on the built-in sentiment task. */
 async function sentimentDemo(flags: Flags, run: Run): Promise<TaskReport> {
   const { seed } = flags;
-  const { size, corpus, tok, trainPrompts, evalPrompts } = sentimentData(seed, flags.quick);
+  const { sft: model, tok, train, evalPairs, evalPrompts: evalSet, size } = await sentimentPairs(flags, run);
 
+  // 3–4. DPO per β, each from the SFT model, then evaluation on held-out prompts. The reference is
+  // the SFT model for every β, so its samples are drawn once.
+  const before = await evaluateSamples(model, model, tok, evalSet, seed + 4);
+  const best = bestAchievableScore(generateCorpus(20000, seed + 5));
+  const results: BetaResult[] = [];
+  for (const beta of flags.betas) {
+    const tag = flags.betas.length > 1 ? `-beta${beta}` : "";
+    const steps = flags.steps ?? size.dpoSteps;
+    // A sweep also samples along the way, so frontier.svg draws each β's path, not one point.
+    const trajectory: Checkpoint[] = [{ step: 0, kl: 0, reward: before.reward, fluency: before.fluency }];
+    const probe = async (step: number, policy: GPT) => {
+      const e = await evaluateSamples(policy, model, tok, evalSet, seed + 4);
+      trajectory.push({ step, kl: e.kl, reward: e.reward, fluency: e.fluency });
+    };
+    const { policy, eval: ev } = await dpo(
+      model,
+      { beta, steps, padId: tok.pad, tag },
+      train,
+      evalPairs,
+      flags,
+      run,
+      flags.betas.length > 1 ? probe : undefined,
+    );
+    const after = await evaluateSamples(policy, model, tok, evalSet, seed + 4);
+    trajectory.push({ step: steps, kl: after.kl, reward: after.reward, fluency: after.fluency });
+    results.push({
+      beta,
+      referenceReward: before.reward,
+      policyReward: after.reward,
+      kl: after.kl,
+      referenceFluency: before.fluency,
+      fluency: after.fluency,
+      trajectory,
+      heldOutAccuracy: ev["eval_rewards/accuracies"],
+      gapClosed: (after.reward - before.reward) / (best - before.reward),
+      examples: before.samples.slice(0, 5).map((s, i) => [s.text, after.samples[i].text]),
+    });
+  }
+  return {
+    tokenizer: "word",
+    vocabSize: tok.vocabSize,
+    pairs: train.length,
+    evalPairs: evalPairs.length,
+    bestAchievableReward: best,
+    results,
+  };
+}
+
+/** Stages 1–2 on the built-in sentiment task: the SFT model and its preference pairs. */
+async function sentimentPairs(
+  flags: Flags,
+  run: Run,
+): Promise<CompareInput & { tok: WordTokenizer; size: Sizes }> {
+  const { seed } = flags;
+  const { size, corpus, tok, trainPrompts, evalPrompts } = sentimentData(seed, flags.quick);
   // 1. SFT on the corpus (or the finished one, with --resume).
   const { nLayer, nHead, nEmbd } = size;
   const model = new GPT({ vocabSize: tok.vocabSize, blockSize: BLOCK, nLayer, nHead, nEmbd, seed });
@@ -104,41 +176,15 @@ async function sentimentDemo(flags: Flags, run: Run): Promise<TaskReport> {
     `preferences: ${train.length} training pairs (prefs.jsonl), ${evalPairs.length} held-out pairs`,
   );
 
-  // 3–4. DPO per β, each from the SFT model, then evaluation on held-out prompts. The reference is
-  // the SFT model for every β, so its samples are drawn once.
-  const evalSet = pickPrompts(evalPrompts, size.evalPrompts, seed + 12);
-  const before = await evaluateSamples(model, model, tok, evalSet, seed + 4);
-  const best = bestAchievableScore(generateCorpus(20000, seed + 5));
-  const results: BetaResult[] = [];
-  for (const beta of flags.betas) {
-    const tag = flags.betas.length > 1 ? `-beta${beta}` : "";
-    const steps = flags.steps ?? size.dpoSteps;
-    const { policy, eval: ev } = await dpo(
-      model,
-      { beta, steps, padId: tok.pad, tag },
-      train,
-      evalPairs,
-      flags,
-      run,
-    );
-    const after = await evaluateSamples(policy, model, tok, evalSet, seed + 4);
-    results.push({
-      beta,
-      referenceReward: before.reward,
-      policyReward: after.reward,
-      kl: after.kl,
-      heldOutAccuracy: ev["eval_rewards/accuracies"],
-      gapClosed: (after.reward - before.reward) / (best - before.reward),
-      examples: before.samples.slice(0, 5).map((s, i) => [s.text, after.samples[i].text]),
-    });
-  }
   return {
-    tokenizer: "word",
-    vocabSize: tok.vocabSize,
-    pairs: train.length,
-    evalPairs: evalPairs.length,
-    bestAchievableReward: best,
-    results,
+    sft: model,
+    tok,
+    train,
+    evalPairs,
+    trainPrompts: pickPrompts(trainPrompts, size.prompts, seed + 10),
+    evalPrompts: pickPrompts(evalPrompts, size.evalPrompts, seed + 12),
+    scorer: sentimentScore,
+    size,
   };
 }
 
@@ -178,8 +224,8 @@ async function sft(
 
 /**
  * Stage 3: DPO of a copy of `sftModel` against a frozen copy of it. Saves dpo<tag>.safetensors with
- * the optimizer state every 50 steps (continued by --resume); returns the policy and its last
- * held-out evaluation.
+ * the optimizer state every 50 steps (continued by --resume); calls `probe` at each held-out
+ * evaluation before the last; returns the policy and its last held-out evaluation.
  */
 async function dpo(
   sftModel: GPT,
@@ -188,6 +234,7 @@ async function dpo(
   evalPairs: EncodedPair[],
   flags: Flags,
   run: Run,
+  probe?: (step: number, policy: GPT) => Promise<void>,
 ): Promise<{ policy: GPT; eval: Record<string, number> }> {
   const policy = new GPT(sftModel.config);
   await policy.loadStateDict(sftModel.stateDict());
@@ -211,14 +258,24 @@ async function dpo(
   const bar = progress(`DPO${tag ? ` β=${beta}` : ""}`, steps);
   bar.tick(trainer.stepCount);
   let lastEval: Record<string, number> = {};
-  await trainer.run((m: DPOMetrics) => {
+  const evaluate = async () => {
+    lastEval = await trainer.evaluate();
+    run.log(`dpo${tag}-eval`, { step: trainer.stepCount, ...lastEval });
+  };
+  // trainer.run()'s loop, written out so that the async `probe` can sample at each evaluation.
+  while (trainer.stepCount < steps) {
+    const m: DPOMetrics = await trainer.step();
     run.log(`dpo${tag}`, m as unknown as Record<string, number>);
     const acc = m["rewards/accuracies"].toFixed(2), margin = m["rewards/margins"].toFixed(2);
     bar.tick(1, `loss ${m.loss.toFixed(3)} acc ${acc} margin ${margin}`);
-  }, (step, m) => {
-    run.log(`dpo${tag}-eval`, { step, ...m });
-    lastEval = m;
-  });
+    if (m.step % config.checkpointEvery! === 0) await trainer.save(file);
+    if (m.step % config.evalEvery! === 0 && m.step < steps) {
+      await evaluate();
+      await probe?.(m.step, policy);
+    }
+  }
+  await evaluate();
+  await trainer.save(file);
   bar.done();
   return { policy, eval: lastEval };
 }
@@ -228,6 +285,16 @@ async function dpo(
  * byte-level GPT: a new one, or one sized and loaded from the `--init` checkpoint.
  */
 async function ownPreferences(flags: Flags, run: Run): Promise<DataReport> {
+  const { sft: model, tok, train, evalPairs, skippedIdentical, truncated } = await ownData(flags);
+  const dpoOptions = { beta: flags.beta, steps: flags.steps ?? 100, padId: tok.pad, tag: "" };
+  const { eval: ev } = await dpo(model, dpoOptions, train, evalPairs, flags, run);
+  return { tokenizer: "byte", pairs: train.length, skippedIdentical, truncated, eval: ev };
+}
+
+/** `--data`'s model and pairs (a tenth held out); there is no ground-truth scorer. */
+async function ownData(
+  flags: Flags,
+): Promise<CompareInput & { skippedIdentical: number; truncated: number }> {
   const tok = new ByteTokenizer();
   const { pairs, skippedIdentical } = await loadPreferenceJsonl(flags.data);
   let model: GPT;
@@ -259,10 +326,19 @@ async function ownPreferences(flags: Flags, run: Run): Promise<DataReport> {
   console.log(
     `${flags.data}: ${all.length} pairs (${skippedIdentical} identical skipped, ${truncated} truncated), ${nEval} held out`,
   );
-  const train = all.slice(nEval);
-  const dpoOptions = { beta: flags.beta, steps: flags.steps ?? 100, padId: tok.pad, tag: "" };
-  const { eval: ev } = await dpo(model, dpoOptions, train, all.slice(0, nEval), flags, run);
-  return { tokenizer: "byte", pairs: train.length, skippedIdentical, truncated, eval: ev };
+  // Prompts as text for sampling: the encoded (perhaps truncated) ones, decoded.
+  const prompts = all.map((p) => tok.decode(p.prompt));
+  return {
+    sft: model,
+    tok,
+    train: all.slice(nEval),
+    evalPairs: all.slice(0, nEval),
+    trainPrompts: prompts.slice(nEval),
+    evalPrompts: prompts.slice(0, nEval),
+    scorer: null,
+    skippedIdentical,
+    truncated,
+  };
 }
 
 if (import.meta.main) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatDuration, progress } from "../dpo/progress.ts";
+import { formatDuration, progress } from "../train/progress.ts";
 
 function setup(tty: boolean) {
   const out: string[] = [], clock = { t: 1000 };

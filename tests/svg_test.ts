@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { escapeXml, grid, lineChart, niceTicks, scatterChart } from "../dpo/svg.ts";
+import { escapeXml, grid, lineChart, niceTicks, scatterChart } from "../train/svg.ts";
 
 /** Checks tags are balanced and properly nested; returns the count of each element name. */
 function wellFormed(svg: string): Record<string, number> {

@@ -38,6 +38,11 @@ const OPTIONS = {
     default: "",
     help: "comma-separated βs: DPO + eval per β, draws frontier.svg",
   },
+  "compare-rlhf": {
+    type: "boolean",
+    default: false,
+    help: "DPO against RLHF (reward model + PPO, RLOO): frontier.svg, compare.json, costs",
+  },
   help: { type: "boolean", default: false, help: "show this help" },
 } as const;
 
@@ -80,6 +85,8 @@ export interface Flags {
   resume: boolean;
   /** `--quick`. */
   quick: boolean;
+  /** `--compare-rlhf`. */
+  compareRlhf: boolean;
 }
 
 /** The `--help` text. */
@@ -98,7 +105,7 @@ export function parseFlags(argv: string[]): Flags | null {
   try {
     const { values } = parseArgs({
       args: argv,
-      options: OPTIONS as any,
+      options: OPTIONS,
       strict: true,
       allowPositionals: false,
     });
@@ -140,6 +147,7 @@ export function parseFlags(argv: string[]): Flags | null {
     out: options.out || `runs/${new Date().toISOString().replace(/[:.]/g, "-")}`,
     resume: options.resume,
     quick: options.quick,
+    compareRlhf: options["compare-rlhf"],
   };
   if (flags.betas.some((b) => !(b > 0))) {
     throw new Error(`train.ts: --sweep-beta must list positive numbers, got "${options["sweep-beta"]}"`);

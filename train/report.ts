@@ -3,9 +3,23 @@
  * the summary printed to the terminal.
  * @module
  */
-import { getBackend, grid, lineChart, scatterChart } from "../mod.ts";
+import { getBackend } from "../mod.ts";
+import { grid, lineChart } from "./svg.ts";
 import type { Options } from "./args.ts";
+import { frontierChart as methodFrontier } from "./compare.ts";
 import type { Run } from "./run.ts";
+
+/** One evaluation of a policy on held-out prompts. */
+export interface Checkpoint {
+  /** DPO steps done (0 = the reference). */
+  step: number;
+  /** Sampled KL(policy ‖ reference). */
+  kl: number;
+  /** Mean reward of the samples. */
+  reward: number;
+  /** Share of samples the review grammar can produce. */
+  fluency: number;
+}
 
 /** One β of the built-in task, evaluated on held-out prompts. */
 export interface BetaResult {
@@ -17,6 +31,12 @@ export interface BetaResult {
   policyReward: number;
   /** Sampled KL(policy ‖ reference). */
   kl: number;
+  /** Share of the reference's samples that the review grammar can produce. */
+  referenceFluency: number;
+  /** The same for the policy: reward hacking shows up as ungrammatical text. */
+  fluency: number;
+  /** Evaluations along the run (a β sweep samples every few steps; else start and end). */
+  trajectory: Checkpoint[];
   /** Share of held-out pairs whose chosen completion gets the higher implicit reward. */
   heldOutAccuracy: number;
   /** Share of the gap from the reference's reward to the best achievable that DPO closed. */
@@ -106,18 +126,12 @@ function curvesChart(curves: Record<string, [number, number][]>): string {
   return grid(charts, 2);
 }
 
-/** Reward against KL, one point per β, with the reference at KL 0: the DPO frontier. */
+/** Reward against KL along each β's run, with each β's upper envelope: the DPO frontier. */
 function frontierChart(results: BetaResult[]): string {
-  return scatterChart({
-    title: "reward vs KL (DPO frontier)",
-    xLabel: "KL(policy ‖ reference)",
-    yLabel: "mean reward",
-    series: [{
-      name: "DPO",
-      points: results.map((r) => [r.kl, r.policyReward]),
-      labels: results.map((r) => `β=${r.beta}`),
-    }, { name: "reference", points: [[0, results[0].referenceReward]] }],
-  });
+  const points = results.flatMap((r) =>
+    r.trajectory.map((c) => ({ method: "DPO", setting: `β=${r.beta}`, ...c }))
+  );
+  return methodFrontier(points, "mean reward", true);
 }
 
 function printSummary(report: TaskReport | DataReport, seconds: number): void {
@@ -131,6 +145,9 @@ function printSummary(report: TaskReport | DataReport, seconds: number): void {
       } (best ${report.bestAchievableReward.toFixed(3)})`,
       "share of the gap to the best closed": r.gapClosed.toFixed(3),
       "KL(policy ‖ reference), sampled": r.kl.toFixed(3),
+      "fluency: grammatical samples (reference → policy)": `${r.referenceFluency.toFixed(2)} → ${
+        r.fluency.toFixed(2)
+      }`,
       "held-out preference accuracy": r.heldOutAccuracy.toFixed(3),
     });
     console.log("before → after (same held-out prompt):");

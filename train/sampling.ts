@@ -1,7 +1,7 @@
 /**
  * What the demo does with sampled completions: preference pairs (best versus worst of four samples by
  * the sentiment scorer, as the DPO paper builds its sentiment pairs) and the evaluation of a policy
- * (mean reward and a sampled KL to the reference).
+ * (mean reward, a sampled KL to the reference, and fluency).
  * @module
  */
 import {
@@ -12,9 +12,9 @@ import {
   pairLogProbs,
   type PreferencePair,
   scope,
-  type WordTokenizer,
+  type Tokenizer,
 } from "../mod.ts";
-import { sentimentScore } from "./sentiment.ts";
+import { isGrammatical, sentimentScore } from "./sentiment.ts";
 
 /** One sampled completion of a prompt. */
 export interface Sample {
@@ -28,15 +28,17 @@ export interface Sample {
   text: string;
 }
 
-/** Samples one completion per prompt at temperature 1, as long as the model's context allows. */
+/** Samples one completion per prompt at temperature 1, as long as the model's context allows (or
+ * `maxNewTokens`, when smaller). */
 export async function sampleTexts(
   model: GPT,
-  tok: WordTokenizer,
+  tok: Tokenizer,
   prompts: string[],
   seed: number,
+  maxNewTokens = Infinity,
 ): Promise<Sample[]> {
   const ids = prompts.map((p) => tok.encode(p, { bos: true }));
-  const room = model.config.blockSize - Math.max(...ids.map((x) => x.length));
+  const room = Math.min(maxNewTokens, model.config.blockSize - Math.max(...ids.map((x) => x.length)));
   const out = await generate(model, ids, { maxNewTokens: room, temperature: 1, seed, eosToken: tok.eos });
   return out.map((o, i) => {
     const end = o.indexOf(tok.eos, ids[i].length);
@@ -51,7 +53,7 @@ export async function sampleTexts(
  */
 export async function preferencePairs(
   model: GPT,
-  tok: WordTokenizer,
+  tok: Tokenizer,
   prompts: string[],
   seed: number,
 ): Promise<PreferencePair[]> {
@@ -71,18 +73,21 @@ export async function preferencePairs(
 }
 
 /**
- * Samples from `policy` on `prompts` and returns their mean reward, the samples, and the sampled
- * KL(policy ‖ reference) = E_y~π[log π(y|x) − log π_ref(y|x)], averaged over the samples.
+ * Samples from `policy` on `prompts` and returns their mean reward, the samples, the sampled
+ * KL(policy ‖ reference) = E_y~π[log π(y|x) − log π_ref(y|x)], averaged over the samples, and the
+ * fluency: the share of samples that end (EOS) as a sentence the review grammar can produce.
  */
 export async function evaluateSamples(
   policy: GPT,
   reference: GPT,
-  tok: WordTokenizer,
+  tok: Tokenizer,
   prompts: string[],
   seed: number,
-): Promise<{ reward: number; kl: number; samples: Sample[] }> {
-  const samples = await sampleTexts(policy, tok, prompts, seed);
+  maxNewTokens = Infinity,
+): Promise<{ reward: number; kl: number; fluency: number; samples: Sample[] }> {
+  const samples = await sampleTexts(policy, tok, prompts, seed, maxNewTokens);
   const reward = samples.reduce((s, x) => s + sentimentScore(x.text), 0) / samples.length;
+  const fluent = samples.filter((x) => x.completion.at(-1) === tok.eos && isGrammatical(x.text));
   // Each sample as the "chosen" side of a pair, so pairLogProbs scores exactly its completion.
   const pairs: EncodedPair[] = samples.map((s) => ({
     prompt: s.ids,
@@ -99,5 +104,5 @@ export async function evaluateSamples(
       )
     );
   }
-  return { reward, kl: kl / pairs.length, samples };
+  return { reward, kl: kl / pairs.length, fluency: fluent.length / samples.length, samples };
 }

@@ -100,3 +100,50 @@ export function promptOf(sentence: string, nWords = 2): string {
   }
   return words.slice(0, nWords).join(" ");
 }
+
+/** The polarity (1, −1, 0) of a clause "the SUBJECT VERB PHRASE" as {@link generateSentence} builds
+ * it, or null when the grammar cannot produce it. */
+function clausePolarity(words: string[]): number | null {
+  if (words[0] !== "the") return null;
+  const subject = WORDS.subjects.find((s) => words.slice(1, 1 + s.split(" ").length).join(" ") === s);
+  if (!subject) return null;
+  const rest = words.slice(1 + subject.split(" ").length);
+  if (!(WORDS.verbs as readonly string[]).includes(rest[0])) return null;
+  const phrase = rest.slice(1);
+  // "not ADJ": the opposite of a non-neutral adjective, with no intensifier.
+  if (phrase[0] === "not") {
+    return phrase.length === 2 && VALENCE[phrase[1]] ? -Math.sign(VALENCE[phrase[1]]) : null;
+  }
+  // ADJ or "ADJ and ADJ", each with an optional intensifier, all of one sign.
+  const signs: number[] = [];
+  for (const part of phrase.join(" ").split(" and ")) {
+    const w = part.split(" ");
+    const adj = w.length === 2 && (WORDS.intensifiers as readonly string[]).includes(w[0])
+      ? w[1]
+      : w.join(" ");
+    if (!(adj in VALENCE)) return null;
+    signs.push(Math.sign(VALENCE[adj]));
+  }
+  return signs.length <= 2 && signs.every((s) => s === signs[0]) ? signs[0] : null;
+}
+
+/**
+ * Whether {@link generateSentence} can produce `text` (a decoded sample): the fluency check of the
+ * evaluation. A policy that games the word-valence scorer ("great great superb") fails it.
+ */
+export function isGrammatical(text: string): boolean {
+  const words = text.trim().split(/\s+/);
+  if (words.at(-1) !== "." || words.length < 7 || words.length > 15) return false;
+  let body = words.slice(0, -1).join(" ");
+  const opener = WORDS.openers.find((o) => body.startsWith(o + " the "));
+  if (opener) body = body.slice(opener.length + 1);
+  // Clauses start with "the", which no phrase contains, so "and the" / "but the" join two clauses.
+  const [first, join, second, ...more] = body.split(/ (and|but) (?=the )/);
+  if (more.length) return false;
+  const p = clausePolarity(first.split(" "));
+  if (p === null) return false;
+  if (!join) return true;
+  const q = clausePolarity(second.split(" "));
+  if (q === null) return false;
+  return join === "but" ? p !== 0 && q === -p : q === p || q === 0;
+}
