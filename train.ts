@@ -27,6 +27,7 @@ import {
   DPOTrainer,
   type EncodedPair,
   encodePairs,
+  flush,
   fromArray,
   frozenCopy,
   GPT,
@@ -215,6 +216,7 @@ async function sft(
       opt.zeroGrad();
       return await l.item();
     });
+    await flush(); // a step's end: queued device work goes out; TENSOR_DEBUG=stats prints here
     if (!Number.isFinite(loss)) throw new Error(`SFT: loss is ${loss} at step ${step + 1}`);
     run.log("sft", { step: step + 1, loss, learning_rate: opt.lr });
     bar.tick(1, `loss ${loss.toFixed(3)}`);

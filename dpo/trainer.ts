@@ -3,7 +3,7 @@
  * rejected together), a frozen reference (or reference log-probs computed once up front), the loss
  * from loss.ts, clipping, warmup, periodic evaluation, and TRL-named metrics read back once a step.
  */
-import { fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
+import { flush, fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
 import { GPT } from "../nn/gpt.ts";
 import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
 import { loadCheckpoint, saveCheckpoint } from "../nn/checkpoint.ts";
@@ -255,6 +255,7 @@ export class DPOTrainer {
       this.optimizer.zeroGrad();
       return await stack([...metrics, norm]).data();
     });
+    await flush(); // the step's end (TENSOR_DEBUG=stats reports per flush)
     this.stepCount++;
     if (!Number.isFinite(v[0])) throw new Error(`DPOTrainer: loss is ${v[0]} at step ${this.stepCount}`);
     return {

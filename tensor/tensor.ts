@@ -60,6 +60,22 @@ export type { DType, Shape };
 /** Nested arrays of numbers (or booleans), as `tensor()` takes and `toArray()` gives. */
 export type Nested = number | boolean | readonly Nested[];
 
+/** A broadcasting binary op's typed call, in three overloads: the shape rule (literal dims, and
+ * generic dims where every pair is identical or `number`); then, for generic dims the rule cannot
+ * compare, an operand that broadcasts into this tensor (`Sub<S>`: a suffix of S, any dims 1) or this
+ * tensor into the operand. `Scalar`: what may stand for the operand (`never` for and/or). */
+export interface BinaryMethod<S extends Shape, Op extends string, Scalar = number> {
+  /** The shape rule. */
+  <B extends Shape = []>(
+    this: Tensor<S> & Guard<Broadcast<S, B, Op>>,
+    o: Tensor<B> | Scalar,
+  ): Tensor<Ok<Broadcast<S, B, Op>>>;
+  /** An operand that broadcasts into this tensor. */
+  <O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** This tensor broadcast into the operand. */
+  <B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
+}
+
 /** An n-dimensional array with a compile-time shape `S`, living on a backend. Create one with
  * `tensor`, `zeros`, `randn`…; every op returns a new tensor. */
 export class Tensor<
@@ -178,202 +194,38 @@ export class Tensor<
   }
 
   // ---- elementwise ---------------------------------------------------------------------------
-  // Each binary op has three overloads: the shape rule (literal dims, and generic dims where every pair
-  // is identical or `number`); then, for generic dims the rule cannot compare, an operand that broadcasts
-  // into this tensor (`Sub<S>`: a suffix of S, any dims 1) or this tensor into the operand. The
-  // implementation signatures take `any`: the overloads above them are the typed surface.
+  // The binary ops are typed by `BinaryMethod` and implemented from the `BINARY` table below the class.
 
   /** Elementwise sum (broadcasting). */
-  add<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "add">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "add">>>;
-  /** Elementwise sum (broadcasting). */
-  add<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Elementwise sum (broadcasting). */
-  add<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  add(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "add", (a, b) => X.bin("add", a, b), (g) => [g, g]);
-  }
+  declare add: BinaryMethod<S, "add">;
   /** Elementwise difference (broadcasting). */
-  sub<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "sub">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "sub">>>;
-  /** Elementwise difference (broadcasting). */
-  sub<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Elementwise difference (broadcasting). */
-  sub<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  sub(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "sub", (a, b) => X.bin("sub", a, b), (g) => [g, g.neg()]);
-  }
+  declare sub: BinaryMethod<S, "sub">;
   /** Elementwise product (broadcasting). */
-  mul<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "mul">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "mul">>>;
-  /** Elementwise product (broadcasting). */
-  mul<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Elementwise product (broadcasting). */
-  mul<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  mul(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "mul", (a, b) => X.bin("mul", a, b), (g, a, b) => [g.mul(b), g.mul(a)]);
-  }
+  declare mul: BinaryMethod<S, "mul">;
   /** Elementwise true division (integers divide as floats). */
-  div<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "div">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "div">>>;
-  /** Elementwise true division (integers divide as floats). */
-  div<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Elementwise true division (integers divide as floats). */
-  div<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  div(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(
-      this,
-      o,
-      "div",
-      (a, b) => X.bin("div", a, b),
-      (g, a, b) => [g.div(b), g.mul(a).div(b.mul(b)).neg()],
-      true,
-    );
-  }
+  declare div: BinaryMethod<S, "div">;
   /** Elementwise power; a negative base works with integer exponents. */
-  pow<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "pow">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "pow">>>;
-  /** Elementwise power; a negative base works with integer exponents. */
-  pow<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Elementwise power; a negative base works with integer exponents. */
-  pow<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  pow(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "pow", (a, b) => X.bin("pow", a, b), (g, a, b, out) => [
-      g.mul(b).mul(a.pow(b.sub(1))),
-      // d/db a^b = a^b·ln a; defined as 0 where a = 0 so x^y at x=0 has no NaN gradient.
-      g.mul(out).mul(where(a.eq(0), 0, a.abs().log())),
-    ], true);
-  }
+  declare pow: BinaryMethod<S, "pow">;
   /** Elementwise maximum; at ties the gradient is split evenly. */
-  maximum<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "maximum">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "maximum">>>;
-  /** Elementwise maximum; at ties the gradient is split evenly. */
-  maximum<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Elementwise maximum; at ties the gradient is split evenly. */
-  maximum<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  maximum(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "maximum", (a, b) => X.bin("max", a, b), (g, a, b) => pick(g, a, b));
-  }
+  declare maximum: BinaryMethod<S, "maximum">;
   /** Elementwise minimum; at ties the gradient is split evenly. */
-  minimum<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "minimum">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "minimum">>>;
-  /** Elementwise minimum; at ties the gradient is split evenly. */
-  minimum<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Elementwise minimum; at ties the gradient is split evenly. */
-  minimum<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  minimum(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "minimum", (a, b) => X.bin("min", a, b), (g, a, b) => pick(g, b, a));
-  }
+  declare minimum: BinaryMethod<S, "minimum">;
   /** `this < o` as bool. */
-  lt<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "lt">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "lt">>>;
-  /** `this < o` as bool. */
-  lt<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** `this < o` as bool. */
-  lt<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  lt(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "lt", (a, b) => X.bin("lt", a, b));
-  }
+  declare lt: BinaryMethod<S, "lt">;
   /** `this <= o` as bool. */
-  le<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "le">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "le">>>;
-  /** `this <= o` as bool. */
-  le<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** `this <= o` as bool. */
-  le<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  le(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "le", (a, b) => X.bin("le", a, b));
-  }
+  declare le: BinaryMethod<S, "le">;
   /** `this > o` as bool. */
-  gt<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "gt">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "gt">>>;
-  /** `this > o` as bool. */
-  gt<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** `this > o` as bool. */
-  gt<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  gt(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "gt", (a, b) => X.bin("gt", a, b));
-  }
+  declare gt: BinaryMethod<S, "gt">;
   /** `this >= o` as bool. */
-  ge<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "ge">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "ge">>>;
-  /** `this >= o` as bool. */
-  ge<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** `this >= o` as bool. */
-  ge<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  ge(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "ge", (a, b) => X.bin("ge", a, b));
-  }
+  declare ge: BinaryMethod<S, "ge">;
   /** `this == o` as bool. */
-  eq<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "eq">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "eq">>>;
-  /** `this == o` as bool. */
-  eq<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** `this == o` as bool. */
-  eq<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  eq(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "eq", (a, b) => X.bin("eq", a, b));
-  }
+  declare eq: BinaryMethod<S, "eq">;
   /** `this != o` as bool. */
-  ne<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "ne">>,
-    o: Tensor<B> | number,
-  ): Tensor<Ok<Broadcast<S, B, "ne">>>;
-  /** `this != o` as bool. */
-  ne<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** `this != o` as bool. */
-  ne<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  ne(this: Tensor<any>, o: Tensor<any> | number): any {
-    return binary(this, o, "ne", (a, b) => X.bin("ne", a, b));
-  }
+  declare ne: BinaryMethod<S, "ne">;
   /** Logical and of bool tensors. */
-  and<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "and">>,
-    o: Tensor<B>,
-  ): Tensor<Ok<Broadcast<S, B, "and">>>;
-  /** Logical and of bool tensors. */
-  and<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Logical and of bool tensors. */
-  and<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  and(this: Tensor<any>, o: Tensor<any>): any {
-    return binary(this, o, "and", (a, b) => X.bin("and", a, b));
-  }
+  declare and: BinaryMethod<S, "and", never>;
   /** Logical or of bool tensors. */
-  or<B extends Shape = []>(
-    this: Tensor<S> & Guard<Broadcast<S, B, "or">>,
-    o: Tensor<B>,
-  ): Tensor<Ok<Broadcast<S, B, "or">>>;
-  /** Logical or of bool tensors. */
-  or<O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
-  /** Logical or of bool tensors. */
-  or<B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
-  or(this: Tensor<any>, o: Tensor<any>): any {
-    return binary(this, o, "or", (a, b) => X.bin("or", a, b));
-  }
+  declare or: BinaryMethod<S, "or", never>;
   /** Logical not of a bool tensor. */
   not(): Tensor<S> {
     return unary(this, "not", (x) => X.un("not", X.cast(x, "bool")));
@@ -781,6 +633,40 @@ export class Tensor<
       (g) => [g, g.gather(a, index as Tensor<any>)],
     );
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary ops: IR op, backward rule (float results only), whether the result is always float
+
+const BINARY: Record<string, [X.BinaryOp, Grads?, boolean?]> = {
+  add: ["add", (g) => [g, g]],
+  sub: ["sub", (g) => [g, g.neg()]],
+  mul: ["mul", (g, a, b) => [g.mul(b), g.mul(a)]],
+  div: ["div", (g, a, b) => [g.div(b), g.mul(a).div(b.mul(b)).neg()], true],
+  pow: ["pow", (g, a, b, out) => [
+    g.mul(b).mul(a.pow(b.sub(1))),
+    // d/db a^b = a^b·ln a; defined as 0 where a = 0 so x^y at x=0 has no NaN gradient.
+    g.mul(out).mul(where(a.eq(0), 0, a.abs().log())),
+  ], true],
+  maximum: ["max", (g, a, b) => pick(g, a, b)],
+  minimum: ["min", (g, a, b) => pick(g, b, a)],
+  lt: ["lt"],
+  le: ["le"],
+  gt: ["gt"],
+  ge: ["ge"],
+  eq: ["eq"],
+  ne: ["ne"],
+  and: ["and"],
+  or: ["or"],
+};
+for (const [name, [op, grads, float]] of Object.entries(BINARY)) {
+  Object.defineProperty(Tensor.prototype, name, {
+    value(this: Tensor<any>, o: Tensor<any> | number) {
+      return binary(this, o, name, (a, b) => X.bin(op, a, b), grads, float);
+    },
+    writable: true,
+    configurable: true,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
