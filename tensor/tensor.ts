@@ -672,8 +672,8 @@ for (const [name, [op, grads, float]] of Object.entries(BINARY)) {
 // ---------------------------------------------------------------------------------------------
 // Op machinery
 
-/** Put `out` on the tape with `inputs` and a backward rule (when any input wants gradients). */
-function record<T extends Tensor<any>>(
+/** @internal Put `out` on the tape with `inputs` and a backward rule (when any input wants gradients). */
+export function record<T extends Tensor<any>>(
   out: T,
   inputs: Tensor<any>[],
   backward: (g: Tensor<any>) => (Tensor<any> | null)[],
