@@ -38,16 +38,18 @@ import {
   parsePreferenceJsonl,
   type PreferencePair,
   rng,
-  saveCheckpoint,
   scope,
   setBackend,
+  type Shape,
+  stack,
+  type Tensor,
   toJsonl,
   type WordTokenizer,
 } from "./mod.ts";
 import { progress } from "./train/progress.ts";
 import { type Flags, parseFlags, usage } from "./train/args.ts";
 import { Run } from "./train/run.ts";
-import { BLOCK, pickPrompts, sentimentData, type Sizes } from "./train/task.ts";
+import { BLOCK, pickPrompts, sentimentData, SIZES, type Sizes } from "./train/task.ts";
 import { bestAchievableScore, generateCorpus, sentimentScore } from "./train/sentiment.ts";
 import { evaluateSamples, preferencePairs } from "./train/sampling.ts";
 import {
@@ -64,7 +66,7 @@ async function main(argv: string[]): Promise<void> {
   const flags = parseFlags(argv);
   if (!flags) return console.log(usage());
   const backend = await setBackend(flags.backend);
-  const run = new Run(flags.out);
+  const run = new Run(flags.out, flags.resume);
   console.log(`backend ${backend.name} (${backend.info}); output in ${run.dir}`);
   const t0 = performance.now();
   if (flags.compareRlhf) {
@@ -92,10 +94,10 @@ async function sentimentDemo(flags: Flags, run: Run): Promise<TaskReport> {
     const tag = flags.betas.length > 1 ? `-beta${beta}` : "";
     const steps = flags.steps ?? size.dpoSteps;
     // A sweep also samples along the way, so frontier.svg draws each β's path, not one point.
-    const trajectory: Checkpoint[] = [{ step: 0, kl: 0, reward: before.reward, fluency: before.fluency }];
+    // Probes are logged, so that a resumed run still draws the whole path.
     const probe = async (step: number, policy: GPT) => {
       const e = await evaluateSamples(policy, model, tok, evalSet, seed + 4);
-      trajectory.push({ step, kl: e.kl, reward: e.reward, fluency: e.fluency });
+      run.log(`dpo${tag}-probe`, { step, kl: e.kl, reward: e.reward, fluency: e.fluency });
     };
     const { policy, eval: ev } = await dpo(
       model,
@@ -107,6 +109,12 @@ async function sentimentDemo(flags: Flags, run: Run): Promise<TaskReport> {
       flags.betas.length > 1 ? probe : undefined,
     );
     const after = await evaluateSamples(policy, model, tok, evalSet, seed + 4);
+    const trajectory: Checkpoint[] = [
+      { step: 0, kl: 0, reward: before.reward, fluency: before.fluency },
+      ...run.logged(`dpo${tag}-probe`).map(({ step, kl, reward, fluency }) =>
+        ({ step, kl, reward, fluency }) as Checkpoint
+      ),
+    ];
     trajectory.push({ step: steps, kl: after.kl, reward: after.reward, fluency: after.fluency });
     results.push({
       beta,
@@ -137,18 +145,20 @@ async function sentimentPairs(
   run: Run,
 ): Promise<CompareInput & { tok: WordTokenizer; size: Sizes }> {
   const { seed } = flags;
-  const { size, corpus, tok, trainPrompts, evalPrompts } = sentimentData(seed, flags.quick);
+  const { size, corpus, tok, trainPrompts, evalPrompts } = sentimentData(seed, flags.quick, flags.tiny);
   // 1. SFT on the corpus (or the finished one, with --resume).
   const { nLayer, nHead, nEmbd } = size;
   const model = new GPT({ vocabSize: tok.vocabSize, blockSize: BLOCK, nLayer, nHead, nEmbd, seed });
-  if (flags.resume && run.has("sft.safetensors")) {
-    await model.loadStateDict((await loadCheckpoint(run.path("sft.safetensors"))).tensors);
+  const saved = flags.resume ? await run.loadCheckpoint("sft.safetensors") : null;
+  if (saved) {
+    loadInto(model, saved.tensors, run.path("sft.safetensors"));
     console.log("SFT: reusing sft.safetensors");
   } else {
-    if (flags.init) await model.loadStateDict((await loadCheckpoint(flags.init)).tensors);
+    if (flags.init) loadInto(model, (await loadCheckpoint(flags.init)).tensors, flags.init);
     const seqs = corpus.map((s) => tok.encode(s, { bos: true, eos: true }));
+    run.rewind(["sft"], 0);
     await sft(model, seqs, size.sftSteps, size.sftBatch, seed, run);
-    await saveCheckpoint(run.path("sft.safetensors"), model.stateDict(), {
+    await run.saveCheckpoint("sft.safetensors", model.stateDict(), {
       tokenizer: JSON.stringify(tok.toJSON()),
       n_head: String(model.config.nHead),
     });
@@ -160,19 +170,19 @@ async function sentimentPairs(
     prefs = parsePreferenceJsonl(await Deno.readTextFile(run.path("prefs.jsonl")), "prefs.jsonl").pairs;
   } else {
     prefs = await preferencePairs(model, tok, pickPrompts(trainPrompts, size.prompts, seed + 10), seed + 2);
-    await Deno.writeTextFile(run.path("prefs.jsonl"), toJsonl(prefs));
+    await run.writeText("prefs.jsonl", toJsonl(prefs));
   }
   // As in TRL: BOS before prompts, EOS after completions.
   const enc = (s: string, part: "prompt" | "completion") =>
     tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
-  const train = encodePairs(prefs, enc, BLOCK).pairs;
+  const train = encodePairs(prefs, enc, BLOCK, undefined, "prefs.jsonl").pairs;
   const evalPrefs = await preferencePairs(
     model,
     tok,
     pickPrompts(evalPrompts, size.evalPrompts, seed + 11),
     seed + 3,
   );
-  const evalPairs = encodePairs(evalPrefs, enc, BLOCK).pairs;
+  const evalPairs = encodePairs(evalPrefs, enc, BLOCK, undefined, "held-out pairs").pairs;
   console.log(
     `preferences: ${train.length} training pairs (prefs.jsonl), ${evalPairs.length} held-out pairs`,
   );
@@ -211,13 +221,19 @@ async function sft(
     const loss = await scope(async () => {
       const l = crossEntropy(model.forward(fromArray(x, [batch, T], "i32")), fromArray(y, [batch, T], "i32"));
       l.backward();
-      clipGradNorm(model.parameters(), 1);
+      // Loss and gradient norm in one read, before the update: a non-finite one stops training here.
+      const [loss, norm] = await stack([l.detach(), clipGradNorm(model.parameters(), 1)]).data();
+      const bad = !Number.isFinite(loss)
+        ? `loss is ${loss}`
+        : !Number.isFinite(norm)
+        ? `gradient norm is ${norm}`
+        : "";
+      if (bad) throw new Error(`SFT: ${bad} at step ${step + 1}; stopped before the update`);
       opt.step();
       opt.zeroGrad();
-      return await l.item();
+      return loss;
     });
     await flush(); // a step's end: queued device work goes out; TENSOR_DEBUG=stats prints here
-    if (!Number.isFinite(loss)) throw new Error(`SFT: loss is ${loss} at step ${step + 1}`);
     run.log("sft", { step: step + 1, loss, learning_rate: opt.lr });
     bar.tick(1, `loss ${loss.toFixed(3)}`);
   }
@@ -239,8 +255,8 @@ async function dpo(
   probe?: (step: number, policy: GPT) => Promise<void>,
 ): Promise<{ policy: GPT; eval: Record<string, number> }> {
   const policy = new GPT(sftModel.config);
-  await policy.loadStateDict(sftModel.stateDict());
-  const file = run.path(`dpo${tag}.safetensors`);
+  policy.loadStateDict(sftModel.stateDict());
+  const name = `dpo${tag}.safetensors`;
   const config: DPOConfig = {
     beta,
     lossType: flags.loss,
@@ -252,34 +268,72 @@ async function dpo(
     padId,
     seed: flags.seed,
     evalEvery: Math.max(10, Math.floor(steps / 4)),
-    checkpointPath: file,
-    checkpointEvery: 50,
+    checkpointEvery: Math.min(50, Math.ceil(steps / 4)),
   };
   const trainer = new DPOTrainer({ policy, reference: frozenCopy(sftModel), train, eval: evalPairs, config });
-  if (flags.resume && run.has(`dpo${tag}.safetensors`)) await trainer.load(file);
   const bar = progress(`DPO${tag ? ` β=${beta}` : ""}`, steps);
-  bar.tick(trainer.stepCount);
-  let lastEval: Record<string, number> = {};
+  let lastEval: Record<string, number> | null = null;
   const evaluate = async () => {
     lastEval = await trainer.evaluate();
     run.log(`dpo${tag}-eval`, { step: trainer.stepCount, ...lastEval });
+    if (trainer.stepCount < steps) await probe?.(trainer.stepCount, policy);
   };
+  const saved = flags.resume ? await run.loadCheckpoint(name) : null;
+  if (saved) {
+    loadInto(trainer, saved.tensors, run.path(name), saved.metadata);
+    if (saved.metadata.eval) lastEval = JSON.parse(saved.metadata.eval); // a finished run
+  }
+  // The log keeps what led up to the checkpoint; what came after it is done again.
+  if (!lastEval) run.rewind([`dpo${tag}`], trainer.stepCount + 1);
+  if (!lastEval) run.rewind([`dpo${tag}-eval`, `dpo${tag}-probe`], trainer.stepCount);
+  bar.tick(trainer.stepCount);
+  const k = trainer.stepCount;
+  if (!lastEval && k > 0 && k < steps && k % config.evalEvery! === 0) await evaluate();
   // trainer.run()'s loop, written out so that the async `probe` can sample at each evaluation.
   while (trainer.stepCount < steps) {
     const m: DPOMetrics = await trainer.step();
     run.log(`dpo${tag}`, m as unknown as Record<string, number>);
     const acc = m["rewards/accuracies"].toFixed(2), margin = m["rewards/margins"].toFixed(2);
     bar.tick(1, `loss ${m.loss.toFixed(3)} acc ${acc} margin ${margin}`);
-    if (m.step % config.checkpointEvery! === 0) await trainer.save(file);
-    if (m.step % config.evalEvery! === 0 && m.step < steps) {
-      await evaluate();
-      await probe?.(m.step, policy);
+    if (m.step % config.checkpointEvery! === 0 && m.step < steps) {
+      const { tensors, metadata } = trainer.checkpoint();
+      await run.saveCheckpoint(name, tensors, metadata);
     }
+    if (m.step % config.evalEvery! === 0 && m.step < steps) await evaluate();
   }
-  await evaluate();
-  await trainer.save(file);
+  if (!lastEval || trainer.stepCount > k) {
+    await evaluate();
+    const { tensors, metadata } = trainer.checkpoint();
+    await run.saveCheckpoint(name, tensors, { ...metadata, eval: JSON.stringify(lastEval) });
+  }
   bar.done();
-  return { policy, eval: lastEval };
+  return { policy, eval: lastEval! };
+}
+
+/**
+ * Loads a checkpoint into a model (or a DPO trainer: policy, optimizer state, step, shuffle). A
+ * mismatch names the configuration the file was made with, e.g. "made with --quick?".
+ */
+function loadInto(
+  target: GPT | DPOTrainer,
+  tensors: Record<string, Tensor<Shape>>,
+  file: string,
+  metadata: Record<string, string> = {},
+): void {
+  try {
+    if (target instanceof GPT) target.loadStateDict(tensors);
+    else target.restore(tensors, metadata, file);
+  } catch (e) {
+    let made = "";
+    try {
+      const c = gptConfigFromCheckpoint(tensors, { n_head: "1" }, file);
+      const size = Object.entries(SIZES).find(([, s]) => s.nLayer === c.nLayer && s.nEmbd === c.nEmbd)?.[0];
+      const hint = size === "full" ? "made without --quick?" : size ? `made with --${size}?` : "another run?";
+      made =
+        ` (it holds a GPT with ${c.nLayer} layers, width ${c.nEmbd}, vocabulary ${c.vocabSize}: ${hint})`;
+    } catch { /* not a GPT checkpoint: the error alone says what is wrong */ }
+    throw new Error(`train.ts: ${file} does not fit this configuration${made}: ${(e as Error).message}`);
+  }
 }
 
 /**
@@ -309,7 +363,7 @@ async function ownData(
       );
     }
     model = new GPT(config);
-    await model.loadStateDict(tensors);
+    loadInto(model, tensors, flags.init);
   } else {
     model = new GPT({
       vocabSize: tok.vocabSize,
@@ -323,7 +377,7 @@ async function ownData(
   // As in TRL: BOS before prompts, EOS after completions.
   const enc = (s: string, part: "prompt" | "completion") =>
     tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
-  const { pairs: all, truncated } = encodePairs(pairs, enc, model.config.blockSize);
+  const { pairs: all, truncated } = encodePairs(pairs, enc, model.config.blockSize, undefined, flags.data);
   const nEval = Math.floor(all.length / 10);
   console.log(
     `${flags.data}: ${all.length} pairs (${skippedIdentical} identical skipped, ${truncated} truncated), ${nEval} held out`,

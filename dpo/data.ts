@@ -218,14 +218,17 @@ export function truncatePair(
 
 /**
  * Tokenizes and truncates pairs. `encode` gets which part it encodes, so a caller can add BOS to prompts
- * and EOS to completions. Returns the pairs and how many were truncated.
+ * and EOS to completions. Pairs whose chosen and rejected become identical once truncated carry no
+ * preference (their loss is stuck at ln 2): they are dropped, with a warning that counts them and names
+ * `source`. Returns the pairs kept, how many were truncated and how many were dropped.
  */
 export function encodePairs(
   pairs: readonly PreferencePair[],
   encode: (text: string, part: "prompt" | "completion") => number[],
   maxLength: number,
   maxPromptLength?: number,
-): { pairs: EncodedPair[]; truncated: number } {
+  source = "encodePairs",
+): { pairs: EncodedPair[]; truncated: number; identical: number } {
   let truncated = 0;
   const out = pairs.map((p, i) => {
     const c = (s: string) => encode(s, "completion");
@@ -237,5 +240,13 @@ export function encodePairs(
     if (r.truncated) truncated++;
     return r.pair;
   });
-  return { pairs: out, truncated };
+  const kept = out.filter((p) => p.chosen.join() !== p.rejected.join());
+  const identical = out.length - kept.length;
+  if (identical) {
+    console.warn(
+      `${source}: dropped ${identical} of ${out.length} pairs whose chosen and rejected are identical ` +
+        `once truncated to ${maxLength} tokens`,
+    );
+  }
+  return { pairs: kept, truncated, identical };
 }

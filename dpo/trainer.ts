@@ -3,7 +3,7 @@
  * rejected together), a frozen reference (or reference log-probs computed once up front), the loss
  * from loss.ts, clipping, warmup, periodic evaluation, and TRL-named metrics read back once a step.
  */
-import { flush, fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
+import { flush, fromArray, noGrad, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
 import { GPT } from "../nn/gpt.ts";
 import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
 import { loadCheckpoint, saveCheckpoint } from "../nn/checkpoint.ts";
@@ -152,6 +152,7 @@ export class DPOTrainer {
   stepCount = 0;
   #order: number[] = [];
   #rand: () => number;
+  #draws = 0; // numbers drawn from #rand: a checkpoint replays them to restore its state
   #refCache: [Float32Array, Float32Array] | null = null;
   #average: boolean;
 
@@ -186,6 +187,7 @@ export class DPOTrainer {
         this.#order = this.train.map((_, i) => i);
         for (let i = this.#order.length - 1; i > 0; i--) {
           const j = Math.floor(this.#rand() * (i + 1));
+          this.#draws++;
           [this.#order[i], this.#order[j]] = [this.#order[j], this.#order[i]];
         }
       }
@@ -247,17 +249,30 @@ export class DPOTrainer {
         n + 2 * this.train[i].prompt.length + this.train[i].chosen.length + this.train[i].rejected.length,
       0,
     );
+    // Loss, metrics and gradient norm come back in one read, before the update: a non-finite one
+    // stops training with the policy and the optimizer as they were.
     const v = await scope(async () => {
       const { loss, metrics } = this.#forward(idx, this.train, this.#refCache);
       loss.backward();
       const norm = clipGradNorm(this.policy.parameters(), cfg.maxGradNorm ?? 1);
+      const v = await stack([...metrics, norm]).data();
+      const bad = !Number.isFinite(v[0])
+        ? `loss is ${v[0]}`
+        : !Number.isFinite(v[7])
+        ? `gradient norm is ${v[7]}`
+        : "";
+      if (bad) {
+        this.optimizer.zeroGrad();
+        throw new Error(
+          `DPOTrainer: ${bad} at step ${this.stepCount + 1}; stopped before the update (lower lr or beta?)`,
+        );
+      }
       this.optimizer.step();
       this.optimizer.zeroGrad();
-      return await stack([...metrics, norm]).data();
+      return v;
     });
     await flush(); // the step's end (TENSOR_DEBUG=stats reports per flush)
     this.stepCount++;
-    if (!Number.isFinite(v[0])) throw new Error(`DPOTrainer: loss is ${v[0]} at step ${this.stepCount}`);
     return {
       step: this.stepCount,
       loss: v[0],
@@ -301,23 +316,73 @@ export class DPOTrainer {
     );
   }
 
-  /** Save the policy, the optimizer state and the step count to one safetensors file. */
+  /** Everything to continue exactly: the policy, the optimizer state, the step and the shuffle's state. */
+  checkpoint(): { tensors: Record<string, Tensor<Shape>>; metadata: Record<string, string> } {
+    const tensors = { ...this.policy.stateDict() };
+    for (const [k, v] of Object.entries(this.optimizer.stateDict().state)) tensors[`optimizer.${k}`] = v;
+    const shuffle = JSON.stringify({ draws: this.#draws, order: this.#order });
+    return { tensors, metadata: { step: String(this.stepCount), shuffle } };
+  }
+
+  /** Continue from a {@link checkpoint}. Every name and shape is checked (policy and optimizer state)
+   * before anything changes; errors name `source`. */
+  restore(
+    tensors: Record<string, Tensor<Shape>>,
+    metadata: Record<string, string>,
+    source = "checkpoint",
+  ): void {
+    const fail = (why: string): never => {
+      throw new Error(`DPOTrainer: ${source} ${why}`);
+    };
+    const step = Number(metadata.step), steps = this.config.steps;
+    if (!/^\d+$/.test(metadata.step ?? "") || step > steps) {
+      fail(`has step ${JSON.stringify(metadata.step)}, not a step count in 0..${steps}`);
+    }
+    let shuffle: { draws: number; order: number[] } = { draws: 0, order: [] };
+    try {
+      shuffle = JSON.parse(metadata.shuffle ?? "");
+    } catch {
+      fail("has no shuffle state (metadata shuffle)");
+    }
+    if (
+      !Number.isInteger(shuffle.draws) || !Array.isArray(shuffle.order) ||
+      shuffle.order.some((i) => !(i >= 0 && i < this.train.length))
+    ) {
+      fail(`has a shuffle state for other training pairs`);
+    }
+    const [opt, model] = [true, false].map((o) =>
+      Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith("optimizer.") === o))
+    );
+    const params = this.policy.stateDict();
+    for (const [k, v] of Object.entries(opt)) {
+      const p = params[k.slice("optimizer.".length).replace(/\.[^.]+$/, "")];
+      if (p?.shape.join() !== v.shape.join()) {
+        fail(`has optimizer state ${k} [${v.shape}] for no such parameter`);
+      }
+    }
+    try {
+      this.policy.loadStateDict(model);
+    } catch (e) {
+      fail(`does not fit the policy: ${(e as Error).message}`);
+    }
+    const state = Object.fromEntries(Object.entries(opt).map(([k, v]) => [k.slice("optimizer.".length), v]));
+    this.optimizer.loadStateDict({ step, state });
+    this.stepCount = step;
+    this.#rand = rng(this.config.seed ?? 0);
+    for (this.#draws = 0; this.#draws < shuffle.draws; this.#draws++) this.#rand();
+    this.#order = shuffle.order;
+  }
+
+  /** Save {@link checkpoint} to one safetensors file, atomically. */
   async save(path: string): Promise<void> {
-    const opt = this.optimizer.stateDict();
-    const state = Object.fromEntries(Object.entries(opt.state).map(([k, v]) => [`optimizer.${k}`, v]));
-    await saveCheckpoint(path, { ...this.policy.stateDict(), ...state }, { step: String(this.stepCount) });
+    const { tensors, metadata } = this.checkpoint();
+    await saveCheckpoint(path, tensors, metadata);
   }
 
   /** Continue from a file `save` wrote. */
   async load(path: string): Promise<void> {
     const { tensors, metadata } = await loadCheckpoint(path);
-    const [opt, model] = [true, false].map((o) =>
-      Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith("optimizer.") === o))
-    );
-    await this.policy.loadStateDict(model);
-    const state = Object.fromEntries(Object.entries(opt).map(([k, v]) => [k.slice("optimizer.".length), v]));
-    this.stepCount = Number(metadata.step);
-    this.optimizer.loadStateDict({ step: this.stepCount, state });
+    this.restore(tensors, metadata, path);
   }
 
   /** Run all remaining steps, calling `onLog` with each step's metrics and `onEval` with

@@ -26,6 +26,11 @@ export function loadSafetensors(
   source = "safetensors",
 ): { tensors: Record<string, Tensor<Shape>>; metadata: Record<string, string> } {
   const { tensors, metadata } = decodeSafetensors(bytes, source);
+  // GPT ties its head to the token embedding: a file's separate lm_head.weight must be a copy of it.
+  const [head, wte] = [tensors["lm_head.weight"]?.data, tensors["transformer.wte.weight"]?.data];
+  if (head && wte && (head.length !== wte.length || head.some((v, i) => v !== wte[i]))) {
+    throw new Error(`${source}: lm_head.weight differs from transformer.wte.weight (GPT ties them)`);
+  }
   const out: Record<string, Tensor<Shape>> = {};
   for (const [k, r] of Object.entries(tensors)) {
     out[k] = fromArray(r.data, r.shape, r.data instanceof Int32Array ? "i32" : "f32");

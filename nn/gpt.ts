@@ -190,6 +190,14 @@ export class GPT<V extends number = number> extends Module {
   /** A GPT with GPT-2 initialization (seeded by `cfg.seed`). */
   constructor(cfg: GPTConfig<V>) {
     super();
+    for (const k of ["vocabSize", "blockSize", "nLayer", "nHead", "nEmbd"] as const) {
+      if (!Number.isInteger(cfg[k]) || cfg[k] < 1) {
+        throw new RangeError(`GPT: config.${k} must be a positive integer, got ${cfg[k]}`);
+      }
+    }
+    if (cfg.nEmbd % cfg.nHead) {
+      throw new RangeError(`GPT: nEmbd ${cfg.nEmbd} is not divisible by nHead ${cfg.nHead}`);
+    }
     this.config = { dropout: 0, seed: 0, ...cfg };
     const s = this.config.seed * 1000;
     this.transformer = {
@@ -229,19 +237,10 @@ export class GPT<V extends number = number> extends Module {
     return ln_f.forward(x).matmul(wte.weight.transpose());
   }
 
-  /** Load a Hugging Face GPT-2 state dict: buffers `attn.bias`/`attn.masked_bias` are ignored and a
-   * `lm_head.weight` must equal `transformer.wte.weight` (the head is tied). */
-  override async loadStateDict(sd: Record<string, Tensor<Shape>>): Promise<void> {
-    const head = sd["lm_head.weight"];
-    const wte = sd["transformer.wte.weight"];
-    if (head && wte) {
-      const [a, b] = [await head.data(), await wte.data()];
-      if (a.length !== b.length || a.some((v, i) => v !== b[i])) {
-        throw new Error(
-          "loadStateDict: lm_head.weight differs from transformer.wte.weight (this GPT ties them)",
-        );
-      }
-    }
+  /** Load a Hugging Face GPT-2 state dict: buffers `attn.bias`/`attn.masked_bias` and a tied
+   * `lm_head.weight` are ignored (a file's `lm_head.weight` is checked against its `transformer.wte.weight`
+   * by `loadSafetensors`). Synchronous, like every module's: the next forward sees the new weights. */
+  override loadStateDict(sd: Record<string, Tensor<Shape>>): void {
     super.loadStateDict(sd, (k) => k === "lm_head.weight" || /\.attn\.(masked_)?bias$/.test(k));
   }
 }

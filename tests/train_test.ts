@@ -124,7 +124,7 @@ Deno.test("train.ts rejects bad flags and bad files with messages that name them
   assert.match(unknown.stderr, /--bogus/);
   const bad = await train("--beta", "abc", "--quick");
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /--beta must be a valid number, got "abc"/);
+  assert.match(bad.stderr, /--beta must be > 0 and ≤ 100, got "abc"/);
   const loss = await train("--loss", "nope", "--quick");
   assert.match(loss.stderr, /--loss must be one of sigmoid/);
   const dir = await Deno.makeTempDir();

@@ -33,6 +33,7 @@ const OPTIONS = {
     help: "reuse finished stages and the last DPO checkpoint in --out",
   },
   quick: { type: "boolean", default: false, help: "a small configuration that finishes in about a minute" },
+  tiny: { type: "boolean", default: false, help: "" }, // hidden: a seconds-long run for tests
   "sweep-beta": {
     type: "string",
     default: "",
@@ -85,13 +86,15 @@ export interface Flags {
   resume: boolean;
   /** `--quick`. */
   quick: boolean;
+  /** `--tiny` (hidden): a configuration of seconds, for tests. */
+  tiny: boolean;
   /** `--compare-rlhf`. */
   compareRlhf: boolean;
 }
 
 /** The `--help` text. */
 export function usage(): string {
-  const rows = Object.entries(OPTIONS).map(([k, o]) =>
+  const rows = Object.entries(OPTIONS).filter(([, o]) => o.help).map(([k, o]) =>
     `  --${(k + (o.type === "string" ? " X" : "")).padEnd(20)} ${o.help}${
       o.default !== "" && o.default !== false ? ` (default ${o.default})` : ""
     }`
@@ -99,16 +102,50 @@ export function usage(): string {
   return `usage: deno run -A train.ts [options]\n\n${rows.join("\n")}\n`;
 }
 
+/** Ranges of the numeric flags: [description for messages, test, integer only]. */
+const RANGES: Record<string, [string, (x: number) => boolean, boolean?]> = {
+  beta: ["> 0 and ≤ 100", (x) => x > 0 && x <= 100],
+  "sweep-beta": ["> 0 and ≤ 100 (comma-separated)", (x) => x > 0 && x <= 100],
+  "label-smoothing": ["≥ 0 and < 0.5", (x) => x >= 0 && x < 0.5],
+  lr: ["> 0 and ≤ 1", (x) => x > 0 && x <= 1],
+  steps: ["an integer from 1 to 1000000", (x) => x >= 1 && x <= 1e6, true],
+  "batch-size": ["an integer from 1 to 65536", (x) => x >= 1 && x <= 65536, true],
+  seed: ["an integer from 0 to 4294967295", (x) => x >= 0 && x <= 2 ** 32 - 1, true],
+};
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** Flag `k`'s value as a number in its range; the message names the flag, the range and the value. */
+function num(k: keyof typeof RANGES, raw: string): number {
+  const [range, ok, int] = RANGES[k], x = Number(raw);
+  if (!DECIMAL.test(raw) || !Number.isFinite(x) || !ok(x) || (int && !Number.isInteger(x))) {
+    throw new Error(`train.ts: --${k} must be ${range}, got ${DECIMAL.test(raw) ? raw : `"${raw}"`}`);
+  }
+  return x;
+}
+
+/** Files whose presence makes a folder a run that --resume can continue. */
+const RESUMABLE = /^(metrics\.jsonl|prefs\.jsonl|.*\.safetensors(\.prev)?)$/;
+
 /** Parses and checks `argv`; null when `--help` is given. Throws a message naming the bad flag. */
 export function parseFlags(argv: string[]): Flags | null {
   let options: Options;
+  let given: Set<string>;
+  // "--beta -1": a negative number after a flag that takes a value is that value, not a flag.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i], next = argv[i + 1] ?? "";
+    if (/^--[^=]+$/.test(a) && /^-[\d.]/.test(next)) args.push(`${a}=${argv[++i]}`);
+    else args.push(a);
+  }
   try {
     const { values } = parseArgs({
-      args: argv,
-      options: OPTIONS,
+      args,
+      // Without defaults, so that `values` holds only the flags given (checked against the mode below).
+      options: Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, { type: o.type }])),
       strict: true,
       allowPositionals: false,
     });
+    given = new Set(Object.keys(values));
     options = {
       ...Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, o.default])),
       ...values,
@@ -117,15 +154,7 @@ export function parseFlags(argv: string[]): Flags | null {
     throw new Error(`train.ts: ${(e as Error).message.split("\n")[0]} (see --help)`);
   }
   if (options.help) return null;
-  const num = (k: keyof Options, ok: (x: number) => boolean = Number.isFinite): number => {
-    const x = Number(options[k]);
-    if (options[k] === "" || !ok(x)) {
-      throw new Error(`train.ts: --${k} must be a valid number, got "${options[k]}"`);
-    }
-    return x;
-  };
-  const count = (x: number) => Number.isInteger(x) && x > 0;
-  const beta = num("beta", (x) => x > 0);
+  const beta = num("beta", options.beta);
   const loss = options.loss as LossType;
   if (!LOSS_TYPES.includes(loss)) {
     throw new Error(`train.ts: --loss must be one of ${LOSS_TYPES.join(", ")}, got "${loss}"`);
@@ -135,26 +164,48 @@ export function parseFlags(argv: string[]): Flags | null {
     data: options.data,
     init: options.init,
     beta,
-    betas: options["sweep-beta"] ? options["sweep-beta"].split(",").map(Number) : [beta],
+    betas: options["sweep-beta"] ? options["sweep-beta"].split(",").map((b) => num("sweep-beta", b)) : [beta],
     loss,
-    labelSmoothing: num("label-smoothing", (x) => x >= 0 && x < 0.5),
-    lr: num("lr", (x) => x > 0),
-    steps: options.steps ? num("steps", count) : null,
-    batchSize: num("batch-size", count),
+    labelSmoothing: num("label-smoothing", options["label-smoothing"]),
+    lr: num("lr", options.lr),
+    steps: options.steps ? num("steps", options.steps) : null,
+    batchSize: num("batch-size", options["batch-size"]),
     precomputeRef: options["precompute-ref"],
     backend: options.backend as Flags["backend"],
-    seed: num("seed"),
+    seed: num("seed", options.seed),
     out: options.out || `runs/${new Date().toISOString().replace(/[:.]/g, "-")}`,
     resume: options.resume,
     quick: options.quick,
+    tiny: options.tiny,
     compareRlhf: options["compare-rlhf"],
   };
-  if (flags.betas.some((b) => !(b > 0))) {
-    throw new Error(`train.ts: --sweep-beta must list positive numbers, got "${options["sweep-beta"]}"`);
-  }
   if (!["cpu", "webgpu", "auto"].includes(flags.backend)) {
     throw new Error(`train.ts: --backend must be cpu, webgpu or auto, got "${flags.backend}"`);
   }
+  // Flags that the chosen mode would silently ignore are refused.
+  const refuse = (flag: string, why: string) => {
+    if (given.has(flag)) throw new Error(`train.ts: --${flag} is ignored ${why}; leave it out`);
+  };
+  if (given.has("sweep-beta")) refuse("beta", "with --sweep-beta (it lists the βs)");
+  if (flags.compareRlhf) refuse("beta", "by --compare-rlhf (give βs with --sweep-beta)");
+  if (flags.data && !flags.compareRlhf) {
+    refuse("quick", "with --data (the model comes from --init or is the default byte-level GPT)");
+    refuse("sweep-beta", "with --data (it trains one β: use --beta)");
+  }
+  if (loss === "simpo") refuse("precompute-ref", "with --loss simpo (SimPO has no reference)");
   if (flags.resume && !options.out) throw new Error("train.ts: --resume needs --out DIR (the run to resume)");
+  if (flags.resume && !resumable(options.out)) {
+    throw new Error(
+      `train.ts: --resume: ${options.out} holds no run to resume (no metrics.jsonl or checkpoint)`,
+    );
+  }
   return flags;
+}
+
+function resumable(dir: string): boolean {
+  try {
+    return [...Deno.readDirSync(dir)].some((e) => e.isFile && RESUMABLE.test(e.name));
+  } catch {
+    return false;
+  }
 }

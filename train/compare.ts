@@ -330,8 +330,8 @@ export async function compareRlhf(input: CompareInput, flags: Flags, run: Run): 
     cost,
     skipped,
   };
-  await Deno.writeTextFile(run.path("compare.json"), JSON.stringify(report, null, 2));
-  await Deno.writeTextFile(run.path("frontier.svg"), frontierChart(points, report.reward));
+  await run.writeText("compare.json", JSON.stringify(report, null, 2));
+  await run.writeText("frontier.svg", frontierChart(points, report.reward));
   await run.writeMetrics();
   printComparison(report);
   return report;

@@ -83,9 +83,9 @@ export async function writeReport(
   seconds: number,
 ): Promise<void> {
   await run.writeMetrics();
-  await Deno.writeTextFile(run.path("curves.svg"), curvesChart(run.curves));
+  await run.writeText("curves.svg", curvesChart(run.curves));
   const results = "results" in report ? report.results : [];
-  if (results.length > 1) await Deno.writeTextFile(run.path("frontier.svg"), frontierChart(results));
+  if (results.length > 1) await run.writeText("frontier.svg", frontierChart(results));
   const summary = {
     ...report,
     seconds,
@@ -94,7 +94,7 @@ export async function writeReport(
     backend: getBackend().name,
     adapter: getBackend().info,
   };
-  await Deno.writeTextFile(run.path("summary.json"), JSON.stringify(summary, null, 2));
+  await run.writeText("summary.json", JSON.stringify(summary, null, 2));
   printSummary(report, seconds);
 }
 

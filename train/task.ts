@@ -30,6 +30,18 @@ export const SIZES = {
     dpoSteps: 40,
     evalPrompts: 48,
   },
+  // Hidden `--tiny`: seconds long, for tests/crash_test.ts.
+  tiny: {
+    corpus: 200,
+    nLayer: 1,
+    nHead: 2,
+    nEmbd: 16,
+    sftSteps: 12,
+    sftBatch: 8,
+    prompts: 24,
+    dpoSteps: 12,
+    evalPrompts: 8,
+  },
 };
 
 /** The GPT's context: long enough for every grammar sentence with BOS and EOS. */
@@ -55,9 +67,9 @@ export interface SentimentData {
   evalPrompts: string[];
 }
 
-/** The task's data for `seed`, at the default sizes or the `quick` ones. */
-export function sentimentData(seed: number, quick: boolean): SentimentData {
-  const size = quick ? SIZES.quick : SIZES.full;
+/** The task's data for `seed`, at the default sizes, the `quick` ones or the (hidden) `tiny` ones. */
+export function sentimentData(seed: number, quick: boolean, tiny = false): SentimentData {
+  const size = tiny ? SIZES.tiny : quick ? SIZES.quick : SIZES.full;
   const corpus = generateCorpus(size.corpus, seed);
   const tok = WordTokenizer.fromCorpus(corpus.join(" "));
   const prompts = corpus.map((s) => promptOf(s, PROMPT_WORDS));
