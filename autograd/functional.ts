@@ -57,7 +57,12 @@ export async function gradcheck(
   await setBackend("cpu");
   try {
     const vals = await Promise.all(inputs.map(async (x) => Float64Array.from(await x.data())));
-    const make = (v: Float64Array[]) => v.map((d, i) => fromArray(d, inputs[i].shape as Shape, "f64"));
+    // Inputs as f64 tensors; integer and bool inputs keep their dtype (and get no gradient).
+    const make = (v: Float64Array[]) =>
+      v.map((d, i) => {
+        const x = fromArray(d, inputs[i].shape as Shape, "f64"), dt = inputs[i].dtype;
+        return dt === "i32" || dt === "bool" ? x.cast(dt) : x;
+      });
     let weights: Tensor<any> | null = null;
     const scalar = (xs: Tensor<any>[]) => {
       const y = f(...xs);
@@ -70,13 +75,7 @@ export async function gradcheck(
       }
       return y.cast("f64").mul(weights).sum();
     };
-    const xs = make(vals).map((
-      x,
-      i,
-    ) => (inputs[i].dtype === "i32" || inputs[i].dtype === "bool"
-      ? x.cast(inputs[i].dtype)
-      : x.requiresGrad_())
-    );
+    const xs = make(vals).map((x) => (x.dtype === "f64" ? x.requiresGrad_() : x));
     scalar(xs).backward();
     let worst = 0;
     for (let i = 0; i < xs.length; i++) {
@@ -86,14 +85,7 @@ export async function gradcheck(
         const at = (d: number) => {
           const v = vals.map((a) => a.slice());
           v[i][j] += d;
-          return noGrad(() =>
-            scalar(
-              make(v).map((
-                x,
-                k,
-              ) => (inputs[k].dtype === "i32" || inputs[k].dtype === "bool" ? x.cast(inputs[k].dtype) : x)),
-            ).item()
-          );
+          return noGrad(() => scalar(make(v)).item());
         };
         const numeric = ((await at(eps)) - (await at(-eps))) / (2 * eps);
         const err = Math.abs(analytic[j] - numeric);

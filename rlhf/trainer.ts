@@ -7,6 +7,7 @@
  * @module
  */
 import { fromArray, noGrad, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
+import type { TypedArray } from "../tensor/mod.ts";
 import type { GPT } from "../nn/gpt.ts";
 import { generate } from "../nn/sample.ts";
 import { Linear } from "../nn/module.ts";
@@ -139,6 +140,67 @@ export interface RLTrainerOptions<C extends RLConfig> {
   optimizer?: Optimizer;
 }
 
+/** 0..n−1 in a random order (Fisher–Yates). */
+function permutation(n: number, rand: () => number): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** 1 where position t of the [B, L−1] layout scores a completion token. */
+function completionMask(seqs: number[][], promptLens: number[], L: number): Float32Array {
+  const mask = new Float32Array(seqs.length * (L - 1));
+  seqs.forEach((s, i) => mask.fill(1, i * (L - 1) + promptLens[i] - 1, i * (L - 1) + s.length - 1));
+  return mask;
+}
+
+/** Each sequence's KL Σ_t (log π − log π_ref) over its completion tokens, from [B, T] host arrays. */
+function sequenceKls(r: Pick<Rollout, "mask" | "logProbs" | "refLogProbs">, T: number): number[] {
+  return Array.from({ length: r.mask.length / T }, (_, i) => {
+    let s = 0;
+    for (let t = i * T; t < (i + 1) * T; t++) s += r.mask[t] * (r.logProbs[t] - r.refLogProbs[t]);
+    return s;
+  });
+}
+
+/** A stacked read-back split into `k` equal host arrays. */
+function unstack(d: TypedArray, k: number): Float32Array[] {
+  const n = d.length / k;
+  return Array.from({ length: k }, (_, i) => Float32Array.from(d.subarray(i * n, (i + 1) * n)));
+}
+
+/** Scores of sequences from a reward function on their decoded prompt and completion; `who` names
+ * the caller in the error when it throws or returns something other than a finite number. */
+function scoreText(
+  who: string,
+  reward: TextScorer,
+  decode: (ids: number[]) => string,
+  seqs: number[][],
+  promptLens: number[],
+): number[] {
+  return seqs.map((s, i) => {
+    const prompt = decode(s.slice(0, promptLens[i])), completion = decode(s.slice(promptLens[i]));
+    const at = `${who}: reward function on sample ${i} (prompt ${JSON.stringify(prompt)}, completion ${
+      JSON.stringify(completion)
+    })`;
+    let v: number;
+    try {
+      v = reward(completion, prompt);
+    } catch (e) {
+      throw new Error(`${at} threw: ${(e as Error).message}`);
+    }
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new Error(`${at} returned ${v}, not a finite number`);
+    }
+    return v;
+  });
+}
+
 /** A frozen copy of a model: same weights, off the tape. */
 function frozen(model: GPT): GPT {
   const copy = cloneGPT(model);
@@ -218,13 +280,7 @@ export abstract class RLTrainer<C extends RLConfig> {
   #nextPrompts(): number[][] {
     const out: number[][] = [];
     while (out.length < this.config.batchSize) {
-      if (!this.#order.length) {
-        this.#order = this.#prompts.map((_, i) => i);
-        for (let i = this.#order.length - 1; i > 0; i--) {
-          const j = Math.floor(this.#rand() * (i + 1));
-          [this.#order[i], this.#order[j]] = [this.#order[j], this.#order[i]];
-        }
-      }
+      if (!this.#order.length) this.#order = permutation(this.#prompts.length, this.#rand);
       out.push(this.#prompts[this.#order.pop()!]);
     }
     return out;
@@ -236,23 +292,7 @@ export abstract class RLTrainer<C extends RLConfig> {
     if (rm instanceof RewardModel) {
       return Array.from(await scope(() => noGrad(() => rm.score(seqs, this.config.padId).data())));
     }
-    const decode = this.#decode!;
-    return seqs.map((s, i) => {
-      const prompt = decode(s.slice(0, promptLens[i])), completion = decode(s.slice(promptLens[i]));
-      const at = `${this.constructor.name}: reward function on sample ${i} (prompt ${
-        JSON.stringify(prompt)
-      }, completion ${JSON.stringify(completion)})`;
-      let v: number;
-      try {
-        v = rm(completion, prompt);
-      } catch (e) {
-        throw new Error(`${at} threw: ${(e as Error).message}`);
-      }
-      if (typeof v !== "number" || !Number.isFinite(v)) {
-        throw new Error(`${at} returned ${v}, not a finite number`);
-      }
-      return v;
-    });
+    return scoreText(this.constructor.name, rm, this.#decode!, seqs, promptLens);
   }
 
   /** Sample a batch and compute its log-probs, reference log-probs, values and scores. */
@@ -266,9 +306,8 @@ export abstract class RLTrainer<C extends RLConfig> {
       seed: (c.seed ?? 0) * 100003 + this.stepCount,
     });
     const promptLens = prompts.map((p) => p.length);
-    const L = Math.max(...seqs.map((s) => s.length)), B = seqs.length;
-    const mask = new Float32Array(B * (L - 1));
-    seqs.forEach((s, i) => mask.fill(1, i * (L - 1) + promptLens[i] - 1, i * (L - 1) + s.length - 1));
+    const L = Math.max(...seqs.map((s) => s.length));
+    const mask = completionMask(seqs, promptLens, L);
     const scores = await this.score(seqs, promptLens);
     const wasTraining = this.policy.training;
     this.policy.eval();
@@ -283,17 +322,8 @@ export abstract class RLTrainer<C extends RLConfig> {
       })
     );
     this.policy.train(wasTraining);
-    const n = B * (L - 1);
-    return {
-      seqs,
-      promptLens,
-      L,
-      scores,
-      mask,
-      logProbs: Float32Array.from(d.subarray(0, n)),
-      refLogProbs: Float32Array.from(d.subarray(n, 2 * n)),
-      values: Float32Array.from(d.subarray(2 * n, 3 * n)),
-    };
+    const [logProbs, refLogProbs, values] = unstack(d, 3);
+    return { seqs, promptLens, L, scores, mask, logProbs, refLogProbs, values };
   }
 
   /** One rollout batch and its `epochs` of minibatch updates; returns the metrics. */
@@ -312,11 +342,7 @@ export abstract class RLTrainer<C extends RLConfig> {
     let updates = 0, trainedTokens = 0;
     const opt = this.opt();
     for (let e = 0; e < epochs; e++) {
-      const perm = r.seqs.map((_, i) => i);
-      for (let i = B - 1; i > 0; i--) {
-        const j = Math.floor(this.#rand() * (i + 1));
-        [perm[i], perm[j]] = [perm[j], perm[i]];
-      }
+      const perm = permutation(B, this.#rand);
       for (let m = 0; m < nMini; m++) {
         const idx = perm.slice(Math.floor((m * B) / nMini), Math.floor(((m + 1) * B) / nMini));
         trainedTokens += idx.reduce((n, i) => n + r.seqs[i].length, 0);
@@ -359,14 +385,8 @@ export abstract class RLTrainer<C extends RLConfig> {
         updates++;
       }
     }
-    // Sequence KL Σ_t (log π − log π_ref) over completion tokens, at sampling time.
-    const kls = r.seqs.map((_, i) => {
-      let s = 0;
-      for (let t = i * T; t < (i + 1) * T; t++) s += r.mask[t] * (r.logProbs[t] - r.refLogProbs[t]);
-      return s;
-    });
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const kl = mean(kls), score = mean(r.scores);
+    // The sequence KL at sampling time.
+    const kl = mean(sequenceKls(r, T)), score = mean(r.scores);
     this.afterStep(kl, B);
     this.stepCount++;
     return {
@@ -439,10 +459,8 @@ export class PPOTrainer extends RLTrainer<PPOConfig> {
       const { advantages, returns } = gae(rewards, t(r.values), mask, { gamma: c.gamma, lambda: c.lambda });
       return stack([whiten(advantages, mask), returns]).data();
     });
-    return {
-      advantages: Float32Array.from(d.subarray(0, B * T)),
-      returns: Float32Array.from(d.subarray(B * T)),
-    };
+    const [advantages, returns] = unstack(d, 2);
+    return { advantages, returns };
   }
   /** Adapt β. */
   protected override afterStep(kl: number, samples: number): void {
@@ -473,11 +491,8 @@ export class RLOOTrainer extends RLTrainer<RLOOConfig> {
   /** R_i = score_i − β·KL_i; A_i = R_i − mean of the other k−1 in its group. */
   protected advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }> {
     const k = this.samplesPerPrompt(), T = r.L - 1, B = r.seqs.length;
-    const R = r.scores.map((s, i) => {
-      let kl = 0;
-      for (let t = i * T; t < (i + 1) * T; t++) kl += r.mask[t] * (r.logProbs[t] - r.refLogProbs[t]);
-      return s - this.klCoef * kl;
-    });
+    const kls = sequenceKls(r, T);
+    const R = r.scores.map((s, i) => s - this.klCoef * kls[i]);
     const adv = new Float32Array(B * T);
     for (let i = 0; i < B; i++) {
       const g = Math.floor(i / k) * k; // rows of one prompt are consecutive
@@ -509,29 +524,15 @@ export async function evaluatePolicy(o: {
     eosToken: o.eosToken,
     seed: o.seed ?? 0,
   });
-  const B = seqs.length, L = Math.max(...seqs.map((s) => s.length));
-  const mask = new Float32Array(B * (L - 1));
-  seqs.forEach((s, i) => mask.fill(1, i * (L - 1) + o.prompts[i].length - 1, i * (L - 1) + s.length - 1));
-  const kl = await scope(() =>
+  const promptLens = o.prompts.map((p) => p.length), L = Math.max(...seqs.map((s) => s.length));
+  const d = await scope(() =>
     noGrad(() => {
       const tokens = padRight(seqs, o.padId);
-      const m = fromArray<[number, number]>(mask, [B, L - 1]);
       const lp = tokenLogProbs(o.policy.forward(tokens), tokens);
-      return lp.sub(tokenLogProbs(o.reference.forward(tokens), tokens)).mul(m).sum().div(B).data();
+      return stack([lp, tokenLogProbs(o.reference.forward(tokens), tokens)]).data();
     })
   );
-  let total = 0;
-  seqs.forEach((s, i) => {
-    const prompt = o.decode(o.prompts[i]), completion = o.decode(s.slice(o.prompts[i].length));
-    const v = o.reward(completion, prompt);
-    if (!Number.isFinite(v)) {
-      throw new Error(
-        `evaluatePolicy: reward function on sample ${i} (completion ${
-          JSON.stringify(completion)
-        }) returned ${v}`,
-      );
-    }
-    total += v;
-  });
-  return { reward: total / B, kl: kl[0] };
+  const [logProbs, refLogProbs] = unstack(d, 2);
+  const kls = sequenceKls({ mask: completionMask(seqs, promptLens, L), logProbs, refLogProbs }, L - 1);
+  return { reward: mean(scoreText("evaluatePolicy", o.reward, o.decode, seqs, promptLens)), kl: mean(kls) };
 }

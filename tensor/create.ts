@@ -182,18 +182,18 @@ export function oneHot<I extends Shape>(
 
 /** A bool mask [rows, cols] that is true on and below diagonal `k` (j ≤ i + k). */
 export function tril<R extends number, C extends number = R>(rows: R, cols?: C, k = 0): Tensor<[R, C]> {
-  const to = [rows, cols ?? rows];
-  return new Tensor(to, {
-    exp: X.bin("le", X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
-    reads: [],
-  }) as any;
+  return diagonalMask("le", rows, cols ?? rows, k);
 }
 
 /** A bool mask [rows, cols] that is true on and above diagonal `k` (j ≥ i + k). */
 export function triu<R extends number, C extends number = R>(rows: R, cols?: C, k = 0): Tensor<[R, C]> {
-  const to = [rows, cols ?? rows];
-  return new Tensor(to, {
-    exp: X.bin("ge", X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
+  return diagonalMask("ge", rows, cols ?? rows, k);
+}
+
+/** The mask `j op i + k` over [rows, cols] (i the row, j the column). */
+function diagonalMask(op: "le" | "ge", rows: number, cols: number, k: number): any {
+  return new Tensor([rows, cols], {
+    exp: X.bin(op, X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
     reads: [],
-  }) as any;
+  });
 }

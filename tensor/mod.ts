@@ -3,7 +3,7 @@
  * is split into files (tensor.ts, create.ts, lazy.ts, backends.ts, …) stays behind this list.
  * @module
  */
-export { type BinaryMethod, type Nested, Tensor } from "./tensor.ts";
+export { type BinaryMethod, type Nested, type ReduceMethod, Tensor } from "./tensor.ts";
 export { concat, where } from "./tensor.ts";
 export { crossEntropy, embedding, layerNorm, stack } from "./composite.ts";
 export {

@@ -76,6 +76,22 @@ export interface BinaryMethod<S extends Shape, Op extends string, Scalar = numbe
   <B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
 }
 
+/** A reduction's typed call: over `axis` (`Axis`: what it may be; all axes when omitted), keeping
+ * size-1 axes when `keepdim`; `Extra`: further parameters (var's correction). */
+export interface ReduceMethod<
+  S extends Shape,
+  Op extends string,
+  Axis extends number | readonly number[] = number | readonly number[],
+  Extra extends unknown[] = [],
+> {
+  <const A extends Axis | undefined = undefined, K extends boolean = false>(
+    this: Tensor<S> & Guard<Reduce<S, A, K, Op>>,
+    axis?: A,
+    keepdim?: K,
+    ...extra: Extra
+  ): Tensor<Ok<Reduce<S, A, K, Op>>>;
+}
+
 /** An n-dimensional array with a compile-time shape `S`, living on a backend. Create one with
  * `tensor`, `zeros`, `randn`…; every op returns a new tensor. */
 export class Tensor<
@@ -227,57 +243,27 @@ export class Tensor<
   /** Logical or of bool tensors. */
   declare or: BinaryMethod<S, "or", never>;
   /** Logical not of a bool tensor. */
-  not(): Tensor<S> {
-    return unary(this, "not", (x) => X.un("not", X.cast(x, "bool")));
-  }
+  declare not: () => Tensor<S>;
 
+  // The unary ops (`not` above too) are implemented from the `UNARY` table below the class.
   /** −x. */
-  neg(): Tensor<S> {
-    return unary(this, "neg", (x) => X.un("neg", x), (g) => g.neg());
-  }
+  declare neg: () => Tensor<S>;
   /** eˣ. */
-  exp(): Tensor<S> {
-    return unary(this, "exp", (x) => X.un("exp", x), (g, _x, y) => g.mul(y), true);
-  }
+  declare exp: () => Tensor<S>;
   /** Natural log (NaN below 0, −∞ at 0, as IEEE). */
-  log(): Tensor<S> {
-    return unary(this, "log", (x) => X.un("log", x), (g, x) => g.div(x), true);
-  }
+  declare log: () => Tensor<S>;
   /** √x. */
-  sqrt(): Tensor<S> {
-    return unary(this, "sqrt", (x) => X.un("sqrt", x), (g, _x, y) => g.div(y.mul(2)), true);
-  }
+  declare sqrt: () => Tensor<S>;
   /** 1/√x. */
-  rsqrt(): Tensor<S> {
-    return unary(this, "rsqrt", (x) => X.un("rsqrt", x), (g, x, y) => g.mul(y).div(x).mul(-0.5), true);
-  }
+  declare rsqrt: () => Tensor<S>;
   /** |x| (gradient 0 at 0). */
-  abs(): Tensor<S> {
-    return unary(
-      this,
-      "abs",
-      (x) => X.un("abs", x),
-      (g, x) => g.mul(x.gt(0).cast(g.dtype).sub(x.lt(0).cast(g.dtype))),
-    );
-  }
+  declare abs: () => Tensor<S>;
   /** tanh x. */
-  tanh(): Tensor<S> {
-    return unary(this, "tanh", (x) => X.un("tanh", x), (g, _x, y) => g.mul(y.mul(y).neg().add(1)), true);
-  }
+  declare tanh: () => Tensor<S>;
   /** 1/(1+e⁻ˣ). */
-  sigmoid(): Tensor<S> {
-    return unary(
-      this,
-      "sigmoid",
-      (x) => X.un("sigmoid", x),
-      (g, _x, y) => g.mul(y).mul(y.neg().add(1)),
-      true,
-    );
-  }
+  declare sigmoid: () => Tensor<S>;
   /** max(x, 0). */
-  relu(): Tensor<S> {
-    return unary(this, "relu", (x) => X.un("relu", x), (g, x) => g.mul(x.gt(0).cast(g.dtype)));
-  }
+  declare relu: () => Tensor<S>;
   /** GELU, tanh approximation (GPT-2's): ½x(1 + tanh(√(2/π)(x + 0.044715x³))). */
   gelu(): Tensor<S> {
     const C = Math.sqrt(2 / Math.PI), K = 0.044715;
@@ -293,19 +279,9 @@ export class Tensor<
     }) as any;
   }
   /** log(1 + eˣ), computed stably as max(x, 0) + log(1 + e^−|x|). */
-  softplus(): Tensor<S> {
-    return unary(this, "softplus", (x) => softplusExp(x), (g, x) => g.mul(x.sigmoid()), true);
-  }
+  declare softplus: () => Tensor<S>;
   /** log σ(x) = −softplus(−x), stable for large |x|. */
-  logsigmoid(): Tensor<S> {
-    return unary(
-      this,
-      "logsigmoid",
-      (x) => X.un("neg", softplusExp(X.un("neg", x))),
-      (g, x) => g.mul(x.neg().sigmoid()),
-      true,
-    );
-  }
+  declare logsigmoid: () => Tensor<S>;
   /** Clamp into [min, max] (either may be omitted); gradient passes inside the range. */
   clamp(min?: number, max?: number): Tensor<S> {
     const c = (v: number, x: Exp) => X.cnst(v, x.dtype);
@@ -345,95 +321,24 @@ export class Tensor<
   }
 
   // ---- reductions ----------------------------------------------------------------------------
+  // Typed by `ReduceMethod` and implemented from the `REDUCE` table below the class.
 
   /** Sum over `axis` (a number, a list, or all when omitted); `keepdim` keeps size-1 axes. */
-  sum<const A extends number | readonly number[] | undefined = undefined, K extends boolean = false>(
-    this: Tensor<S> & Guard<Reduce<S, A, K, "sum">>,
-    axis?: A,
-    keepdim?: K,
-  ): Tensor<Ok<Reduce<S, A, K, "sum">>> {
-    const x = this as Tensor<S>;
-    return reduce(x, "sum", axis, keepdim, (g) => g.expand(x.shape));
-  }
+  declare sum: ReduceMethod<S, "sum">;
   /** Mean over `axis` (all when omitted). */
-  mean<const A extends number | readonly number[] | undefined = undefined, K extends boolean = false>(
-    this: Tensor<S> & Guard<Reduce<S, A, K, "mean">>,
-    axis?: A,
-    keepdim?: K,
-  ): Tensor<Ok<Reduce<S, A, K, "mean">>> {
-    const x = this as Tensor<S>;
-    const n = SH.reduceAxes("mean", x.shape, axis).reduce((p, d) => p * x.shape[d], 1);
-    return (x.sum as any)(axis, keepdim).div(n);
-  }
+  declare mean: ReduceMethod<S, "mean">;
   /** Maximum over `axis`; the gradient is shared evenly among tied maxima. */
-  max<const A extends number | readonly number[] | undefined = undefined, K extends boolean = false>(
-    this: Tensor<S> & Guard<Reduce<S, A, K, "max">>,
-    axis?: A,
-    keepdim?: K,
-  ): Tensor<Ok<Reduce<S, A, K, "max">>> {
-    return extremum(this as Tensor<S>, "max", axis, keepdim);
-  }
+  declare max: ReduceMethod<S, "max">;
   /** Minimum over `axis`; the gradient is shared evenly among tied minima. */
-  min<const A extends number | readonly number[] | undefined = undefined, K extends boolean = false>(
-    this: Tensor<S> & Guard<Reduce<S, A, K, "min">>,
-    axis?: A,
-    keepdim?: K,
-  ): Tensor<Ok<Reduce<S, A, K, "min">>> {
-    return extremum(this as Tensor<S>, "min", axis, keepdim);
-  }
+  declare min: ReduceMethod<S, "min">;
   /** Index (i32) of the first maximum along one axis (or of the flattened tensor). */
-  argmax<const A extends number | undefined = undefined, K extends boolean = false>(
-    this: Tensor<S> & Guard<Reduce<S, A, K, "argmax">>,
-    axis?: A,
-    keepdim?: K,
-  ): Tensor<Ok<Reduce<S, A, K, "argmax">>> {
-    const x = this as Tensor<S>;
-    return reduce(
-      axis === undefined ? (x as Tensor<any>).reshape([-1]) : x,
-      "argmax",
-      axis === undefined ? 0 : axis,
-      keepdim,
-    ) as any;
-  }
+  declare argmax: ReduceMethod<S, "argmax", number>;
   /** Index (i32) of the first minimum along one axis (or of the flattened tensor). */
-  argmin<const A extends number | undefined = undefined, K extends boolean = false>(
-    this: Tensor<S> & Guard<Reduce<S, A, K, "argmin">>,
-    axis?: A,
-    keepdim?: K,
-  ): Tensor<Ok<Reduce<S, A, K, "argmin">>> {
-    const x = this as Tensor<S>;
-    return reduce(
-      axis === undefined ? (x as Tensor<any>).reshape([-1]) : x,
-      "argmin",
-      axis === undefined ? 0 : axis,
-      keepdim,
-    ) as any;
-  }
+  declare argmin: ReduceMethod<S, "argmin", number>;
   /** Variance over `axis` with Bessel's `correction` (default 1, like torch.var). */
-  var<const A extends number | readonly number[] | undefined = undefined, K extends boolean = false>(
-    this: Tensor<S> & Guard<Reduce<S, A, K, "var">>,
-    axis?: A,
-    keepdim?: K,
-    correction = 1,
-  ): Tensor<Ok<Reduce<S, A, K, "var">>> {
-    const x = this as Tensor<any>;
-    const n = SH.reduceAxes("var", x.shape, axis).reduce((p, d) => p * x.shape[d], 1);
-    const d = x.sub(x.mean(axis as any, true));
-    return d.mul(d).sum(axis as any, keepdim as any).div(Math.max(n - correction, 0)) as any;
-  }
+  declare var: ReduceMethod<S, "var", number | readonly number[], [correction?: number]>;
   /** log Σ eˣ over `axis`, shifted by the maximum so it never overflows. */
-  logsumexp<const A extends number | readonly number[] | undefined = undefined, K extends boolean = false>(
-    this: Tensor<S> & Guard<Reduce<S, A, K, "logsumexp">>,
-    axis?: A,
-    keepdim?: K,
-  ): Tensor<Ok<Reduce<S, A, K, "logsumexp">>> {
-    const x = this as Tensor<any>;
-    SH.reduceAxes("logsumexp", x.shape, axis);
-    const m0 = x.detach().max(axis as any, true);
-    const m = where(m0.abs().lt(Infinity), m0, 0); // an all −∞ row stays −∞, not NaN
-    const out = x.sub(m).exp().sum(axis as any, true).log().add(m);
-    return (keepdim ? out : out.reshape(dropAxes(x.shape, SH.reduceAxes("logsumexp", x.shape, axis)))) as any;
-  }
+  declare logsumexp: ReduceMethod<S, "logsumexp">;
 
   // ---- composites ----------------------------------------------------------------------------
 
@@ -659,15 +564,76 @@ const BINARY: Record<string, [X.BinaryOp, Grads?, boolean?]> = {
   and: ["and"],
   or: ["or"],
 };
-for (const [name, [op, grads, float]] of Object.entries(BINARY)) {
-  Object.defineProperty(Tensor.prototype, name, {
-    value(this: Tensor<any>, o: Tensor<any> | number) {
-      return binary(this, o, name, (a, b) => X.bin(op, a, b), grads, float);
-    },
-    writable: true,
-    configurable: true,
-  });
+
+// The unary ops: IR expression, backward rule (given g, x and the output), whether the result is
+// always float.
+const UNARY: Record<string, [(x: Exp) => Exp, UnaryGrad?, boolean?]> = {
+  not: [(x) => X.un("not", X.cast(x, "bool"))],
+  neg: [(x) => X.un("neg", x), (g) => g.neg()],
+  exp: [(x) => X.un("exp", x), (g, _x, y) => g.mul(y), true],
+  log: [(x) => X.un("log", x), (g, x) => g.div(x), true],
+  sqrt: [(x) => X.un("sqrt", x), (g, _x, y) => g.div(y.mul(2)), true],
+  rsqrt: [(x) => X.un("rsqrt", x), (g, x, y) => g.mul(y).div(x).mul(-0.5), true],
+  abs: [(x) => X.un("abs", x), (g, x) => g.mul(x.gt(0).cast(g.dtype).sub(x.lt(0).cast(g.dtype)))],
+  tanh: [(x) => X.un("tanh", x), (g, _x, y) => g.mul(y.mul(y).neg().add(1)), true],
+  sigmoid: [(x) => X.un("sigmoid", x), (g, _x, y) => g.mul(y).mul(y.neg().add(1)), true],
+  relu: [(x) => X.un("relu", x), (g, x) => g.mul(x.gt(0).cast(g.dtype))],
+  softplus: [softplusExp, (g, x) => g.mul(x.sigmoid()), true],
+  logsigmoid: [(x) => X.un("neg", softplusExp(X.un("neg", x))), (g, x) => g.mul(x.neg().sigmoid()), true],
+};
+
+// The reductions, each as a function of the tensor and the method's arguments.
+const REDUCE: Record<string, (x: Tensor<any>, axis: any, keepdim?: boolean, correction?: number) => any> = {
+  sum: (x, axis, keepdim) => reduce(x, "sum", axis, keepdim, (g) => g.expand(x.shape)),
+  mean: (x, axis, keepdim) => {
+    const n = count(x, "mean", axis); // first, so a bad axis is reported by mean
+    return x.sum(axis, keepdim).div(n);
+  },
+  max: (x, axis, keepdim) => extremum(x, "max", axis, keepdim),
+  min: (x, axis, keepdim) => extremum(x, "min", axis, keepdim),
+  argmax: (x, axis, keepdim) =>
+    reduce(axis === undefined ? x.reshape([-1]) : x, "argmax", axis ?? 0, keepdim),
+  argmin: (x, axis, keepdim) =>
+    reduce(axis === undefined ? x.reshape([-1]) : x, "argmin", axis ?? 0, keepdim),
+  var: (x, axis, keepdim, correction = 1) => {
+    const n = count(x, "var", axis);
+    const d = x.sub(x.mean(axis, true));
+    return d.mul(d).sum(axis, keepdim).div(Math.max(n - correction, 0));
+  },
+  logsumexp: (x, axis, keepdim) => {
+    const axes = SH.reduceAxes("logsumexp", x.shape, axis);
+    const m0 = x.detach().max(axis, true);
+    const m = where(m0.abs().lt(Infinity), m0, 0); // an all −∞ row stays −∞, not NaN
+    const out = x.sub(m).exp().sum(axis, true).log().add(m);
+    return keepdim ? out : out.reshape(dropAxes(x.shape, axes));
+  },
+};
+
+/** Make each row of an op table a method of Tensor. */
+function install<Row>(
+  table: Record<string, Row>,
+  method: (name: string, row: Row) => (...args: any[]) => any,
+) {
+  for (const [name, row] of Object.entries(table)) {
+    Object.defineProperty(Tensor.prototype, name, {
+      value: method(name, row),
+      writable: true,
+      configurable: true,
+    });
+  }
 }
+install(BINARY, (name, [op, grads, float]) =>
+  function (this: Tensor<any>, o: Tensor<any> | number) {
+    return binary(this, o, name, (a, b) => X.bin(op, a, b), grads, float);
+  });
+install(UNARY, (name, [fn, grad, float]) =>
+  function (this: Tensor<any>) {
+    return unary(this, name, fn, grad, float);
+  });
+install(REDUCE, (_, fn) =>
+  function (this: Tensor<any>, ...args: [any, boolean?, number?]) {
+    return fn(this, ...args);
+  });
 
 // ---------------------------------------------------------------------------------------------
 // Op machinery
@@ -721,13 +687,9 @@ function binary(
   return record(out, [a, b], (g) => grads(g, a, b, out).map((gi, k) => sumTo(gi, [a, b][k].shape)));
 }
 
-function unary(
-  x: Tensor<any>,
-  op: string,
-  fn: (x: Exp) => Exp,
-  grad?: (g: Tensor<any>, x: Tensor<any>, out: Tensor<any>) => Tensor<any>,
-  float = false,
-): any {
+type UnaryGrad = (g: Tensor<any>, x: Tensor<any>, out: Tensor<any>) => Tensor<any>;
+
+function unary(x: Tensor<any>, op: string, fn: (x: Exp) => Exp, grad?: UnaryGrad, float = false): any {
   const dt = float && !isFloat(x.dtype) ? "f32" : x.dtype;
   const out = new Tensor(x.shape, fuse([x], x.shape as number[], ([e]) => fn(X.cast(e, dt)), op));
   if (!grad) return out;
@@ -745,6 +707,10 @@ function softplusExp(x: Exp): Exp {
   const tail = X.un("log", X.bin("add", c(1), X.un("exp", X.un("neg", X.un("abs", x)))));
   return X.bin("add", X.bin("max", x, c(0)), tail);
 }
+
+/** How many elements a reduction over `axis` combines into each output. */
+const count = (x: Tensor<any>, op: string, axis: number | readonly number[] | undefined) =>
+  SH.reduceAxes(op, x.shape, axis).reduce((p, d) => p * x.shape[d], 1);
 
 const dropAxes = (shape: readonly number[], axes: number[]) => shape.filter((_, d) => !axes.includes(d));
 
