@@ -161,7 +161,7 @@ async function logitsOf(model: GPT, tokens: number[][]): Promise<number[]> {
 }
 
 /** A model with the pattern parameters loaded; returns both. */
-async function patterned(cfg: GPTConfig): Promise<{ model: GPT; P: RawParams }> {
+function patterned(cfg: GPTConfig): { model: GPT; P: RawParams } {
   const model = new GPT(cfg);
   const P = patternParams(model);
   model.loadStateDict(toTensors(P));
@@ -174,7 +174,7 @@ const CFG2: GPTConfig = { vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmb
 // Forward pass against the reference
 
 Deno.test("GPT forward matches the plain-JS reference: 2 layers, 2 heads, batch 2 × 5 tokens", async () => {
-  const { model, P } = await patterned(CFG2);
+  const { model, P } = patterned(CFG2);
   const tokens = [[3, 0, 10, 7, 3], [1, 2, 9, 4, 5]];
   const logits = model.forward(fromArray(tokens.flat(), [2, 5], "i32"));
   assert.deepEqual(logits.shape, [2, 5, 11]);
@@ -187,12 +187,12 @@ Deno.test("GPT forward matches the plain-JS reference: 2 layers, 2 heads, batch 
 
 Deno.test("GPT forward matches the reference: 1 layer, nEmbd 8, batch 1", async () => {
   const cfg: GPTConfig = { vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8 };
-  const { model, P } = await patterned(cfg);
+  const { model, P } = patterned(cfg);
   const tokens = [[5, 5, 0, 1, 10, 2, 8, 3]]; // a full block
   await assertClose(await logitsOf(model, tokens), refForward(P, cfg, tokens), { atol: 1e-4, rtol: 1e-4 });
   // One head of width 8 through the same weights is a different function, and still matches.
   const cfg1: GPTConfig = { ...cfg, nHead: 1 };
-  const { model: m1, P: P1 } = await patterned(cfg1);
+  const { model: m1, P: P1 } = patterned(cfg1);
   await assertClose(await logitsOf(m1, tokens), refForward(P1, cfg1, tokens), { atol: 1e-4, rtol: 1e-4 });
 });
 
@@ -209,7 +209,7 @@ Deno.test("GPT forward: a sequence longer than blockSize is a RangeError; nEmbd 
 });
 
 Deno.test("GPT is causal: changing a later token leaves earlier positions' logits unchanged", async () => {
-  const { model } = await patterned(CFG2);
+  const { model } = patterned(CFG2);
   const a = await logitsOf(model, [[1, 2, 3, 4, 5, 6]]);
   const b = await logitsOf(model, [[1, 2, 3, 9, 0, 6]]); // positions 3 and 4 changed
   const V = CFG2.vocabSize;
@@ -282,7 +282,7 @@ Deno.test("GPT stateDict: GPT-2's (Hugging Face) parameter names and Conv1D shap
 });
 
 Deno.test("GPT loadStateDict: HF buffers and a tied lm_head.weight are accepted", async () => {
-  const { model: src, P } = await patterned(CFG2);
+  const { model: src, P } = patterned(CFG2);
   const tokens = [[3, 0, 10, 7, 3]];
   const want = await logitsOf(src, tokens);
   const sd = toTensors(P);
@@ -301,7 +301,7 @@ Deno.test("GPT loadStateDict: HF buffers and a tied lm_head.weight are accepted"
 });
 
 Deno.test("loadSafetensors: a file whose lm_head.weight differs from its embedding is rejected", async () => {
-  const { P } = await patterned(CFG2);
+  const { P } = patterned(CFG2);
   const sd = toTensors(P);
   const head = P["transformer.wte.weight"].data.slice();
   head[17] += 0.5;
@@ -314,7 +314,7 @@ Deno.test("loadSafetensors: a file whose lm_head.weight differs from its embeddi
 });
 
 Deno.test("GPT loadStateDict: missing, unexpected and mis-shaped keys are named; the load is all-or-nothing", async () => {
-  const { P } = await patterned(CFG2);
+  const { P } = patterned(CFG2);
   const model = new GPT(CFG2);
   const before = await logitsOf(model, [[1, 2, 3]]);
 
@@ -364,7 +364,7 @@ Deno.test("GPT loadStateDict: missing, unexpected and mis-shaped keys are named;
 });
 
 Deno.test("GPT loadStateDict: a missing transformer.wte.weight is named even when lm_head.weight is present", async () => {
-  const { P } = await patterned(CFG2);
+  const { P } = patterned(CFG2);
   const sd = toTensors(P);
   sd["lm_head.weight"] = sd["transformer.wte.weight"];
   delete sd["transformer.wte.weight"];
@@ -381,7 +381,7 @@ Deno.test("GPT loadStateDict: a missing transformer.wte.weight is named even whe
 // Safetensors
 
 Deno.test("GPT safetensors round trip (bytes and checkpoint file) gives identical logits", async () => {
-  const { model } = await patterned(CFG2);
+  const { model } = patterned(CFG2);
   const tokens = [[3, 0, 10, 7, 3], [1, 2, 9, 4, 5]];
   const want = await logitsOf(model, tokens);
 
