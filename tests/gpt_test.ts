@@ -363,7 +363,7 @@ Deno.test("GPT loadStateDict: missing, unexpected and mis-shaped keys are named;
   assert.deepEqual(await logitsOf(model, [[1, 2, 3]]), before, "failed loads changed nothing");
 });
 
-Deno.test("GPT loadStateDict: a missing transformer.wte.weight is named even when lm_head.weight is present", async () => {
+Deno.test("GPT loadStateDict: a missing transformer.wte.weight is named even when lm_head.weight is present", () => {
   const { P } = patterned(CFG2);
   const sd = toTensors(P);
   sd["lm_head.weight"] = sd["transformer.wte.weight"];
