@@ -3,6 +3,8 @@
  * runs after a warm-up and includes the read-back that proves the work finished.
  *
  *   deno task bench [--backend cpu,webgpu] [--only name,name] [--runs 5]
+ *
+ * gpt2-small-dpo-step (GPT-2-small shapes, V = 50,257) runs only when named with --only.
  */
 import { parseArgs } from "node:util";
 import {
@@ -150,7 +152,37 @@ const workloads: Record<string, () => Promise<Result>> = {
     const ms = await median(() => trainer.step());
     return { ms, tokens_per_s: (16 * 64) / (ms / 1000) };
   },
+  // Opt-in (slow on a CPU): GPT-2-small shapes, random weights, 2 pairs of 128 tokens, AdamW and a
+  // frozen reference. live_bytes is sampled after each step (parameters, AdamW state, reference).
+  async "gpt2-small-dpo-step"() {
+    const model = new GPT({ vocabSize: 50_257, blockSize: 1024, nLayer: 12, nHead: 12, nEmbd: 768 });
+    const r = (n: number, s: number) =>
+      Array.from({ length: n }, (_, i) => (i * 7919 + s * 104_729) % 50_257);
+    const pairs: EncodedPair[] = [0, 1].map((i) => ({
+      prompt: r(32, i),
+      chosen: r(96, i + 2),
+      rejected: r(96, i + 4),
+    }));
+    const trainer = new DPOTrainer({
+      policy: model,
+      train: pairs,
+      config: { steps: 1e9, batchSize: 2, lr: 1e-5, padId: 0, beta: 0.1 },
+    });
+    let peak = 0;
+    const ms = await median(async () => {
+      await trainer.step();
+      peak = Math.max(peak, memoryStats().liveBytes);
+    });
+    return {
+      ms,
+      live_bytes: peak,
+      pooled_bytes: memoryStats().pooledBytes,
+      tokens_per_s: (4 * 128) / (ms / 1000),
+    };
+  },
 };
+/** Rows that run only when named with --only. */
+const OPT_IN = new Set(["gpt2-small-dpo-step"]);
 
 async function matmul(n: number): Promise<Result> {
   const a = randn([n, n], { seed: 9 }).realize(), b = randn([n, n], { seed: 10 }).realize();
@@ -166,7 +198,7 @@ for (const name of opt.backend.split(",")) {
     continue;
   }
   for (const [w, run] of Object.entries(workloads)) {
-    if (opt.only && !opt.only.split(",").includes(w)) continue;
+    if (opt.only ? !opt.only.split(",").includes(w) : OPT_IN.has(w)) continue;
     try {
       const res = await run();
       await flush();

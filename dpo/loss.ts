@@ -13,6 +13,7 @@
  * `rpo_alpha` term pools all chosen tokens of the batch.
  */
 import { concat, type Tensor } from "../tensor/mod.ts";
+import { targetLogProbs } from "../tensor/composite.ts";
 
 /** Sum (or, with `average`, mean) over positions of log p(token[t+1] | tokens ≤ t), counting only
  * positions `mask` marks as completion: logits [B, T, V], tokens and mask [B, T] → [B]. A row with
@@ -32,13 +33,10 @@ export function sequenceLogProbs<B extends number, T extends number, V extends n
     );
   }
   if (T < 2) return logits.sum([1, 2]).mul(0);
-  // Logits at t score token t+1: log p = logit[next] − logsumexp(logits).
-  const head = logits.narrow(1, 0, T - 1); // [B, T-1, V]
-  const next = tokens.narrow(1, 1, T - 1); // [B, T-1]
-  const m = mask.narrow(1, 1, T - 1).cast(logits.dtype); // [B, T-1]
-  const lp = head.gather(2, next.unsqueeze(-1)).squeeze(-1).sub(head.logsumexp(-1)); // [B, T-1]
-  const total = lp.mul(m).sum(1); // [B]
-  return opts.average ? total.div(m.sum(1).maximum(1)) : total;
+  // Logits at t score token t+1 (fused: no [B, T, V] log-probabilities, forward or backward).
+  const m = mask.narrow(1, 1, T - 1);
+  const total = targetLogProbs(logits.narrow(1, 0, T - 1), tokens.narrow(1, 1, T - 1), m).sum(1);
+  return opts.average ? total.div(m.cast("bool").cast(logits.dtype).sum(1).maximum(1)) : total;
 }
 
 /** The loss types (TRL's names) plus SimPO. */

@@ -7,7 +7,8 @@
  */
 import * as SH from "./shape.ts";
 import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
-import { checkIndex, concat, type Tensor, where } from "./tensor.ts";
+import { arange } from "./create.ts";
+import { checkIndex, concat, record, type Tensor, where } from "./tensor.ts";
 
 /** Join same-shaped tensors along a new axis. */
 export function stack<const T extends readonly Tensor<any>[], const A extends number = 0>(
@@ -46,14 +47,45 @@ export function crossEntropy<L extends Shape, T extends Shape, M extends Shape =
   }
   const ignore = opts.ignoreIndex ?? -100;
   checkIndex("crossEntropy", targets, logits.shape[logits.rank - 1], ignore);
-  // The shapes were checked above; the body works on shape-erased tensors.
-  const [lg, tg] = [logits as Tensor<any>, targets as Tensor<any>];
-  let keepM = tg.ne(ignore);
+  let keepM = (targets as Tensor<any>).ne(ignore);
   if (opts.mask) keepM = keepM.and(opts.mask.cast("bool"));
-  const safe = where(keepM, tg, 0).realize();
-  const nll = lg.logSoftmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1).neg();
-  const w = keepM.cast(lg.dtype);
-  return nll.mul(w).sum().div(w.sum().maximum(1));
+  const nll = targetLogProbs(logits as Tensor<any>, targets as Tensor<any>, keepM).sum().neg();
+  return nll.div(keepM.cast(logits.dtype).sum().maximum(1));
+}
+
+/**
+ * log p(target) = logit[target] − logsumexp(logits) over the last axis of `logits` [..., V], for
+ * i32 `targets` [...]; 0 where `mask` [...] is false, whatever the logits or targets hold there
+ * (even −Infinity). It never materialises [..., V] log-probabilities: forward is a max, a
+ * sum-of-exp reduction with the subtract and exp fused in, and a gather; backward writes
+ * g·(onehot − softmax), masked, into the logits' gradient as one fused elementwise pass.
+ */
+export function targetLogProbs<S extends Shape>(
+  logits: Tensor<any>, // [...S, V]
+  targets: Tensor<S>,
+  mask?: Tensor<S>,
+): Tensor<S> {
+  // Shape-erased: the shapes are checked at run time just below.
+  const [x, t, m] = [logits.detach(), targets as Tensor<any>, mask as Tensor<any> | undefined];
+  const V = x.shape[x.rank - 1];
+  if (
+    x.shape.slice(0, -1).join() !== targets.shape.join() ||
+    (mask && mask.shape.join() !== targets.shape.join())
+  ) {
+    throw new SH.ShapeError(
+      `targetLogProbs: logits ${SH.fmtShape(x.shape)} need targets and mask ${
+        SH.fmtShape(x.shape.slice(0, -1))
+      }`,
+    );
+  }
+  const keep = (m ? m.cast("bool") : t.eq(t)).unsqueeze(-1).realize(); // [..., 1]
+  const safe = where(keep, t.unsqueeze(-1), 0).realize();
+  const lse = x.logsumexp(-1, true).realize(); // [..., 1]
+  const lp: Tensor<any> = where(keep, x.gather(-1, safe).sub(lse), 0).squeeze(-1).realize();
+  return record(lp, [logits], (g) => {
+    const p = arange(V).eq(safe).cast(x.dtype).sub(x.sub(lse).exp()); // onehot − softmax
+    return [where(keep, p.mul(g.unsqueeze(-1)), 0)];
+  });
 }
 
 /** Layer normalization over the last axis: (x − mean)/√(var + eps)·weight + bias. */

@@ -663,6 +663,23 @@ test("gather, indexSelect, scatterAdd, embedding", async (r) => {
   );
 });
 
+test("scatterAdd: large N with repeated indices (sorted by target on the host) equals the CPU", async (r) => {
+  const N = 5000, V = 50_257; // GPT-2's vocabulary; 40 hot rows, ~125 entries each
+  await check("embedding, V = 50,257", [F(r, [V, 8]), I(r, [N], 0, 40)], (w, i) => embedding(w, i), TRANS);
+  await check(
+    "scatterAdd expanded index",
+    [F(r, [60, 5]), I(r, [N], 0, 60), F(r, [N, 5])],
+    (x, i, s) => x.scatterAdd(0, i.unsqueeze(1).expand([N, 5]), s),
+    TRANS,
+  );
+  await check(
+    "scatterAdd 2-D index, large N",
+    [F(r, [7, 3]), I(r, [N, 3], 0, 7), F(r, [N, 3])],
+    (x, i, s) => x.scatterAdd(0, i, s),
+    TRANS,
+  );
+});
+
 test("creation: arange, full, zeros", async (r) => {
   await check(
     "arange",

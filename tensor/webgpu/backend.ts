@@ -17,6 +17,7 @@ import {
   type View,
 } from "../backend.ts";
 import { bin, cast, cnst, type DType, type Exp, idx, key, load, where } from "../exp.ts";
+import { hostCopy } from "../lazy.ts";
 import { literal, render, wgslType } from "../render/wgsl.ts";
 import { Gpu, type Raw } from "./device.ts";
 import {
@@ -339,16 +340,27 @@ export class WebGpuBackend implements Backend {
     const params = [n, 0, ...shape, ...index.view.shape];
     params.push(index.view.offset, ...index.view.strides, src.view.offset, ...src.view.strides);
     const bindings = [RO("i32"), RO(t), { type: t, write: true }];
-    const [code, grid] = [scatterKernel(shape.length, axis, t), this.gpu.grid(Math.ceil(n / 256))];
-    this.gpu.dispatch(
-      `scatterAdd axis ${axis}`,
-      code,
-      bindings,
-      [index.buf, src.buf, out].map(raw),
-      params,
-      grid,
-    );
+    const sorted = this.sortedIndex(index, axis, shape[axis]);
+    const code = scatterKernel(shape.length, axis, t, !!sorted), grid = this.gpu.grid(Math.ceil(n / 256));
+    const bufs = [sorted ?? index.buf, src.buf, out].map(raw);
+    this.gpu.dispatch(`scatterAdd axis ${axis}`, code, bindings, bufs, params, grid);
+    if (sorted) this.free(sorted);
     return out;
+  }
+
+  /** An index with a host copy that is the same across every axis but `axis` (an embedding's
+   * gradient) as `scatterKernel`'s sorted form: [starts[n + 1], entries grouped by target in index
+   * order] (a counting sort), so each output reads only its own entries: O(N·C), not O(V·N·C). */
+  private sortedIndex(index: Src, axis: number, n: number): BackendBuffer | undefined {
+    const host = hostCopy.get(index.buf), v = index.view, N = v.shape[axis];
+    if (!host || v.shape.some((m, d) => d !== axis && m > 1 && v.strides[d] !== 0)) return undefined;
+    const at = (e: number) => host[v.offset + e * v.strides[axis]];
+    const csr = new Int32Array(n + 1 + N);
+    for (let e = 0; e < N; e++) csr[at(e) + 1]++;
+    for (let j = 0; j < n; j++) csr[j + 1] += csr[j];
+    const next = csr.slice(0, n);
+    for (let e = 0; e < N; e++) csr[n + 1 + next[at(e)]++] = e;
+    return this.upload(csr, "i32");
   }
 
   flush(): Promise<void> {

@@ -198,25 +198,31 @@ export function threadsPer(n: number): number {
 }
 
 /**
- * scatter-add over a contiguous rank-`rank` output: each output element loops over the index
- * entries along `axis` that share its other coordinates and sums the src values that hit it, in
- * index order (deterministic, equal to the CPU's order). Bindings: index (i32), src, out.
+ * scatter-add over a contiguous rank-`rank` output: each output element sums, in index order
+ * (deterministic, equal to the CPU's order), the src values of the index entries along `axis` that
+ * share its other coordinates and hit it. By default it loops over all those entries; when `sorted`,
+ * B0 is instead [starts[n + 1], entries grouped by target] (n = outShape[axis]; the index is the
+ * same across the other axes) and it reads only its own. Bindings: index (i32), src, out.
  * Params: [n, 0, outShape[rank], indexShape[rank], index offset, strides[rank], src offset,
  * strides[rank]].
  */
-export function scatterKernel(rank: number, axis: number, type: string): string {
+export function scatterKernel(rank: number, axis: number, type: string, sorted = false): string {
   const [ish, iv, sv] = [2 + rank, 2 + 2 * rank, 3 + 3 * rank];
   const others = [...Array(rank).keys()].filter((d) => d !== axis);
   const inside = others.map((d) => `i${d} < ${p(ish + d)}`).join(" && ") || "true";
   const off = (v: number) => p(v) + others.map((d) => ` + i${d} * ${p(v + 1 + d)}`).join("");
+  const loop = sorted
+    ? `for (var k = B0[i${axis}]; k < B0[i${axis} + 1]; k++) {
+      acc += B1[bs + B0[${p(2 + axis)} + 1 + k] * ${p(sv + 1 + axis)}];`
+    : `let bi = ${off(iv)};
+    for (var t = 0i; t < ${p(ish + axis)}; t++) {
+      if (B0[bi + t * ${p(iv + 1 + axis)}] == i${axis}) { acc += B1[bs + t * ${p(sv + 1 + axis)}]; }`;
   const body = `  let o = wg * 256u + lid;
   if (o >= u32(${p(0)})) { return; }
 ${unravel("o", 0, rank, 2)}  var acc = ${type}(0);
   if (${inside}) {
-    let bi = ${off(iv)};
     let bs = ${off(sv)};
-    for (var t = 0i; t < ${p(ish + axis)}; t++) {
-      if (B0[bi + t * ${p(iv + 1 + axis)}] == i${axis}) { acc += B1[bs + t * ${p(sv + 1 + axis)}]; }
+    ${loop}
     }
   }
   B2[o] = acc;`;
