@@ -99,8 +99,19 @@ type Remove<S extends Shape, N extends number, Acc extends Shape = []> = S exten
 // Dims are compared identity first (`Box<K> extends Box<K>` is the one test the compiler decides for a
 // generic dim K), then `number` (a runtime-only size matches anything; the known one wins). Rules compare
 // in continuation style, each outcome's branch carrying on the walk, so a pair the compiler cannot
-// decide (K against J, or against 8) leaves the whole rule unevaluated, which `Guard` rejects, rather
-// than one unevaluated dim inside an accepted shape.
+// decide (K against J) leaves the whole rule unevaluated, which `Guard` rejects, rather than one
+// unevaluated dim inside an accepted shape. A generic dim against a known one (a literal or `number`)
+// is set apart first by `Known`: the types cannot decide it, so it passes and the run time checks it.
+
+/** @internal true if dims a and b are both known (literals or `number`) or the same generic dim, false if
+ * just one is generic, open for distinct generics. It compares `a | number` with `b | number` (`number`
+ * for a known dim) by identity, and the compiler, taking a generic dim for a wildcard there, decides
+ * `K | number` is not `number`. With a dim that is generic where a rule is declared, the test waits
+ * for the rule's use: a one-dim test is `Known<D, I>`, I an index the rule computes. */
+type Known<a, b> = (<X>() => X extends Box<a | number> ? 1 : 2) extends
+  (<X>() => X extends Box<b | number> ? 1 : 2) ? true : false;
+/** @internal Generic dim G met with known dim D: G against `number`, One (broadcast: G) against 1, else D. */
+type KnownWins<G, D, One = G> = Box<D> extends Box<1> ? One : number extends D ? G : D;
 
 /** @internal Every shape that broadcasts into S leaving it unchanged: a suffix of S, any dims set to 1.
  * Ops use it as an argument type, so generic dims are compared by assignability, which decides `C` vs 1. */
@@ -151,8 +162,9 @@ type GtR<A extends string, B extends string, G extends boolean = false> = A exte
   : false;
 /** @internal The element count of S as a decimal string, or false if some dim is not a literal. */
 type Elems<S extends Shape, Acc extends string = "1"> = S extends
-  readonly [infer D extends number, ...infer R extends Shape]
-  ? number extends D ? false : Elems<R, MulR<Acc, Rev<`${D}`>>>
+  readonly [infer D extends number, ...infer R extends Shape] ? Known<D, R["length"]> extends false ? false
+  : number extends D ? false
+  : Elems<R, MulR<Acc, Rev<`${D}`>>>
   : Trim<Rev<Acc>>;
 
 const numel = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
@@ -196,7 +208,9 @@ export function normAxis(op: string, axis: number, shape: readonly number[]): nu
 type BC<A extends Shape, B extends Shape, E extends string, Acc extends Shape = []> = A extends
   readonly [...infer AH extends Shape, infer a extends number]
   ? B extends readonly [...infer BH extends Shape, infer b extends number]
-    ? Box<a> extends Box<b>
+    ? Known<a, b> extends false
+      ? BC<AH, BH, E, [Known<a, a | b> extends true ? KnownWins<a, b> : KnownWins<b, a>, ...Acc]>
+    : Box<a> extends Box<b>
       ? BC<AH, BH, E, [Box<b> extends Box<a> ? a : Box<a> extends Box<1> ? b : a, ...Acc]>
     : Box<a> extends Box<1> ? BC<AH, BH, E, [b, ...Acc]>
     : Box<b> extends Box<1> ? BC<AH, BH, E, [a, ...Acc]>
@@ -232,11 +246,12 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
 
 /** @internal Matmul once ranks are ≥ 1: K1, K2 are the inner dims; vector operands add no dim. (Named for
  * the compile error on generic dims, which quotes it: `Guard<MatmulInnerDims<D, T, …>>`.) */
-type MatmulInnerDims<K1 extends number, K2 extends number, A extends Shape, B extends Shape> = Box<K1> extends
-  Box<K2> ? MatOut<A, B>
-  : number extends K1 ? MatOut<A, B>
-  : number extends K2 ? MatOut<A, B>
-  : `matmul: inner dimensions ${K1} and ${K2} differ (shapes ${Fmt<A>} and ${Fmt<B>})`;
+type MatmulInnerDims<K1 extends number, K2 extends number, A extends Shape, B extends Shape> =
+  Known<K1, K2> extends false ? MatOut<A, B>
+    : Box<K1> extends Box<K2> ? MatOut<A, B>
+    : number extends K1 ? MatOut<A, B>
+    : number extends K2 ? MatOut<A, B>
+    : `matmul: inner dimensions ${K1} and ${K2} differ (shapes ${Fmt<A>} and ${Fmt<B>})`;
 /** @internal Matmul's result once the inner dims match: broadcast batch, then the outer dims. */
 type MatOut<A extends Shape, B extends Shape> = Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul"> extends
   infer R extends Shape ? [
@@ -325,7 +340,9 @@ export function reduceAxes(
 /** @internal [number of -1s, T with each -1 as `number`]. */
 type Holes<T extends readonly number[], Acc extends Shape = [], H extends 0[] = []> = T extends
   readonly [infer D extends number, ...infer R extends readonly number[]]
-  ? Box<D> extends Box<-1> ? Holes<R, [...Acc, number], [...H, 0]> : Holes<R, [...Acc, D], H>
+  ? Known<D, H["length"]> extends false ? Holes<R, [...Acc, D], H> // a generic dim is no -1
+  : Box<D> extends Box<-1> ? Holes<R, [...Acc, number], [...H, 0]>
+  : Holes<R, [...Acc, D], H>
   : [H["length"], Acc];
 /** @internal */
 type ReshapeT<S extends Shape, T extends readonly number[], H extends number, Out extends Shape> = H extends
@@ -410,10 +427,12 @@ export function unsqueezeAxis(shape: readonly number[], axis: number): number {
   return axisIn("unsqueeze", axis, shape.length + 1, shape);
 }
 
-/** @internal S without its 1s; `number[]` if some dim is runtime-only. */
+/** @internal S without its 1s; `number[]` if some dim is runtime-only or generic (it may be 1). */
 type DropOnes<S extends Shape, Acc extends Shape = []> = S extends
   readonly [infer D extends number, ...infer R extends Shape]
-  ? number extends D ? number[] : DropOnes<R, [D] extends [1] ? Acc : [...Acc, D]>
+  ? Known<D, Acc["length"]> extends false ? number[]
+  : number extends D ? number[]
+  : DropOnes<R, [D] extends [1] ? Acc : [...Acc, D]>
   : Acc;
 /** @internal Squeeze normalized axis N (or pass an axis error on). */
 type SqueezeT<S extends Shape, N> = N extends number ? number extends N ? Fill<Init<S>, number>
@@ -494,6 +513,8 @@ type Merge<A extends Shape, B extends Shape, N extends number, Acc extends Shape
   readonly [infer a extends number, ...infer AR extends Shape]
   ? B extends readonly [infer b extends number, ...infer BR extends Shape]
     ? Acc["length"] extends N ? Merge<AR, BR, N, [...Acc, a]>
+    : Known<a, b> extends false
+      ? Merge<AR, BR, N, [...Acc, Known<a, a | b> extends true ? KnownWins<a, b, b> : KnownWins<b, a, a>]>
     : Box<a> extends Box<b> ? Merge<AR, BR, N, [...Acc, a]>
     : number extends a ? Merge<AR, BR, N, [...Acc, b]>
     : number extends b ? Merge<AR, BR, N, [...Acc, a]>
@@ -501,9 +522,12 @@ type Merge<A extends Shape, B extends Shape, N extends number, Acc extends Shape
   : false
   : B extends readonly [] ? Acc
   : false;
-/** @internal Sum is the axis total as a reversed digit string, or `number` once a size is runtime-only. */
-type AddDim<Sum, D extends number> = [Sum, number extends D ? 0 : 1] extends [infer X extends string, 1]
-  ? AddR<X, Rev<`${D}`>>
+/** @internal Sum is the axis total as a reversed digit string, or `number` once a size is runtime-only or
+ * generic (N, the axis, makes `Known` a one-dim test). */
+type AddDim<Sum, D extends number, N extends number> = [
+  Sum,
+  Known<D, N> extends false ? 0 : number extends D ? 0 : 1,
+] extends [infer X extends string, 1] ? AddR<X, Rev<`${D}`>>
   : number;
 /** @internal Concat of S0 (merged so far: M) with Ss along normalized axis N. */
 type ConcatT<S0 extends Shape, Ss extends readonly Shape[], N, M extends Shape, Sum> = N extends string ? N
@@ -511,14 +535,15 @@ type ConcatT<S0 extends Shape, Ss extends readonly Shape[], N, M extends Shape, 
   : Ss extends readonly [infer S extends Shape, ...infer R extends readonly Shape[]]
     ? number extends S["length"] ? ConcatT<S0, R, N, M, number>
     : Merge<M, S, N & number> extends infer M2 extends Shape
-      ? ConcatT<S0, R, N, M2, AddDim<Sum, S[N & number]>>
+      ? ConcatT<S0, R, N, M2, AddDim<Sum, S[N & number], N & number>>
     : `concat: shapes ${Fmt<S0>} and ${Fmt<S>} differ outside axis ${N & number}`
   : Replace<M, N & number, Sum extends string ? Num<Sum> : number>;
 /** Shapes Ss joined along Axis: equal outside it, summed along it. */
 export type Concat<Ss extends readonly Shape[], Axis extends number> = Ss extends
   readonly [infer S0 extends Shape, ...infer R extends readonly Shape[]]
   ? number extends S0["length"] ? number[]
-  : NormAxis<S0, Axis, "concat"> extends infer N ? ConcatT<S0, R, N, S0, AddDim<"0", S0[N & number]>>
+  : NormAxis<S0, Axis, "concat"> extends infer N
+    ? ConcatT<S0, R, N, S0, AddDim<"0", S0[N & number], N & number>>
   : never
   : Ss extends readonly [] ? "concat: needs at least one tensor"
   : number[];

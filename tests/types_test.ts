@@ -438,9 +438,9 @@ Deno.test("types: runtime-size dims pass at compile time", () => {
 
 // ---- generic dims ---------------------------------------------------------------------------------------
 // Dims that are type parameters (`B extends number`) resolve to exact symbolic shapes. A generic dim
-// equals only itself: K against J (or against a literal other than 1) is a compile error, as is a literal
-// mismatch; where the types cannot decide (a reshape of symbolic sizes, a narrow of a symbolic axis) the op
-// type-checks with the shape it was asked for and the run time decides.
+// equals only itself: K against J is a compile error, as is a literal mismatch; where the types cannot
+// decide (K against a literal 8 or `number`, a reshape of symbolic sizes, a concat of symbolic sizes, a
+// narrow of a symbolic axis) the op type-checks with the best shape it can state and the run time decides.
 
 /** Scaled dot-product attention with a causal mask, shapes all symbolic. */
 function attention<B extends number, H extends number, T extends number, D extends number>(
@@ -645,6 +645,52 @@ Deno.test("types: generic dims resolve", () => {
   throwsShape(
     () => splitHeads(zeros([2, 4, 7] as [2, 4, number]).add(0), 2, 4, 3, 5),
     "reshape: cannot reshape [2, 4, 7] (56 elements) to [2, 4, 3, 5] (120 elements)",
+  );
+});
+
+/** What the types cannot decide passes, with the best shape they can state; the run time checks it. */
+function undecided<B extends number, T extends number, K extends number>(
+  x: Tensor<[B, T]>,
+  col: Tensor<[T, 1]>,
+  row: Tensor<[1, T]>,
+  k: Tensor<[B, T, K]>,
+  b: B,
+) {
+  const cat = concat([x, x], 1); // the sum of two symbolic sizes is a number
+  const _cat: Equal<typeof cat, Tensor<[B, number]>> = true;
+  const sq = x.squeeze(); // B or T may be 1: the rank is unknown
+  const _sq: Equal<typeof sq, Tensor<number[]>> = true;
+  const outer = col.mul(row);
+  const _outer: Equal<typeof outer, Tensor<[T, T]>> = true;
+  const rt = k.add(zeros([8] as [number]));
+  const _rt: Equal<typeof rt, Tensor<[B, T, K]>> = true;
+  const rs = x.reshape([b, -1]);
+  const _rs: Equal<typeof rs, Tensor<[B, number]>> = true;
+  const lit = k.add(zeros([8])); // K is 8 or 1 at run time
+  const _lit: Equal<typeof lit, Tensor<[B, T, 8]>> = true;
+  const mm = k.matmul(zeros([8, 4])); // K is 8 at run time
+  const _mm: Equal<typeof mm, Tensor<[B, T, 4]>> = true;
+  return [cat, sq, outer, rt, rs, lit, mm].map((t) => t.shape);
+}
+function _stillErrors<B extends number, T extends number, K extends number, J extends number>(
+  k: Tensor<[B, T, K]>,
+  j: Tensor<[J]>,
+) {
+  // @ts-expect-error the literal mismatch [.., 8] and [9] is still caught next to generic dims
+  k.add(zeros([8])).add(zeros([9]));
+  // @ts-expect-error distinct generic dims K and J still do not broadcast
+  k.add(j);
+}
+
+Deno.test("types: undecided generic dims are checked at run time", () => {
+  const x = zeros([2, 3]).add(0), col = zeros([3, 1]).add(0), row = zeros([1, 3]).add(0);
+  assert.deepEqual(
+    undecided(x, col, row, zeros([2, 3, 8]).add(0), 2),
+    [[2, 6], [2, 3], [3, 3], [2, 3, 8], [2, 3], [2, 3, 8], [2, 3, 4]],
+  );
+  throwsShape(
+    () => undecided(x, col, row, zeros([2, 3, 5]).add(0), 2),
+    "add: shapes [2, 3, 5] and [8] cannot broadcast",
   );
 });
 
