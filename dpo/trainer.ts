@@ -62,6 +62,18 @@ export interface DPOMetrics {
   tokens_per_s: number;
 }
 
+/** TRL's names of the metrics a batch's forward yields, in order (the loss, then the rewards and
+ * log-probs); a step adds `grad_norm`, `learning_rate` and `tokens_per_s`. */
+const METRICS = [
+  "loss",
+  "rewards/chosen",
+  "rewards/rejected",
+  "rewards/accuracies",
+  "rewards/margins",
+  "logps/chosen",
+  "logps/rejected",
+] as const;
+
 /** Pad chosen and rejected sequences of `pairs` into one [2B, L] batch (chosen rows first) with a
  * mask marking completion tokens. */
 export function batchPairs(pairs: EncodedPair[], padId: number): {
@@ -216,7 +228,7 @@ export class DPOTrainer {
       policyChosenAvg: pol.chosenAvg,
     }, this.config);
     const c = out.chosenRewards, r = out.rejectedRewards;
-    const metrics: Tensor<[]>[] = [
+    const metrics: Tensor<[]>[] = [ // in METRICS' order
       out.loss.detach(),
       c.mean(),
       r.mean(),
@@ -275,13 +287,10 @@ export class DPOTrainer {
     this.stepCount++;
     return {
       step: this.stepCount,
-      loss: v[0],
-      "rewards/chosen": v[1],
-      "rewards/rejected": v[2],
-      "rewards/accuracies": v[3],
-      "rewards/margins": v[4],
-      "logps/chosen": v[5],
-      "logps/rejected": v[6],
+      ...Object.fromEntries(METRICS.map((name, k) => [name, v[k]])) as Record<
+        (typeof METRICS)[number],
+        number
+      >,
       grad_norm: v[7],
       learning_rate: lr,
       tokens_per_s: real / ((performance.now() - t0) / 1000),
@@ -290,16 +299,7 @@ export class DPOTrainer {
 
   /** Mean loss and reward metrics over the held-out pairs (no tape), TRL's `eval_` names. */
   async evaluate(pairs: EncodedPair[] = this.eval): Promise<Record<string, number>> {
-    const names = [
-      "loss",
-      "rewards/chosen",
-      "rewards/rejected",
-      "rewards/accuracies",
-      "rewards/margins",
-      "logps/chosen",
-      "logps/rejected",
-    ];
-    const sums = new Float64Array(names.length);
+    const sums = new Float64Array(METRICS.length);
     const bs = this.config.batchSize, wasTraining = this.policy.training;
     this.policy.eval(); // no dropout while measuring
     const cache = this.reference
@@ -312,7 +312,7 @@ export class DPOTrainer {
     }
     this.policy.train(wasTraining);
     return Object.fromEntries(
-      names.map((n, k) => [`eval_${n}`, pairs.length ? sums[k] / pairs.length : NaN]),
+      METRICS.map((n, k) => [`eval_${n}`, pairs.length ? sums[k] / pairs.length : NaN]),
     );
   }
 

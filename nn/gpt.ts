@@ -217,6 +217,16 @@ export class GPT<V extends number = number> extends Module {
     keyMask?: Tensor<[B, T]>,
     opts: { cache?: KVCache } = {},
   ): Tensor<[B, T, V]> {
+    return this.head(this.hidden(idx, keyMask, opts));
+  }
+
+  /** The final hidden states [B, T, C] (after the last LayerNorm, before the head): what a reward or
+   * value head reads. Arguments as in {@link GPT.forward}, which is `head(hidden(...))`. */
+  hidden<B extends number, T extends number>(
+    idx: Tensor<[B, T]>,
+    keyMask?: Tensor<[B, T]>,
+    opts: { cache?: KVCache } = {},
+  ): Tensor<[B, T, number]> {
     const [, T] = idx.shape;
     const kv = opts.cache, past = kv ? kv.length : 0;
     if (past + T > this.config.blockSize) {
@@ -233,8 +243,13 @@ export class GPT<V extends number = number> extends Module {
       x = block.forward(x, keyMask, kv && { kv, layer });
     });
     if (kv) kv.length += T;
-    // The head is the token embedding, transposed: a view, not a copy. [B, T, C] @ [C, V] → [B, T, V]
-    return ln_f.forward(x).matmul(wte.weight.transpose());
+    return ln_f.forward(x);
+  }
+
+  /** Hidden states [B, T, C] → logits [B, T, V]. The head is the token embedding, transposed: a
+   * view, not a copy. [B, T, C] @ [C, V] → [B, T, V] */
+  head<B extends number, T extends number>(hidden: Tensor<[B, T, number]>): Tensor<[B, T, V]> {
+    return hidden.matmul(this.transformer.wte.weight.transpose());
   }
 
   /** Load a Hugging Face GPT-2 state dict: buffers `attn.bias`/`attn.masked_bias` and a tied

@@ -4,33 +4,12 @@
  * loss −log σ(r_chosen − r_rejected). Also the per-token helpers the PPO trainer shares with it.
  * @module
  */
-import { arange, fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
+import { fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
 import { GPT } from "../nn/gpt.ts";
 import { Linear, Module } from "../nn/module.ts";
 import { AdamW, clipGradNorm } from "../nn/optim.ts";
 import type { EncodedPair } from "../dpo/data.ts";
 import { batchPairs } from "../dpo/trainer.ts";
-
-/** The final hidden states [B, T, C] of `model` (after the last LayerNorm, before the tied head):
- * what the reward and value heads read. `model.forward` is these times the embedding, transposed. */
-export function hiddenStates(model: GPT, idx: Tensor<[number, number]>): Tensor<[number, number, number]> {
-  const [, T] = idx.shape;
-  if (T > model.config.blockSize) {
-    throw new RangeError(`hiddenStates: sequence length ${T} exceeds blockSize ${model.config.blockSize}`);
-  }
-  const { wte, wpe, drop, h, ln_f } = model.transformer;
-  let x: Tensor<[number, number, number]> = drop.forward(wte.forward(idx).add(wpe.forward(arange(T))));
-  for (const block of h) x = block.forward(x);
-  return ln_f.forward(x);
-}
-
-/** Logits [B, T, V] from hidden states, through the head tied to the token embedding. */
-export function lmHead(
-  model: GPT,
-  hidden: Tensor<[number, number, number]>,
-): Tensor<[number, number, number]> {
-  return hidden.matmul(model.transformer.wte.weight.transpose());
-}
 
 /** log p(token[t+1] | tokens ≤ t) for every position t: logits [B, T, V], tokens [B, T] → [B, T−1]. */
 export function tokenLogProbs(
@@ -77,7 +56,7 @@ export class RewardModel extends Module {
     if (lengths.length !== B || lengths.some((n) => !(n >= 1 && n <= L))) {
       throw new RangeError(`RewardModel: need ${B} lengths in 1..${L}, got [${lengths.join(", ")}]`);
     }
-    const all = this.head.forward(hiddenStates(this.trunk, tokens)).reshape([B, L]);
+    const all = this.head.forward(this.trunk.hidden(tokens)).reshape([B, L]);
     // A one-hot of each row's last real position picks its score.
     const last = new Float32Array(B * L);
     lengths.forEach((n, i) => (last[i * L + n - 1] = 1));

@@ -12,6 +12,7 @@ import type { GPT } from "../nn/gpt.ts";
 import { generate } from "../nn/sample.ts";
 import { Linear } from "../nn/module.ts";
 import { AdamW, clipGradNorm, type Optimizer } from "../nn/optim.ts";
+import { frozenCopy } from "../dpo/trainer.ts";
 import {
   AdaptiveKLController,
   type AdaptiveKLOptions,
@@ -21,7 +22,7 @@ import {
   valueLoss,
   whiten,
 } from "./ppo.ts";
-import { cloneGPT, hiddenStates, lmHead, padRight, RewardModel, tokenLogProbs } from "./reward.ts";
+import { padRight, RewardModel, tokenLogProbs } from "./reward.ts";
 
 /** A ground-truth reward: the completion's text (and its prompt's) → a finite number. */
 export type TextScorer = (completion: string, prompt: string) => number;
@@ -201,13 +202,6 @@ function scoreText(
   });
 }
 
-/** A frozen copy of a model: same weights, off the tape. */
-function frozen(model: GPT): GPT {
-  const copy = cloneGPT(model);
-  for (const p of copy.parameters()) p.requiresGrad_(false);
-  return copy.eval();
-}
-
 /** The shared loop; subclasses say how advantages are made and what else is trained. */
 export abstract class RLTrainer<C extends RLConfig> {
   /** The model being trained. */
@@ -243,7 +237,7 @@ export abstract class RLTrainer<C extends RLConfig> {
       throw new Error(`${name}: a reward function needs decode`);
     }
     this.policy = o.policy;
-    this.reference = o.reference ?? frozen(o.policy);
+    this.reference = o.reference ?? frozenCopy(o.policy);
     this.reward = o.reward;
     this.config = c;
     this.#prompts = o.prompts;
@@ -314,8 +308,8 @@ export abstract class RLTrainer<C extends RLConfig> {
     const d = await scope(() =>
       noGrad(() => {
         const tokens = padRight(seqs, c.padId);
-        const hidden = hiddenStates(this.policy, tokens);
-        const lp = tokenLogProbs(lmHead(this.policy, hidden), tokens);
+        const hidden = this.policy.hidden(tokens);
+        const lp = tokenLogProbs(this.policy.head(hidden), tokens);
         const ref = tokenLogProbs(this.reference.forward(tokens), tokens);
         const v = this.valuesOf(hidden)?.narrow(1, 0, L - 1) ?? lp.mul(0);
         return stack([lp, ref, v]).data();
@@ -352,9 +346,9 @@ export abstract class RLTrainer<C extends RLConfig> {
           // Minibatch rows may be shorter than L: keep the first Lm − 1 positions.
           const cut = (t: Tensor<[number, number]>) => t.narrow(1, 0, Lm - 1);
           const mask = cut(rows(r.mask, idx));
-          const hidden = hiddenStates(this.policy, tokens);
+          const hidden = this.policy.hidden(tokens);
           const pg = ppoLoss({
-            logProbs: tokenLogProbs(lmHead(this.policy, hidden), tokens),
+            logProbs: tokenLogProbs(this.policy.head(hidden), tokens),
             oldLogProbs: cut(rows(r.logProbs, idx)),
             advantages: cut(rows(advantages, idx)),
             mask,

@@ -6,26 +6,10 @@
 export { type BinaryMethod, type Nested, type ReduceMethod, Tensor } from "./tensor.ts";
 export { concat, where } from "./tensor.ts";
 export { crossEntropy, embedding, layerNorm, stack } from "./composite.ts";
-export {
-  arange,
-  fromArray,
-  full,
-  fullLike,
-  manualSeed,
-  oneHot,
-  ones,
-  onesLike,
-  rand,
-  randLike,
-  randn,
-  randnLike,
-  rng,
-  tensor,
-  tril,
-  triu,
-  zeros,
-  zerosLike,
-} from "./create.ts";
+// Creation, grouped: from data or constants; random (seeded); structured.
+export { arange, fromArray, full, fullLike, ones, onesLike, tensor, zeros, zerosLike } from "./create.ts";
+export { manualSeed, rand, randLike, randn, randnLike, rng } from "./create.ts";
+export { oneHot, tril, triu } from "./create.ts";
 export { flush, keep, Lazy, memoryStats, scope } from "./lazy.ts";
 export { getBackend, setBackend } from "./backends.ts";
 export type { BinaryOp, DType, Exp, UnaryOp } from "./exp.ts";
