@@ -4,8 +4,7 @@
 /**
  * Functional autodiff over records of tensors (JAX-style), and gradcheck by central differences.
  */
-import { fromArray, getBackend, setBackend, type Shape, type Tensor } from "../tensor/mod.ts";
-import { noGrad } from "../tensor/mod.ts";
+import { fromArray, getBackend, noGrad, setBackend, type Shape, type Tensor } from "../tensor/mod.ts";
 
 /** Gradients with the same keys and shapes as the parameters. */
 export type Grads<P extends Record<string, Tensor<any>>> = {

@@ -8,6 +8,7 @@
  *   {@link renderChat}.
  * @module
  */
+import { readFileBytes } from "../nn/safetensors.ts";
 
 /** One preference: `chosen` is preferred over `rejected` as a continuation of `prompt`. */
 export interface PreferencePair {
@@ -164,13 +165,7 @@ export function parsePreferenceJsonl(text: string, source: string): ParsedPrefer
 
 /** Reads and parses a JSONL preference file; errors name the path. */
 export async function loadPreferenceJsonl(path: string): Promise<ParsedPreferences> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  return parsePreferenceJsonl(text, path);
+  return parsePreferenceJsonl(new TextDecoder().decode(await readFileBytes(path)), path);
 }
 
 /** Serializes pairs as JSONL (one object per line, trailing newline) that {@link parsePreferenceJsonl} reads. */

@@ -18,7 +18,7 @@ import {
 import { type DType, type Exp, key } from "./exp.ts";
 import { PRELUDE, render } from "./render/js.ts";
 import { runWasm } from "./render/wasm.ts";
-import { matmulF32 } from "./wasm.ts";
+import { matmulF32, threads } from "./wasm.ts";
 
 /** A CPU buffer is a typed array. */
 export class CpuBuffer implements BackendBuffer {
@@ -115,7 +115,9 @@ const drop = (v: View, axis: number): View => ({
 /** The CPU backend. */
 export class CpuBackend implements Backend {
   readonly name = "cpu" as const;
-  readonly info = "cpu (JavaScript, single thread)";
+  get info(): string {
+    return `cpu (JavaScript and WebAssembly SIMD, ${threads()} threads)`;
+  }
   /** Run large f32 maps and reductions as WebAssembly SIMD (false: all in JavaScript, the reference). */
   wasm = true;
 

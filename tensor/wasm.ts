@@ -104,20 +104,21 @@ export function asm(src: string): number[] {
   });
 }
 
-/** Rows and columns of C per tile, held in registers: 4 × 8 = eight v128 accumulators. */
-const MR = 4, NR = 8;
-/** Cache blocks, in rows of A and steps of k (tuned on a 2-core Zen 3: 64 × 256 f32 = 64 KiB). */
-const MC = 64, KC = 256;
+/** Rows and columns of C per tile, held in registers: 6 × 8 = twelve v128 accumulators (with two
+ * of B and one of A, 15 of x86-64's 16 vector registers). */
+const MR = 6, NR = 8;
+/** Cache blocks, in rows of A and steps of k (tuned on a 2-core Zen 3: 96 × 256 f32 = 96 KiB). */
+const MC = 16 * MR, KC = 256;
 
 /**
- * tile(ap, bp, cp, k, lda, ldc): adds A·B over k steps into one 4×8 block of C (byte addresses and
- * strides). Per k: two v128 loads of B, and per row one splat of A times both, into 8 accumulators.
- * Locals: 0-5 params, 6-8 pointers to A rows 1-3, 9-16 accumulators (row r, half h at 9 + 2r + h),
- * 17-18 the B vectors, 19 the splat of A.
+ * tile(ap, bp, cp, k, lda, ldc): adds A·B over k steps into one MR×8 block of C (byte addresses and
+ * strides). Per k: two v128 loads of B, and per row one splat of A times both, into 2·MR
+ * accumulators. Locals: 0-5 params, then pointers to A rows 1 to MR-1, the accumulators (row r,
+ * half h at acc + 2r + h), the two B vectors, the splat of A.
  */
 function tile(fma: boolean): number[] {
-  const [ap, bp, cp, k, lda, ldc, acc, b, a] = [0, 1, 2, 3, 4, 5, 9, 17, 19];
-  const row = [ap, 6, 7, 8]; // locals pointing into A's rows
+  const [ap, bp, cp, k, lda, ldc] = [0, 1, 2, 3, 4, 5], acc = 5 + MR, b = acc + 2 * MR, a = b + 2;
+  const row = [ap, ...Array.from({ length: MR - 1 }, (_, r) => 6 + r)]; // locals pointing into A's rows
   const code: number[] = [];
   for (let r = 1; r < MR; r++) code.push(...ops(get(row[r - 1]), get(lda), ADD, set(row[r])));
   for (let r = 0; r < MR; r++) { // start from C (row r at cp + r·ldc): blocks of k accumulate
@@ -140,22 +141,22 @@ function tile(fma: boolean): number[] {
     code.push(...ops(get(cp), get(acc + 2 * r), store(0), get(cp), get(acc + 2 * r + 1), store(16)));
     code.push(...bump(cp, get(ldc)));
   }
-  return ops(vec([[3, I32], [11, V128]]), code, [0x0b]);
+  return ops(vec([[MR - 1, I32], [2 * MR + 3, V128]]), code, [0x0b]);
 }
 
 /**
- * mm(ap, bp, cp, mp, np, k, K): tile over mp row panels × np column panels, k steps each, column
- * panel outer (its B panel stays in L1 across row panels). A rows and B panels are K floats long.
- * Callers ensure mp, np, k ≥ 1. Locals: 0-6 params, 7 lda, 8 ldc, 9 i, 10 pa, 11 pc.
+ * mm(ap, bp, cp, mp, np, k, K, ldc): tile over mp row panels × np column panels, k steps each,
+ * column panel outer (its B panel stays in L1 across row panels). A rows and B panels are K floats
+ * long; C rows ldc bytes. Callers ensure mp, np, k ≥ 1. Locals: 0-7 params, 8 lda, 9 i, 10 pa, 11 pc.
  */
 function mm(): number[] {
-  const [ap, bp, cp, mp, np, k, K, lda, ldc, i, pa, pc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const [ap, bp, cp, mp, np, k, K, ldc, lda, i, pa, pc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
   const call = ops(get(pa), get(bp), get(pc), get(k), get(lda), get(ldc), [0x10, 0]); // call tile
   const inner = ops(call, bump(pa, ops(get(lda), i32(MR), MUL)), bump(pc, ops(get(ldc), i32(MR), MUL)));
   const outer = ops(get(mp), set(i), get(ap), set(pa), get(cp), set(pc), loop(i, inner));
   outer.push(...bump(bp, ops(get(K), i32(4 * NR), MUL)), ...bump(cp, i32(4 * NR)));
-  const code = ops(get(K), i32(4), MUL, set(lda), get(np), i32(4 * NR), MUL, set(ldc), loop(np, outer));
-  return ops(vec([[5, I32]]), code, [0x0b]);
+  const code = ops(get(K), i32(4), MUL, set(lda), loop(np, outer));
+  return ops(vec([[4, I32]]), code, [0x0b]);
 }
 
 /** A function: its parameter and result types, and its body (locals, code, 0x0b). */
@@ -165,8 +166,9 @@ export interface Func {
   body: number[];
 }
 
-/** A module of `funcs` importing memory "m"."m" and exporting the last function as "f". */
-export function moduleBytes(funcs: Func[]): Uint8Array<ArrayBuffer> {
+/** A module of `funcs` importing memory "m"."m" (shared, up to 4 GiB, if `shared`) and exporting the
+ * last function as "f". */
+export function moduleBytes(funcs: Func[], shared = false): Uint8Array<ArrayBuffer> {
   const type = (
     f: Func,
   ): number[] => [0x60, ...vec(f.params.map((t) => [t])), ...vec(f.results.map((t) => [t]))];
@@ -174,27 +176,121 @@ export function moduleBytes(funcs: Func[]): Uint8Array<ArrayBuffer> {
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0], // "\0asm", version 1
     ...section(1, vec(funcs.map(type))), // function i has type i
-    ...section(2, vec([[...name("m"), ...name("m"), 0x02, 0x00, 1]])), // import memory, min 1 page
+    ...section(2, vec([[...name("m"), ...name("m"), 0x02, ...(shared ? [3, 1, ...uleb(PAGES)] : [0, 1])]])),
     ...section(3, vec(funcs.map((_, i) => uleb(i)))),
     ...section(7, vec([[...name("f"), 0x00, ...uleb(funcs.length - 1)]])),
     ...section(10, vec(funcs.map((f) => body(f.body)))),
   ]);
 }
 
-/** The memory all kernels share (inputs are copied in, results out), or null without WebAssembly. */
-let memory: WebAssembly.Memory | null | undefined;
+/** The memory all kernels share (inputs are copied in, results out), or null without WebAssembly:
+ * a shared one (its buffer a SharedArrayBuffer, so worker threads run kernels on it too) if the host
+ * allows. Its maximum, wasm32's 4 GiB, is only reserved address space. */
+let memory: WebAssembly.Memory | undefined;
 let f32view: Float32Array = new Float32Array(0);
+const PAGES = 65536;
+
+/** A compiled kernel, with its bytes and a number naming it to the workers. */
+export type Kernel = ((...args: number[]) => void) & { id: number; bytes: Uint8Array };
+const kernelCount = { n: 0 };
+
+/** The memory, made on first use; its size in bytes is `wasmMemory().buffer.byteLength`. */
+export function wasmMemory(): WebAssembly.Memory {
+  try { // (a browser page that is not cross-origin isolated has no SharedArrayBuffer)
+    if (globalThis.SharedArrayBuffer) {
+      memory ??= new WebAssembly.Memory({ initial: 1, maximum: PAGES, shared: true });
+    }
+  } catch { /* not shared, then */ }
+  return memory ??= new WebAssembly.Memory({ initial: 1 });
+}
+/** Whether the memory is shared (its buffer a SharedArrayBuffer). */
+const isShared = () => !!globalThis.SharedArrayBuffer && wasmMemory().buffer instanceof SharedArrayBuffer;
 
 /** Compile `funcs` against the shared memory; the exported function, or null when WebAssembly (or
  * an instruction used) is unavailable. */
-export function instantiate(funcs: Func[]): ((...args: number[]) => void) | null {
+export function instantiate(funcs: Func[]): Kernel | null {
   try {
-    memory ??= new WebAssembly.Memory({ initial: 1 });
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(moduleBytes(funcs)), { m: { m: memory } });
-    return inst.exports.f as (...args: number[]) => void;
+    const m = wasmMemory(), bytes = moduleBytes(funcs, isShared());
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { m: { m } });
+    return Object.assign(inst.exports.f as () => void, { id: kernelCount.n++, bytes });
   } catch {
     return null;
   }
+}
+
+/**
+ * A worker runs the calls it is sent, then marks its state word 0 (done; 3 if a kernel threw) and
+ * wakes the main thread. Idle for IDLE_MS, it marks itself 2 (gone) and closes, so that no worker
+ * keeps a process alive or outlives a test; the main thread claims a worker by moving 0 to 1, and
+ * starts a new one where it finds 2.
+ */
+const WORKER = `let ctl, me, memory, timer; const fns = new Map();
+onmessage = ({ data: d }) => {
+  clearTimeout(timer);
+  if (d.ctl) ({ ctl, me, memory } = d);
+  let state = 0;
+  try {
+    for (const [id, bytes] of d.mods) {
+      fns.set(id, new WebAssembly.Instance(new WebAssembly.Module(bytes), { m: { m: memory } }).exports.f);
+    }
+    for (const args of d.calls) fns.get(d.id)(...args);
+  } catch { state = 3; }
+  Atomics.store(ctl, me, state);
+  Atomics.notify(ctl, me);
+  if (state) close();
+  timer = setTimeout(() => Atomics.compareExchange(ctl, me, 0, 2) === 0 && close(), 500);
+};`;
+interface Pool {
+  ctl: Int32Array;
+  workers: Worker[];
+  sent: Set<number>[];
+  url: string;
+}
+let pool: Pool | null | undefined;
+
+function startPool(): Pool | null {
+  try {
+    const n = Math.min(globalThis.navigator?.hardwareConcurrency || 2, 8) - 1;
+    if (n < 1) return null;
+    if (!isShared()) throw new Error("memory not shared");
+    const ctl = new Int32Array(new SharedArrayBuffer(4 * n)).fill(2);
+    Atomics.wait(ctl, 0, 0, 0); // throws where this thread may not block (a browser's main thread)
+    const url = URL.createObjectURL(new Blob([WORKER], { type: "text/javascript" }));
+    return { ctl, workers: [], sent: [], url };
+  } catch {
+    console.info("tensor: WebAssembly kernels run on one thread (no shared memory, Worker or Atomics.wait)");
+    return null;
+  }
+}
+
+/** Threads kernels may be split across: this one and the workers. */
+export function threads(): number {
+  pool ??= startPool();
+  return pool ? pool.ctl.length + 1 : 1;
+}
+
+/** Run kernel `f` on each argument list of `calls[t]` in thread t (0: this one, at most threads()),
+ * returning when all are done. */
+export function parallel(f: Kernel, calls: number[][][]): void {
+  const p = threads() > 1 ? pool! : null, n = p ? calls.length - 1 : 0;
+  for (let w = 0; w < n; w++) {
+    const msg = { id: f.id, calls: calls[w + 1], mods: [] as [number, Uint8Array][] };
+    if (Atomics.compareExchange(p!.ctl, w, 0, 1) !== 0) { // gone: start a new worker
+      p!.workers[w] = new Worker(p!.url, { type: "module" });
+      p!.sent[w] = new Set();
+      Object.assign(msg, { ctl: p!.ctl, me: w, memory });
+      Atomics.store(p!.ctl, w, 1);
+    }
+    if (!p!.sent[w].has(f.id)) msg.mods.push([f.id, f.bytes]), p!.sent[w].add(f.id);
+    p!.workers[w].postMessage(msg);
+  }
+  for (const args of n ? calls[0] : calls.flat()) f(...args);
+  let failed = false;
+  for (let w = 0; w < n; w++) {
+    while (Atomics.load(p!.ctl, w) === 1) Atomics.wait(p!.ctl, w, 1);
+    failed ||= p!.ctl[w] === 3;
+  }
+  if (failed) throw new Error("a WebAssembly kernel failed in a worker");
 }
 
 /** An f32 view of the shared memory, grown to at least `bytes`; null when it cannot grow. */
@@ -211,11 +307,14 @@ export function heap(bytes: number): Float32Array | null {
   return f32view;
 }
 
-const I32S = [I32, I32, I32, I32, I32, I32, I32];
-/** mm(ap, bp, cp, mp, np, k, K): with relaxed SIMD's FMA when it validates, else mul + add. */
-let mmKernel: ((...args: number[]) => void) | null | undefined;
+const I32S = [I32, I32, I32, I32, I32, I32, I32, I32];
+/** mm(ap, bp, cp, mp, np, k, K, ldc): with relaxed SIMD's FMA when it validates, else mul + add. */
+let mmKernel: Kernel | null | undefined;
+/** Multiply-adds (M·K·N) from which a matmul is split across threads (measured: smaller ones lose
+ * more to the hand-off than they gain). */
+const PAR_MIN = 1 << 20;
 const mmFuncs = (fma: boolean): Func[] => [
-  { params: I32S.slice(1), results: [], body: tile(fma) },
+  { params: I32S.slice(2), results: [], body: tile(fma) },
   { params: I32S, results: [], body: mm() },
 ];
 
@@ -260,13 +359,24 @@ export function matmulF32(
     for (let j = 0, src = k * N; j < N; j++) h[bo + ((j >> 3) * K + k) * NR + (j & 7)] = B[src + j];
   }
   h.fill(0, co, co + Mp * Np);
-  // Cache blocking: MC rows × KC steps of A stay in L2 while each KC × 8 panel of B sits in L1.
-  for (let k0 = 0; k0 < K; k0 += KC) {
-    for (let i0 = 0; i0 < mp; i0 += MC / MR) {
-      const [ap, bp, cp] = [4 * (ao + i0 * MR * K + k0), 4 * (bo + k0 * NR), 4 * (co + i0 * MR * Np)];
-      mmKernel(ap, bp, cp, Math.min(MC / MR, mp - i0), np, Math.min(KC, K - k0), K);
-    }
-  }
+  // Threads take equal runs of row panels (or of column panels, when there are more of those). In
+  // each, cache blocking: MC rows × KC steps of A stay in L2 while each KC × 8 panel of B sits in L1.
+  const P = mp >= np ? mp : np, T = Math.min(M * K * N >= PAR_MIN ? threads() : 1, P);
+  parallel(
+    mmKernel,
+    Array.from({ length: T }, (_, t) => {
+      const [lo, hi] = [Math.floor(t * P / T), Math.floor((t + 1) * P / T)];
+      const [r0, r1, c0, c1] = mp >= np ? [lo, hi, 0, np] : [0, mp, lo, hi], calls = [];
+      for (let k0 = 0; k0 < K; k0 += KC) {
+        for (let i0 = r0; i0 < r1; i0 += MC / MR) {
+          const cp = 4 * (co + i0 * MR * Np + c0 * NR), kc = Math.min(KC, K - k0);
+          const [ap, bp] = [4 * (ao + i0 * MR * K + k0), 4 * (bo + c0 * K * NR + k0 * NR)];
+          calls.push([ap, bp, cp, Math.min(MC / MR, r1 - i0), c1 - c0, kc, K, 4 * Np]);
+        }
+      }
+      return calls;
+    }),
+  );
   if (N === Np) out.set(h.subarray(co, co + M * N), outOffset);
   else {
     for (let i = 0; i < M; i++) {

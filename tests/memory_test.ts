@@ -3,6 +3,7 @@
 // Memory ownership: scopes, keep, `using`, dispose errors, and a training loop that does not grow.
 import assert from "node:assert/strict";
 import { concat, keep, memoryStats, randn, scope, type Tensor, tensor, zeros } from "../mod.ts";
+import { wasmMemory } from "../tensor/wasm.ts";
 import { assertClose } from "./util.ts";
 
 // Every test here disposes all it creates: a dropped buffer's finalizer would otherwise lower
@@ -202,19 +203,19 @@ Deno.test("views share storage: disposing a view keeps the base alive", async ()
   assert.deepEqual(live(), before);
 });
 
-Deno.test("a 200-step MLP training loop in scope holds memory steady", async () => {
+Deno.test("a 200-step MLP training loop in scope holds memory steady, WebAssembly's too", async () => {
   const before = live();
-  const X = keep(randn([16, 4], { seed: 1 }));
+  const X = keep(randn([128, 4], { seed: 1 })); // hidden 128×16: large enough for the WebAssembly maps
   const Y = keep(scope(() => X.sum(1, true).tanh().realize())); // a learnable target
   const params = keep({
-    w1: randn([4, 8], { seed: 2, std: 0.5 }).requiresGrad_(),
-    b1: zeros([8]).requiresGrad_(),
-    w2: randn([8, 1], { seed: 3, std: 0.5 }).requiresGrad_(),
+    w1: randn([4, 16], { seed: 2, std: 0.5 }).requiresGrad_(),
+    b1: zeros([16]).requiresGrad_(),
+    w2: randn([16, 1], { seed: 3, std: 0.5 }).requiresGrad_(),
     b2: zeros([1]).requiresGrad_(),
   });
   const lr = 0.1;
   let first: Tensor<[]> | null = null;
-  let at10 = live(), at200 = live();
+  let at10 = live(), at200 = live(), heap10 = 0;
   // Synchronous steps (no awaits), so no finalizer can run between the two measurements.
   for (let i = 1; i <= 200; i++) {
     const loss = scope(() => {
@@ -229,7 +230,7 @@ Deno.test("a 200-step MLP training loop in scope holds memory steady", async () 
       return loss.detach();
     });
     if (i === 1) first = loss;
-    if (i === 10) at10 = live();
+    if (i === 10) [at10, heap10] = [live(), wasmMemory().buffer.byteLength];
     if (i === 200) at200 = live();
     if (i > 1 && i < 200) loss.dispose();
     else if (i === 200) {
@@ -246,6 +247,7 @@ Deno.test("a 200-step MLP training loop in scope holds memory steady", async () 
     `liveTensors grew: ${at10.liveTensors} → ${at200.liveTensors}`,
   );
   assert.equal(at200.liveBuffers, at10.liveBuffers);
+  assert.equal(wasmMemory().buffer.byteLength, heap10, "the WebAssembly heap grew");
   assert.ok(Object.values(params).every((p) => p.grad === null && !p.disposed));
   assert.deepEqual(params.b2.shape, [1]);
   for (const t of [X, Y, ...Object.values(params)]) t.dispose();

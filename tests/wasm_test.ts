@@ -45,6 +45,10 @@ Deno.test("wasm matmul matches an f64 reference", () => {
   for (const [M, K, N] of [[1, 1, 1], [3, 5, 7], [4, 8, 8], [17, 33, 65], [130, 64, 257]]) run(M, K, N);
 });
 
+Deno.test("wasm matmul split across threads by row panels, then by column panels", () => {
+  for (const [M, K, N] of [[300, 70, 50], [7, 520, 300]]) run(M, K, N);
+});
+
 Deno.test("wasm matmul: several cache blocks of k and rows, then smaller shapes over stale memory", () => {
   for (const [M, K, N] of [[70, 600, 24], [5, 300, 9], [2, 3, 2], [64, 256, 8], [65, 257, 17]]) run(M, K, N);
 });
