@@ -93,7 +93,7 @@ export class CausalSelfAttention extends Module {
    * `cache`, x holds only new tokens; they attend to the cached positions as well. */
   forward<B extends number, T extends number, C extends number>(
     x: Tensor<[B, T, C]>,
-    keyMask?: Tensor<[B, T]>,
+    keyMask?: Tensor<readonly [B, T]>,
     cache?: { kv: KVCache; layer: number },
   ): Tensor<[B, T, C]> {
     const [B, T, C] = x.shape;
@@ -166,7 +166,7 @@ export class Block extends Module {
   /** [B, T, C] → [B, T, C]; `cache` as in {@link CausalSelfAttention.forward}. */
   forward<B extends number, T extends number, C extends number>(
     x: Tensor<[B, T, C]>,
-    keyMask?: Tensor<[B, T]>,
+    keyMask?: Tensor<readonly [B, T]>,
     cache?: { kv: KVCache; layer: number },
   ): Tensor<[B, T, C]> {
     x = x.add(this.attn.forward(this.ln_1.forward(x), keyMask, cache));
@@ -213,8 +213,8 @@ export class GPT<V extends number = number> extends Module {
    * With `opts.cache`, `idx` continues the cached sequences: it is placed at the cached length, its
    * keys and values are appended, and only its logits come back (no `keyMask` then). */
   forward<B extends number, T extends number>(
-    idx: Tensor<[B, T]>,
-    keyMask?: Tensor<[B, T]>,
+    idx: Tensor<readonly [B, T]>,
+    keyMask?: Tensor<readonly [B, T]>,
     opts: { cache?: KVCache } = {},
   ): Tensor<[B, T, V]> {
     return this.head(this.hidden(idx, keyMask, opts));
@@ -223,8 +223,8 @@ export class GPT<V extends number = number> extends Module {
   /** The final hidden states [B, T, C] (after the last LayerNorm, before the head): what a reward or
    * value head reads. Arguments as in {@link GPT.forward}, which is `head(hidden(...))`. */
   hidden<B extends number, T extends number>(
-    idx: Tensor<[B, T]>,
-    keyMask?: Tensor<[B, T]>,
+    idx: Tensor<readonly [B, T]>,
+    keyMask?: Tensor<readonly [B, T]>,
     opts: { cache?: KVCache } = {},
   ): Tensor<[B, T, number]> {
     const [, T] = idx.shape;

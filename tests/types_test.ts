@@ -10,7 +10,9 @@ import {
   concat,
   crossEntropy,
   embedding,
+  fromArray,
   type Gather,
+  GPT,
   type MatMul,
   type Narrow,
   ones,
@@ -735,4 +737,17 @@ Deno.test("types: every tensor is a Tensor<Shape> (covariant in its shape)", () 
   const _swapped: Tensor<[3, 2]> = zeros([2, 3]) as Tensor<[2, 3]>;
   // @ts-expect-error a runtime-rank shape is not a tuple
   const _rank: Tensor<[number, number]> = zeros([2, 3] as number[]);
+});
+
+Deno.test("types: GPT<V>.forward maps [B, T] to [B, T, V], V from the config", () => {
+  const model = new GPT({ vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8 } as const);
+  const idx = fromArray([1, 2, 3, 4, 5, 6], [2, 3], "i32");
+  const logits = model.forward(idx);
+  const _l: Equal<typeof logits, Tensor<[2, 3, 11]>> = true;
+  function generic<B extends number, T extends number>(x: Tensor<readonly [B, T]>): Tensor<[B, T, 11]> {
+    return model.forward(x);
+  }
+  assert.deepEqual(generic(idx).shape, [2, 3, 11]);
+  const unknownV = new GPT({ vocabSize: 11 as number, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8 });
+  const _u: Equal<ReturnType<typeof unknownV.forward<2, 3>>, Tensor<[2, 3, number]>> = true;
 });
