@@ -14,11 +14,13 @@
  *
  * `--compare-rlhf` replaces stages 3–5 with DPO against RLHF (reward model, PPO, RLOO) from the same
  * SFT model and pairs: compare.json, frontier.svg and a cost table (train/compare.ts).
- * `--data FILE` replaces stages 1–2 with your own TRL-format preferences and a byte-level GPT.
+ * `--data FILE` replaces stages 1–2 with your own TRL-format preferences: a pretrained folder given
+ * by `--init DIR` is aligned with its own tokenizer and written back as a pretrained folder (`dpo/`).
  * Helpers live in train/: flags, the task's data, sampling, the metric log and the report.
  */
 import {
   AdamW,
+  type BPETokenizer,
   ByteTokenizer,
   clipGradNorm,
   crossEntropy,
@@ -29,6 +31,7 @@ import {
   encodePairs,
   flush,
   fromArray,
+  fromPretrained,
   frozenCopy,
   GPT,
   gptConfigFromCheckpoint,
@@ -38,16 +41,18 @@ import {
   parsePreferenceJsonl,
   type PreferencePair,
   rng,
+  savePretrained,
   scope,
   setBackend,
   type Shape,
   stack,
   type Tensor,
   toJsonl,
+  type Tokenizer,
   type WordTokenizer,
 } from "./mod.ts";
 import { progress } from "./train/progress.ts";
-import { type Flags, parseFlags, usage } from "./train/args.ts";
+import { type Flags, isFolder, parseFlags, usage } from "./train/args.ts";
 import { Run } from "./train/run.ts";
 import { BLOCK, pickPrompts, sentimentData, SIZES, type Sizes } from "./train/task.ts";
 import { bestAchievableScore, generateCorpus, sentimentScore } from "./train/sentiment.ts";
@@ -337,56 +342,48 @@ function loadInto(
 }
 
 /**
- * `--data`: DPO (stage 3) on your own preferences, a tenth of them held out for evaluation, with a
- * byte-level GPT: a new one, or one sized and loaded from the `--init` checkpoint.
+ * `--data`: DPO (stage 3) on your own preferences, a tenth of them held out for evaluation. The model
+ * is the `--init` pretrained folder (with its tokenizer), or a byte-level GPT: a new one, or one sized
+ * and loaded from the `--init` checkpoint. The aligned policy is written as a pretrained folder, `dpo/`.
  */
 async function ownPreferences(flags: Flags, run: Run): Promise<DataReport> {
-  const { sft: model, tok, train, evalPairs, skippedIdentical, truncated } = await ownData(flags);
+  const { sft: model, tok, bpe, train, evalPairs, skippedIdentical, truncated } = await ownData(flags);
   const dpoOptions = { beta: flags.beta, steps: flags.steps ?? 100, padId: tok.pad, tag: "" };
-  const { eval: ev } = await dpo(model, dpoOptions, train, evalPairs, flags, run);
-  return { tokenizer: "byte", pairs: train.length, skippedIdentical, truncated, eval: ev };
+  const { policy, eval: ev } = await dpo(model, dpoOptions, train, evalPairs, flags, run);
+  await savePretrained(policy, run.path("dpo"), bpe ? { tokenizer: bpe } : {});
+  console.log(`aligned model: ${run.path("dpo")}/ (a pretrained folder${bpe ? " with its tokenizer" : ""})`);
+  return {
+    tokenizer: bpe ? "bpe" : "byte",
+    vocabSize: tok.vocabSize,
+    modelVocabSize: model.config.vocabSize,
+    pairs: train.length,
+    skippedIdentical,
+    truncated,
+    eval: ev,
+  };
 }
 
 /** `--data`'s model and pairs (a tenth held out); there is no ground-truth scorer. */
 async function ownData(
   flags: Flags,
-): Promise<CompareInput & { skippedIdentical: number; truncated: number }> {
-  const tok = new ByteTokenizer();
+): Promise<CompareInput & { bpe?: BPETokenizer; skippedIdentical: number; truncated: number }> {
   const { pairs, skippedIdentical } = await loadPreferenceJsonl(flags.data);
-  let model: GPT;
-  if (flags.init) {
-    const { tensors, metadata } = await loadCheckpoint(flags.init);
-    const config = gptConfigFromCheckpoint(tensors, metadata, flags.init);
-    if (config.vocabSize < tok.vocabSize) {
-      throw new Error(
-        `train.ts: ${flags.init} has vocab ${config.vocabSize}, the byte tokenizer needs ${tok.vocabSize}`,
-      );
-    }
-    model = new GPT(config);
-    loadInto(model, tensors, flags.init);
-  } else {
-    model = new GPT({
-      vocabSize: tok.vocabSize,
-      blockSize: 128,
-      nLayer: 2,
-      nHead: 4,
-      nEmbd: 64,
-      seed: flags.seed,
-    });
-  }
+  const { model, tok, bpe } = await dataModel(flags);
   // As in TRL: BOS before prompts, EOS after completions.
   const enc = (s: string, part: "prompt" | "completion") =>
     tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
   const { pairs: all, truncated } = encodePairs(pairs, enc, model.config.blockSize, undefined, flags.data);
   const nEval = Math.floor(all.length / 10);
   console.log(
-    `${flags.data}: ${all.length} pairs (${skippedIdentical} identical skipped, ${truncated} truncated), ${nEval} held out`,
+    `${flags.data}: ${all.length} pairs (${skippedIdentical} identical skipped, ${truncated} truncated ` +
+      `to ${model.config.blockSize} tokens), ${nEval} held out`,
   );
   // Prompts as text for sampling: the encoded (perhaps truncated) ones, decoded.
   const prompts = all.map((p) => tok.decode(p.prompt));
   return {
     sft: model,
     tok,
+    bpe,
     train: all.slice(nEval),
     evalPairs: all.slice(0, nEval),
     trainPrompts: prompts.slice(nEval),
@@ -395,6 +392,63 @@ async function ownData(
     skippedIdentical,
     truncated,
   };
+}
+
+/**
+ * `--data`'s model and tokenizer: the `--init` pretrained folder's model with its BPE tokenizer (or,
+ * when it has none, the byte tokenizer), a GPT sized and loaded from an `--init` checkpoint file, or a
+ * new byte-level GPT. A tokenizer with ids the model's embedding lacks is refused, naming both sizes.
+ */
+async function dataModel(flags: Flags): Promise<{ model: GPT; tok: Tokenizer; bpe?: BPETokenizer }> {
+  const bytes = new ByteTokenizer();
+  if (!flags.init) {
+    const config = { vocabSize: bytes.vocabSize, blockSize: 128, nLayer: 2, nHead: 4, nEmbd: 64 };
+    return { model: new GPT({ ...config, seed: flags.seed }), tok: bytes };
+  }
+  const fit = (model: GPT, tok: Tokenizer, what: string, fix: string) => {
+    if (tok.vocabSize <= model.config.vocabSize) return;
+    model.dispose();
+    throw new Error(
+      `train.ts: --data cannot be tokenized for ${flags.init}: ${what} has ${tok.vocabSize} ids, ` +
+        `the model's vocabulary only ${model.config.vocabSize} (ids ${model.config.vocabSize} and up ` +
+        `have no embedding); ${fix}`,
+    );
+  };
+  if (isFolder(flags.init)) {
+    let loaded: Awaited<ReturnType<typeof fromPretrained>>;
+    try {
+      loaded = await fromPretrained(flags.init);
+    } catch (e) {
+      throw new Error(`train.ts: --init ${flags.init}: ${(e as Error).message}`);
+    }
+    const { model, tokenizer } = loaded;
+    if (tokenizer) {
+      fit(model, tokenizer, "its tokenizer", "use the tokenizer the model was trained with");
+      console.log(`--init ${flags.init}: BPE tokenizer with ${tokenizer.vocabSize} ids, ${describe(model)}`);
+      return { model, tok: tokenizer, bpe: tokenizer };
+    }
+    fit(
+      model,
+      bytes,
+      "it has no tokenizer files, and the byte tokenizer",
+      "add the model's tokenizer.json (or vocab.json + merges.txt) to the folder",
+    );
+    console.log(`--init ${flags.init}: no tokenizer files, so the byte tokenizer; ${describe(model)}`);
+    return { model, tok: bytes };
+  }
+  const { tensors, metadata } = await loadCheckpoint(flags.init);
+  const model = new GPT(gptConfigFromCheckpoint(tensors, metadata, flags.init));
+  fit(model, bytes, "the byte tokenizer", "give a pretrained folder with its tokenizer");
+  loadInto(model, tensors, flags.init);
+  return { model, tok: bytes };
+}
+
+/** "GPT with 2 layers, …" for the `--init` line. */
+function describe(model: GPT): string {
+  const { nLayer, nHead, nEmbd, vocabSize, blockSize } = model.config;
+  return `GPT with ${nLayer} layer${
+    nLayer === 1 ? "" : "s"
+  }, ${nHead} heads, width ${nEmbd}, vocabulary ${vocabSize}, context ${blockSize}`;
 }
 
 if (import.meta.main) {

@@ -93,6 +93,11 @@ Deno.test("train.ts --data aligns a byte-level model on a TRL-format file", asyn
   const summary = JSON.parse(await Deno.readTextFile(`${dir}/summary.json`));
   assert.equal(summary.tokenizer, "byte");
   assert.equal(summary.pairs, 11); // one of 12 held out
+  // The aligned model, as a pretrained folder (no tokenizer files: the byte tokenizer has none).
+  assert.deepEqual(
+    (await Array.fromAsync(Deno.readDir(`${dir}/dpo`))).map((e) => e.name).sort(),
+    ["config.json", "model.safetensors"],
+  );
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -10,9 +10,13 @@ const OPTIONS = {
   data: {
     type: "string",
     default: "",
-    help: "align on your own TRL-format preference JSONL (byte tokenizer)",
+    help: "align on your own TRL-format preference JSONL (--init's tokenizer, else bytes); writes dpo/",
   },
-  init: { type: "string", default: "", help: "start from an HF-GPT-2-named .safetensors checkpoint" },
+  init: {
+    type: "string",
+    default: "",
+    help: "start from a pretrained folder (with --data) or an HF-GPT-2-named .safetensors file",
+  },
   beta: { type: "string", default: "0.1", help: "DPO β: strength of the KL anchor to the reference" },
   loss: { type: "string", default: "sigmoid", help: `loss type: ${LOSS_TYPES.join(", ")}` },
   "label-smoothing": { type: "string", default: "0", help: "label noise ε for conservative/robust DPO" },
@@ -58,7 +62,7 @@ export interface Flags {
   options: Options;
   /** `--data`: a TRL-format preference JSONL file ("" = the built-in sentiment task). */
   data: string;
-  /** `--init`: a checkpoint to start from ("" = none). */
+  /** `--init`: a pretrained folder (`--data` only) or a checkpoint file to start from ("" = none). */
   init: string;
   /** `--beta`, > 0. */
   beta: number;
@@ -192,6 +196,12 @@ export function parseFlags(argv: string[]): Flags | null {
     refuse("quick", "with --data (the model comes from --init or is the default byte-level GPT)");
     refuse("sweep-beta", "with --data (it trains one β: use --beta)");
   }
+  if (flags.init && !flags.data && isFolder(flags.init)) {
+    throw new Error(
+      `train.ts: --init ${flags.init} is a pretrained folder, which needs --data FILE ` +
+        "(the built-in task has its own word tokenizer; --init takes a .safetensors file there)",
+    );
+  }
   if (loss === "simpo") refuse("precompute-ref", "with --loss simpo (SimPO has no reference)");
   if (flags.resume && !options.out) throw new Error("train.ts: --resume needs --out DIR (the run to resume)");
   if (flags.resume && !resumable(options.out)) {
@@ -200,6 +210,15 @@ export function parseFlags(argv: string[]): Flags | null {
     );
   }
   return flags;
+}
+
+/** Whether `path` is a folder (for `--init`: a pretrained model rather than a checkpoint file). */
+export function isFolder(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 function resumable(dir: string): boolean {

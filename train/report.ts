@@ -63,8 +63,12 @@ export interface TaskReport {
 
 /** What a `--data` run reports. */
 export interface DataReport {
-  /** The tokenizer kind. */
-  tokenizer: "byte";
+  /** The tokenizer kind: the `--init` folder's BPE, else bytes. */
+  tokenizer: "bpe" | "byte";
+  /** The tokenizer's ids. */
+  vocabSize: number;
+  /** The model's vocabulary (at least the tokenizer's ids). */
+  modelVocabSize: number;
   /** Training preference pairs. */
   pairs: number;
   /** Pairs skipped because chosen equals rejected. */

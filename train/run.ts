@@ -26,8 +26,9 @@ export class Run {
   constructor(readonly dir: string, resume = false) {
     Deno.mkdirSync(dir, { recursive: true });
     for (const e of Deno.readDirSync(dir)) {
-      if (e.isFile && /\.tmp-[0-9a-f]+$/.test(e.name)) {
-        Deno.removeSync(this.path(e.name));
+      // Files, and folders that an interrupted savePretrained (dpo/) left.
+      if ((e.isFile || e.isDirectory) && /\.tmp-[0-9a-f]+$/.test(e.name)) {
+        Deno.removeSync(this.path(e.name), { recursive: true });
         console.warn(`removed ${e.name}, left by an interrupted save`);
       }
     }
