@@ -5,6 +5,7 @@
  * @module
  */
 
+import { needDenoFs } from "./safetensors.ts";
 import type { DecodeOptions, EncodeOptions, Tokenizer, TokenizerJSON } from "./tokenizer.ts";
 
 /** Options for {@link BPETokenizer.encode}. */
@@ -45,26 +46,28 @@ function byteChars(): string[] {
 }
 
 const BYTE_CHARS = byteChars();
-/** Byte of each alphabet character by char code (all are below U+0144); -1 for other codes. */
-const CHAR_BYTE = new Int16Array(0x144).fill(-1);
-BYTE_CHARS.forEach((c, b) => CHAR_BYTE[c.charCodeAt(0)] = b);
+/** Byte of each alphabet character. */
+const CHAR_BYTE = new Map(BYTE_CHARS.map((c, b) => [c, b]));
 const CACHE_LIMIT = 100_000;
 const UTF8 = new TextEncoder();
 
 /** The bytes a vocabulary token stands for. */
 function tokenBytes(token: string): Uint8Array {
-  const out: number[] = [];
-  for (const c of token) {
-    const b = CHAR_BYTE[c.charCodeAt(0)] ?? -1;
-    // Characters outside the byte alphabet only come from hand-made vocabularies; keep their UTF-8.
-    if (b >= 0 && c.length === 1) out.push(b);
-    else out.push(...UTF8.encode(c));
-  }
-  return new Uint8Array(out);
+  // Characters outside the byte alphabet only come from hand-made vocabularies; keep their UTF-8.
+  return new Uint8Array([...token].flatMap((c) => CHAR_BYTE.get(c) ?? [...UTF8.encode(c)]));
 }
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&");
+}
+
+/** A merge given as `"left right"` or `["left", "right"]`, as a pair; otherwise throws naming `what`. */
+function mergePair(m: unknown, what: string): [string, string] {
+  const pair = typeof m === "string" ? m.split(" ") : m;
+  if (!Array.isArray(pair) || pair.length !== 2 || pair.some((t) => typeof t !== "string" || !t)) {
+    throw new Error(`${what} is ${JSON.stringify(m)}, not "left right" or ["left", "right"]`);
+  }
+  return [pair[0], pair[1]];
 }
 
 function isRecord(x: unknown): x is Record<string, unknown> {
@@ -91,11 +94,10 @@ export class BPETokenizer implements Tokenizer {
   readonly eos: number;
   /** Padding id. */
   readonly pad: number;
-  #vocab: Map<string, number>;
-  #merges: [string, string][];
+  /** What {@link BPETokenizer.toJSON} returns a copy of. */
+  #json: BPETokenizerJSON;
   #specials: Map<string, number>;
   #specialText = new Map<number, string>();
-  #allSpecials: RegExp | null;
   /** UTF-8 bytes of each ordinary id; undefined for special ids and gaps. */
   #bytes: (Uint8Array | undefined)[] = [];
   /** Id of each byte's single-symbol token. */
@@ -120,7 +122,8 @@ export class BPETokenizer implements Tokenizer {
     if (!isRecord(vocab)) throw new Error("BPETokenizer: vocab must be an object of token → id");
     if (!Array.isArray(merges)) throw new Error("BPETokenizer: merges must be an array of [left, right]");
     if (!isRecord(specials)) throw new Error("BPETokenizer: specials must be an object of token → id");
-    this.#vocab = new Map(Object.entries(vocab));
+    const vocabIds = new Map(Object.entries(vocab));
+    this.#json = { type: "bpe", vocab: { ...vocab }, merges: [], specials: { ...specials } };
     this.#specials = new Map(Object.entries(specials));
     const owner = new Map<number, string>();
     const claim = (token: string, id: unknown, what: string) => {
@@ -135,7 +138,7 @@ export class BPETokenizer implements Tokenizer {
       }
       owner.set(id as number, token);
     };
-    for (const [token, id] of this.#vocab) claim(token, id, "token");
+    for (const [token, id] of vocabIds) claim(token, id, "token");
     for (const [token, id] of this.#specials) claim(token, id, "special token");
     let maxId = -1;
     for (const id of owner.keys()) maxId = Math.max(maxId, id);
@@ -146,27 +149,25 @@ export class BPETokenizer implements Tokenizer {
     }
 
     for (const [text, id] of this.#specials) this.#specialText.set(id, text);
-    for (const [token, id] of this.#vocab) {
+    for (const [token, id] of vocabIds) {
       if (this.#specialText.has(id)) continue;
       this.#bytes[id] = tokenBytes(token);
     }
     BYTE_CHARS.forEach((c, b) => {
-      const id = this.#vocab.get(c);
+      const id = vocabIds.get(c);
       if (id === undefined) {
         throw new Error(`BPETokenizer: byte 0x${b.toString(16)} has no token ${JSON.stringify(c)} in vocab`);
       }
       this.#byteIds[b] = id;
     });
 
-    this.#merges = merges.map((m, rank) => {
+    this.#mergedIds = new Int32Array(merges.length);
+    merges.forEach((m, rank) => {
       if (!Array.isArray(m) || m.length !== 2 || typeof m[0] !== "string" || typeof m[1] !== "string") {
         throw new Error(`BPETokenizer: merge ${rank} is ${JSON.stringify(m)}, not a [left, right] pair`);
       }
-      return [m[0], m[1]];
-    });
-    this.#mergedIds = new Int32Array(merges.length);
-    this.#merges.forEach(([left, right], rank) => {
-      const ids = [left, right, left + right].map((t) => this.#vocab.get(t));
+      const [left, right] = m;
+      const ids = [left, right, left + right].map((t) => vocabIds.get(t));
       const missing = ids.indexOf(undefined);
       if (missing >= 0) {
         throw new Error(
@@ -177,15 +178,14 @@ export class BPETokenizer implements Tokenizer {
       // A repeated merge takes its later rank, as GPT-2's rank dictionary does.
       this.#ranks.set(ids[0]! * this.vocabSize + ids[1]!, rank);
       this.#mergedIds[rank] = ids[2]!;
+      this.#json.merges.push([left, right]);
     });
 
-    const specialIds = [...this.#specials.values()].sort((a, b) => a - b);
-    const end = this.#specials.get("<|endoftext|>") ?? specialIds[0];
-    if (end === undefined) {
+    const end = this.#specials.get("<|endoftext|>") ?? Math.min(...this.#specials.values());
+    if (end === Infinity) {
       throw new Error("BPETokenizer: no special tokens; bos/eos/pad need one such as <|endoftext|>");
     }
     this.bos = this.eos = this.pad = end;
-    this.#allSpecials = this.#specialPattern([...this.#specials.keys()]);
   }
 
   /**
@@ -198,31 +198,20 @@ export class BPETokenizer implements Tokenizer {
     merges: string,
     opts: { specialTokens?: readonly string[] } = {},
   ): BPETokenizer {
-    if (!isRecord(vocab)) throw new Error("BPETokenizer.fromVocabAndMerges: vocab must be an object");
-    if (typeof merges !== "string") {
-      throw new Error("BPETokenizer.fromVocabAndMerges: merges must be the text of merges.txt");
-    }
+    const where = "BPETokenizer.fromVocabAndMerges";
+    if (!isRecord(vocab)) throw new Error(`${where}: vocab must be an object`);
+    if (typeof merges !== "string") throw new Error(`${where}: merges must be the text of merges.txt`);
     const pairs: [string, string][] = [];
     merges.split("\n").forEach((raw, i) => {
       const line = raw.replace(/\r$/, "");
       if (line === "" || (i === 0 && line.startsWith("#version"))) return;
-      const parts = line.split(" ");
-      if (parts.length !== 2 || !parts[0] || !parts[1]) {
-        throw new Error(
-          `BPETokenizer.fromVocabAndMerges: merges line ${i + 1} is ${
-            JSON.stringify(line)
-          }, not "left right"`,
-        );
-      }
-      pairs.push([parts[0], parts[1]]);
+      pairs.push(mergePair(line, `${where}: merges line ${i + 1}`));
     });
     const names = opts.specialTokens ?? (vocab["<|endoftext|>"] !== undefined ? ["<|endoftext|>"] : []);
     const specials: Record<string, number> = {};
     for (const name of names) {
       if (vocab[name] === undefined) {
-        throw new Error(
-          `BPETokenizer.fromVocabAndMerges: special token ${JSON.stringify(name)} is not in vocab`,
-        );
+        throw new Error(`${where}: special token ${JSON.stringify(name)} is not in vocab`);
       }
       specials[name] = vocab[name];
     }
@@ -235,42 +224,34 @@ export class BPETokenizer implements Tokenizer {
    * entry of `added_tokens` becomes a special token.
    */
   static fromTokenizerJson(json: unknown): BPETokenizer {
-    const where = "BPETokenizer.fromTokenizerJson";
+    const bad = (why: string) => new Error(`BPETokenizer.fromTokenizerJson: ${why}`);
     let j: unknown = json;
     if (typeof json === "string") {
       try {
         j = JSON.parse(json);
       } catch (e) {
-        throw new Error(`${where}: not valid JSON: ${(e as Error).message}`);
+        throw bad(`not valid JSON: ${(e as Error).message}`);
       }
     }
-    if (!isRecord(j) || !isRecord(j.model)) throw new Error(`${where}: expected an object with a "model"`);
+    if (!isRecord(j) || !isRecord(j.model)) throw bad(`expected an object with a "model"`);
     const { model, pre_tokenizer: pre } = j;
-    if (model.type !== "BPE") {
-      throw new Error(`${where}: model.type is ${JSON.stringify(model.type)}, expected "BPE"`);
-    }
+    if (model.type !== "BPE") throw bad(`model.type is ${JSON.stringify(model.type)}, expected "BPE"`);
     if (!isRecord(pre) || pre.type !== "ByteLevel") {
-      throw new Error(
-        `${where}: pre_tokenizer must be ByteLevel, got ${JSON.stringify(isRecord(pre) ? pre.type : pre)}`,
-      );
+      throw bad(`pre_tokenizer must be ByteLevel, got ${JSON.stringify(isRecord(pre) ? pre.type : pre)}`);
     }
-    if (pre.add_prefix_space === true) throw new Error(`${where}: add_prefix_space: true is not supported`);
-    if (pre.use_regex === false) throw new Error(`${where}: use_regex: false is not supported`);
-    if (!isRecord(model.vocab)) throw new Error(`${where}: model.vocab must be an object of token → id`);
-    if (!Array.isArray(model.merges)) throw new Error(`${where}: model.merges must be an array`);
-    const merges = model.merges.map((m: unknown, i: number): [string, string] => {
-      const pair = typeof m === "string" ? m.split(" ") : m;
-      if (!Array.isArray(pair) || pair.length !== 2 || pair.some((t) => typeof t !== "string" || !t)) {
-        throw new Error(`${where}: model.merges[${i}] is ${JSON.stringify(m)}, not "a b" or ["a", "b"]`);
-      }
-      return [pair[0], pair[1]];
-    });
+    if (pre.add_prefix_space === true) throw bad("add_prefix_space: true is not supported");
+    if (pre.use_regex === false) throw bad("use_regex: false is not supported");
+    if (!isRecord(model.vocab)) throw bad("model.vocab must be an object of token → id");
+    if (!Array.isArray(model.merges)) throw bad("model.merges must be an array");
+    const merges = model.merges.map((m: unknown, i: number) =>
+      mergePair(m, `BPETokenizer.fromTokenizerJson: model.merges[${i}]`)
+    );
     const added = j.added_tokens ?? [];
-    if (!Array.isArray(added)) throw new Error(`${where}: added_tokens must be an array`);
+    if (!Array.isArray(added)) throw bad("added_tokens must be an array");
     const specials: Record<string, number> = {};
     added.forEach((t: unknown, i: number) => {
       if (!isRecord(t) || typeof t.content !== "string" || typeof t.id !== "number") {
-        throw new Error(`${where}: added_tokens[${i}] needs a string "content" and a number "id"`);
+        throw bad(`added_tokens[${i}] needs a string "content" and a number "id"`);
       }
       specials[t.content] = t.id;
     });
@@ -283,11 +264,8 @@ export class BPETokenizer implements Tokenizer {
     if (!isRecord(j) || j.type !== "bpe" || !isRecord(j.vocab) || !Array.isArray(j.merges)) {
       throw new Error(`BPETokenizer.fromJSON: expected {type: "bpe", vocab, merges, specials}`);
     }
-    return new BPETokenizer(
-      j.vocab as Record<string, number>,
-      j.merges as [string, string][],
-      (j.specials ?? {}) as Record<string, number>,
-    );
+    const { vocab, merges, specials = {} } = j as unknown as BPETokenizerJSON;
+    return new BPETokenizer(vocab, merges, specials);
   }
 
   /**
@@ -300,18 +278,13 @@ export class BPETokenizer implements Tokenizer {
     }
     const ids: number[] = [];
     if (opts.bos) ids.push(this.bos);
-    const specials = opts.allowedSpecial === undefined
-      ? null
-      : opts.allowedSpecial === "all"
-      ? this.#allSpecials
-      : this.#specialPattern([...opts.allowedSpecial]);
+    const allowed = opts.allowedSpecial === "all" ? this.#specials.keys() : opts.allowedSpecial ?? [];
+    const specials = this.#specialPattern([...allowed]);
     let start = 0;
-    if (specials) {
-      for (const m of text.matchAll(specials)) {
-        this.#encodeOrdinary(text.slice(start, m.index), ids);
-        ids.push(this.#specials.get(m[0])!);
-        start = m.index + m[0].length;
-      }
+    for (const m of specials ? text.matchAll(specials) : []) {
+      this.#encodeOrdinary(text.slice(start, m.index), ids);
+      ids.push(this.#specials.get(m[0])!);
+      start = m.index + m[0].length;
     }
     this.#encodeOrdinary(start ? text.slice(start) : text, ids);
     if (opts.eos) ids.push(this.eos);
@@ -352,14 +325,8 @@ export class BPETokenizer implements Tokenizer {
    * restores it. Typed as {@link TokenizerJSON} to satisfy the {@link Tokenizer} interface.
    */
   toJSON(): TokenizerJSON {
-    const json: BPETokenizerJSON = {
-      type: "bpe",
-      vocab: Object.fromEntries(this.#vocab),
-      merges: this.#merges.map(([l, r]) => [l, r]),
-      specials: Object.fromEntries(this.#specials),
-    };
     // TokenizerJSON does not list the "bpe" form; the object is a BPETokenizerJSON.
-    return json as unknown as TokenizerJSON;
+    return structuredClone(this.#json) as unknown as TokenizerJSON;
   }
 
   /** A regex matching any of `names` (longest first, so a token that prefixes another loses). */
@@ -418,6 +385,7 @@ export class BPETokenizer implements Tokenizer {
  * for when neither form is there.
  */
 export async function loadTokenizer(dir: string): Promise<BPETokenizer> {
+  needDenoFs("loadTokenizer");
   const path = (name: string) => `${dir.replace(/[\/\\]+$/, "")}/${name}`;
   const read = async (name: string): Promise<string | undefined> => {
     try {
@@ -440,12 +408,9 @@ export async function loadTokenizer(dir: string): Promise<BPETokenizer> {
   if (vocab !== undefined && merges !== undefined) {
     return BPETokenizer.fromVocabAndMerges(parse("vocab.json", vocab), merges);
   }
+  const half = vocab !== undefined ? "merges.txt" : merges !== undefined ? "vocab.json" : undefined;
   throw new Error(
     `loadTokenizer: ${dir} holds neither tokenizer.json nor vocab.json + merges.txt` +
-      (vocab !== undefined
-        ? " (merges.txt is missing)"
-        : merges !== undefined
-        ? " (vocab.json is missing)"
-        : ""),
+      (half ? ` (${half} is missing)` : ""),
   );
 }

@@ -7,7 +7,7 @@
 import { type BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./bpe.ts";
 import { gptConfigFromCheckpoint, loadSafetensors, saveSafetensors } from "./checkpoint.ts";
 import { GPT, type GPTConfig } from "./gpt.ts";
-import { readFileBytes } from "./safetensors.ts";
+import { needDenoFs, readFileBytes } from "./safetensors.ts";
 
 /** The `config.json` that {@link savePretrained} writes: the GPT2Config keys this GPT uses. */
 export interface GPT2Config {
@@ -152,6 +152,7 @@ function checkSizes(
 export async function fromPretrained(
   dir: string,
 ): Promise<{ model: GPT; config: GPTConfig; tokenizer?: BPETokenizer }> {
+  needDenoFs("fromPretrained");
   const path = (name: string) => `${dir.replace(/[\/\\]+$/, "")}/${name}`;
   const missing: string[] = [];
   for (const f of [CONFIG, WEIGHTS]) if (!(await isFile(path(f)))) missing.push(f);
@@ -170,11 +171,8 @@ export async function fromPretrained(
   const config = fromGPT2Config(json, path(CONFIG));
   const { tensors } = loadSafetensors(await readFileBytes(path(WEIGHTS)), path(WEIGHTS));
   const bare = !("transformer.wte.weight" in tensors) && "wte.weight" in tensors;
-  const sd = bare
-    ? Object.fromEntries(
-      Object.entries(tensors).map(([k, t]) => [k.startsWith("lm_head.") ? k : `transformer.${k}`, t]),
-    )
-    : tensors;
+  const fullName = (k: string) => k.startsWith("lm_head.") ? k : `transformer.${k}`;
+  const sd = bare ? Object.fromEntries(Object.entries(tensors).map(([k, t]) => [fullName(k), t])) : tensors;
   const model = new GPT(config);
   try {
     checkSizes(config, sd, path(CONFIG), path(WEIGHTS));
@@ -228,16 +226,14 @@ export async function savePretrained(
   dir: string,
   opts: { tokenizer?: BPETokenizer } = {},
 ): Promise<void> {
+  needDenoFs("savePretrained");
   const target = dir.replace(/[\/\\]+$/, "");
   const ours = new Set([CONFIG, WEIGHTS, ...TOKENIZER_FILES]);
   let exists = false;
   try {
     for await (const e of Deno.readDir(target)) {
-      if (!ours.has(e.name)) {
-        throw new Error(
-          `${target} holds ${e.name}, not written by savePretrained; use a new or empty folder`,
-        );
-      }
+      if (ours.has(e.name)) continue;
+      throw new Error(`${target} holds ${e.name}, not written by savePretrained; use a new or empty folder`);
     }
     exists = true;
   } catch (e) {
@@ -249,10 +245,8 @@ export async function savePretrained(
   try {
     await Deno.mkdir(tmp);
     const sd = model.stateDict();
-    const bytes = await saveSafetensors({ ...sd, "lm_head.weight": sd["transformer.wte.weight"] }, {
-      format: "pt",
-    });
-    await Deno.writeFile(`${tmp}/${WEIGHTS}`, bytes);
+    const tied = { ...sd, "lm_head.weight": sd["transformer.wte.weight"] };
+    await Deno.writeFile(`${tmp}/${WEIGHTS}`, await saveSafetensors(tied, { format: "pt" }));
     await Deno.writeTextFile(`${tmp}/${CONFIG}`, JSON.stringify(toGPT2Config(model.config), null, 2) + "\n");
     if (opts.tokenizer) {
       await Deno.writeTextFile(`${tmp}/tokenizer.json`, JSON.stringify(tokenizerJson(opts.tokenizer)));

@@ -44,12 +44,9 @@ export function encodeSafetensors(
   metadata?: Record<string, string>,
 ): Uint8Array {
   const header: Record<string, unknown> = Object.create(null);
-  if (metadata) {
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== "string") throw new Error(`safetensors: metadata value for "${k}" is not a string`);
-    }
-    header.__metadata__ = metadata;
-  }
+  const bad = Object.entries(metadata ?? {}).find(([, v]) => typeof v !== "string");
+  if (bad) throw new Error(`safetensors: metadata value for "${bad[0]}" is not a string`);
+  if (metadata) header.__metadata__ = metadata;
   const names = Object.keys(tensors).sort();
   let offset = 0;
   for (const name of names) {
@@ -126,9 +123,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors"): De
       if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
         fail("__metadata__ is not an object");
       }
-      for (const [k, v] of Object.entries(entry as object)) {
-        if (typeof v !== "string") fail(`metadata value for "${k}" is not a string`);
-      }
+      const bad = Object.entries(entry as object).find(([, v]) => typeof v !== "string");
+      if (bad) fail(`metadata value for "${bad[0]}" is not a string`);
       metadata = entry as Record<string, string>;
       continue;
     }
@@ -203,8 +199,21 @@ function topLevelKeys(text: string): string[] {
   return keys;
 }
 
+/**
+ * Throws `fn: needs Deno's file system; …` where there is none (in a browser), naming the functions that
+ * decode fetched bytes instead. Called first by every function here that reads or writes files.
+ */
+export function needDenoFs(fn: string): void {
+  if (typeof Deno !== "undefined") return;
+  throw new Error(
+    `${fn}: needs Deno's file system; in a browser, fetch the bytes and decode them ` +
+      "(decodeSafetensors, parsePreferenceJsonl, BPETokenizer.fromTokenizerJson)",
+  );
+}
+
 /** Reads a whole file; the error names the path. */
 export async function readFileBytes(path: string): Promise<Uint8Array> {
+  needDenoFs("readFileBytes");
   try {
     return await Deno.readFile(path);
   } catch (e) {
@@ -217,6 +226,7 @@ export async function readFileBytes(path: string): Promise<Uint8Array> {
  * partial file. On failure the temp file is removed and the target is left as it was.
  */
 export async function saveFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  needDenoFs("saveFileAtomic");
   const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
     await Deno.writeFile(tmp, bytes);

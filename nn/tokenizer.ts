@@ -184,10 +184,8 @@ export class WordTokenizer implements Tokenizer {
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const ids = text.split(/\s+/).filter(Boolean).map((w, pos) => {
       const id = this.#ids.get(w);
-      if (id === undefined) {
-        throw new Error(`WordTokenizer: unknown word ${JSON.stringify(w)} at word ${pos}`);
-      }
-      return id;
+      if (id !== undefined) return id;
+      throw new Error(`WordTokenizer: unknown word ${JSON.stringify(w)} at word ${pos}`);
     });
     return wrap(this, ids, opts);
   }

@@ -9,7 +9,7 @@
 import { fromArray, noGrad, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
 import type { TypedArray } from "../tensor/mod.ts";
 import type { GPT } from "../nn/gpt.ts";
-import { generate } from "../nn/sample.ts";
+import { generate, type SampleOptions } from "../nn/sample.ts";
 import { Linear } from "../nn/module.ts";
 import { AdamW, clipGradNorm, type Optimizer } from "../nn/optim.ts";
 import { frozenCopy } from "../dpo/trainer.ts";
@@ -137,8 +137,6 @@ export interface RLTrainerOptions<C extends RLConfig> {
   prompts: number[][];
   /** Settings. */
   config: C;
-  /** Optimizer (default AdamW over the trained parameters). */
-  optimizer?: Optimizer;
 }
 
 /** 0..n−1 in a random order (Fisher–Yates). */
@@ -153,11 +151,14 @@ function permutation(n: number, rand: () => number): number[] {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** 1 where position t of the [B, L−1] layout scores a completion token. */
-function completionMask(seqs: number[][], promptLens: number[], L: number): Float32Array {
+/** One completion per prompt at temperature 1, with the prompt lengths, the padded length L and the
+ * mask that is 1 where position t of the [B, L−1] layout scores a completion token. */
+async function sample(policy: GPT, prompts: number[][], o: Omit<SampleOptions, "temperature">) {
+  const seqs = await generate(policy, prompts, { ...o, temperature: 1 });
+  const promptLens = prompts.map((p) => p.length), L = Math.max(...seqs.map((s) => s.length));
   const mask = new Float32Array(seqs.length * (L - 1));
   seqs.forEach((s, i) => mask.fill(1, i * (L - 1) + promptLens[i] - 1, i * (L - 1) + s.length - 1));
-  return mask;
+  return { seqs, promptLens, L, mask };
 }
 
 /** Each sequence's KL Σ_t (log π − log π_ref) over its completion tokens, from [B, T] host arrays. */
@@ -186,9 +187,8 @@ function scoreText(
 ): number[] {
   return seqs.map((s, i) => {
     const prompt = decode(s.slice(0, promptLens[i])), completion = decode(s.slice(promptLens[i]));
-    const at = `${who}: reward function on sample ${i} (prompt ${JSON.stringify(prompt)}, completion ${
-      JSON.stringify(completion)
-    })`;
+    const at = `${who}: reward function on sample ${i} (prompt ${JSON.stringify(prompt)}, ` +
+      `completion ${JSON.stringify(completion)})`;
     let v: number;
     try {
       v = reward(completion, prompt);
@@ -250,24 +250,32 @@ export abstract class RLTrainer<C extends RLConfig> {
     return this.config.klCoef ?? 0.05;
   }
 
-  /** Trained parameters besides the policy's. */
-  protected abstract extraParameters(): [string, Tensor<Shape>][];
-  /** How many completions to sample per prompt. */
-  protected abstract samplesPerPrompt(): number;
   /** Advantages [B, L−1] (and returns, for a value loss) of a rollout, on the host. */
   protected abstract advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }>;
-  /** Value estimates [B, T] from hidden states (null when there is no value model). */
-  protected abstract valuesOf(hidden: Tensor<[number, number, number]>): Tensor<[number, number]> | null;
+  /** Trained parameters besides the policy's (none by default). */
+  protected extraParameters(): [string, Tensor<Shape>][] {
+    return [];
+  }
+  /** How many completions to sample per prompt (default 1). */
+  protected samplesPerPrompt(): number {
+    return 1;
+  }
+  /** Value estimates [B, T] from hidden states (by default null: no value model). */
+  protected valuesOf(_hidden: Tensor<[number, number, number]>): Tensor<[number, number]> | null {
+    return null;
+  }
   /** After a step: adapt settings to the measured mean sequence KL. */
   protected afterStep(_kl: number, _samples: number): void {}
 
   /** The optimizer over the policy and extra parameters, made on first use. */
   protected opt(): Optimizer {
-    this.optimizer ??= new AdamW([...this.policy.namedParameters(), ...this.extraParameters()], {
-      lr: this.config.lr,
-      weightDecay: 0,
-    });
+    this.optimizer ??= new AdamW(this.#trained(), { lr: this.config.lr, weightDecay: 0 });
     return this.optimizer;
+  }
+
+  /** The trained parameters: the policy's and the extra ones. */
+  #trained(): [string, Tensor<Shape>][] {
+    return [...this.policy.namedParameters(), ...this.extraParameters()];
   }
 
   /** Next prompts (reshuffled each pass). */
@@ -293,15 +301,9 @@ export abstract class RLTrainer<C extends RLConfig> {
   async rollout(): Promise<Rollout> {
     const c = this.config, k = this.samplesPerPrompt();
     const prompts = this.#nextPrompts().flatMap((p) => Array.from({ length: k }, () => p));
-    const seqs = await generate(this.policy, prompts, {
-      maxNewTokens: c.maxNewTokens,
-      temperature: 1,
-      eosToken: c.eosToken,
-      seed: (c.seed ?? 0) * 100003 + this.stepCount,
-    });
-    const promptLens = prompts.map((p) => p.length);
-    const L = Math.max(...seqs.map((s) => s.length));
-    const mask = completionMask(seqs, promptLens, L);
+    const seed = (c.seed ?? 0) * 100003 + this.stepCount;
+    const sampling = { maxNewTokens: c.maxNewTokens, eosToken: c.eosToken, seed };
+    const { seqs, promptLens, L, mask } = await sample(this.policy, prompts, sampling);
     const scores = await this.score(seqs, promptLens);
     const wasTraining = this.policy.training;
     this.policy.eval();
@@ -326,11 +328,10 @@ export abstract class RLTrainer<C extends RLConfig> {
     const r = await this.rollout();
     const { advantages, returns } = await this.advantages(r);
     const B = r.seqs.length, T = r.L - 1;
-    const rows = (a: Float32Array, idx: number[]) =>
-      fromArray<[number, number]>(idx.flatMap((i) => Array.from(a.subarray(i * T, (i + 1) * T))), [
-        idx.length,
-        T,
-      ]);
+    const rows = (a: Float32Array, idx: number[]) => {
+      const picked = idx.flatMap((i) => Array.from(a.subarray(i * T, (i + 1) * T)));
+      return fromArray<[number, number]>(picked, [idx.length, T]);
+    };
     const epochs = c.epochs ?? 4, nMini = Math.min(c.minibatches ?? 1, B);
     const sums = [0, 0, 0, 0];
     let updates = 0, trainedTokens = 0;
@@ -364,10 +365,7 @@ export abstract class RLTrainer<C extends RLConfig> {
             : pg.loss.detach().mul(0);
           const loss = pg.loss.add(vl.mul((c as PPOConfig).vfCoef ?? 0.1));
           loss.backward();
-          clipGradNorm(
-            [...this.policy.parameters(), ...this.extraParameters().map(([, p]) => p)],
-            c.maxGradNorm ?? 1,
-          );
+          clipGradNorm(this.#trained().map(([, p]) => p), c.maxGradNorm ?? 1);
           opt.step();
           opt.zeroGrad();
           return stack([pg.loss.detach(), vl.detach(), pg.clipFraction, pg.approxKl]).data();
@@ -425,15 +423,11 @@ export class PPOTrainer extends RLTrainer<PPOConfig> {
     return this.klController?.value ?? this.config.klCoef ?? 0.05;
   }
   /** The value head's weight and bias. */
-  protected extraParameters(): [string, Tensor<Shape>][] {
+  protected override extraParameters(): [string, Tensor<Shape>][] {
     return this.valueHead.namedParameters().map(([n, p]) => [`value_head.${n}`, p]);
   }
-  /** One completion per prompt. */
-  protected samplesPerPrompt(): number {
-    return 1;
-  }
   /** V at every position [B, T]. */
-  protected valuesOf(hidden: Tensor<[number, number, number]>): Tensor<[number, number]> {
+  protected override valuesOf(hidden: Tensor<[number, number, number]>): Tensor<[number, number]> {
     const [B, T] = hidden.shape;
     return this.valueHead.forward(hidden).reshape([B, T]);
   }
@@ -443,13 +437,8 @@ export class PPOTrainer extends RLTrainer<PPOConfig> {
     const d = await scope(() => {
       const t = (a: Float32Array) => fromArray<[number, number]>(a, [B, T]);
       const mask = t(r.mask);
-      const rewards = klPenalizedRewards(
-        fromArray<[number]>(r.scores, [B]),
-        t(r.logProbs),
-        t(r.refLogProbs),
-        mask,
-        this.klCoef,
-      );
+      const scores = fromArray<[number]>(r.scores, [B]);
+      const rewards = klPenalizedRewards(scores, t(r.logProbs), t(r.refLogProbs), mask, this.klCoef);
       const { advantages, returns } = gae(rewards, t(r.values), mask, { gamma: c.gamma, lambda: c.lambda });
       return stack([whiten(advantages, mask), returns]).data();
     });
@@ -470,17 +459,9 @@ export class RLOOTrainer extends RLTrainer<RLOOConfig> {
     super(o);
     if (!((o.config.k ?? 4) >= 2)) throw new RangeError(`RLOOTrainer: k must be ≥ 2, got ${o.config.k}`);
   }
-  /** None. */
-  protected extraParameters(): [string, Tensor<Shape>][] {
-    return [];
-  }
   /** k. */
-  protected samplesPerPrompt(): number {
+  protected override samplesPerPrompt(): number {
     return this.config.k ?? 4;
-  }
-  /** No value model. */
-  protected valuesOf(): null {
-    return null;
   }
   /** R_i = score_i − β·KL_i; A_i = R_i − mean of the other k−1 in its group. */
   protected advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }> {
@@ -501,24 +482,17 @@ export class RLOOTrainer extends RLTrainer<RLOOConfig> {
 
 /** Held-out evaluation of a policy: samples one completion per prompt (temperature 1) and returns
  * the mean true reward and the sampled KL(π‖π_ref) = mean over samples of Σ_t log π/π_ref. */
-export async function evaluatePolicy(o: {
-  policy: GPT;
-  reference: GPT;
-  prompts: number[][];
-  reward: TextScorer;
-  decode: (ids: number[]) => string;
-  maxNewTokens: number;
-  padId: number;
-  eosToken?: number;
-  seed?: number;
-}): Promise<{ reward: number; kl: number }> {
-  const seqs = await generate(o.policy, o.prompts, {
-    maxNewTokens: o.maxNewTokens,
-    temperature: 1,
-    eosToken: o.eosToken,
-    seed: o.seed ?? 0,
-  });
-  const promptLens = o.prompts.map((p) => p.length), L = Math.max(...seqs.map((s) => s.length));
+export async function evaluatePolicy(
+  o: Pick<RLConfig, "maxNewTokens" | "padId" | "eosToken" | "seed"> & {
+    policy: GPT;
+    reference: GPT;
+    prompts: number[][];
+    reward: TextScorer;
+    decode: (ids: number[]) => string;
+  },
+): Promise<{ reward: number; kl: number }> {
+  const { maxNewTokens, eosToken, seed = 0 } = o;
+  const { seqs, promptLens, L, mask } = await sample(o.policy, o.prompts, { maxNewTokens, eosToken, seed });
   const d = await scope(() =>
     noGrad(() => {
       const tokens = padRight(seqs, o.padId);
@@ -527,6 +501,6 @@ export async function evaluatePolicy(o: {
     })
   );
   const [logProbs, refLogProbs] = unstack(d, 2);
-  const kls = sequenceKls({ mask: completionMask(seqs, promptLens, L), logProbs, refLogProbs }, L - 1);
+  const kls = sequenceKls({ mask, logProbs, refLogProbs }, L - 1);
   return { reward: mean(scoreText("evaluatePolicy", o.reward, o.decode, seqs, promptLens)), kl: mean(kls) };
 }

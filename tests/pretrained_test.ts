@@ -8,8 +8,11 @@ import {
   fromPretrained,
   GPT,
   type GPTConfig,
+  loadTokenizer,
   noGrad,
+  readFileBytes,
   saveCheckpoint,
+  saveFileAtomic,
   savePretrained,
   scope,
   toGPT2Config,
@@ -250,4 +253,36 @@ Deno.test("fromGPT2Config: defaults, accepted activations and clear errors", () 
   bad({ vocab_size: "260" }, /vocab_size must be a positive integer, got "260"/);
   bad({ scale_attn_by_inverse_layer_idx: true }, /scale_attn_by_inverse_layer_idx: true is not supported/);
   assert.throws(() => fromGPT2Config([1], "c.json"), /c\.json: not a JSON object/);
+});
+
+Deno.test("without Deno (in a browser) the file functions throw naming themselves and what to use instead", async () => {
+  const model = new GPT({ ...CFG, seed: 1 });
+  const calls: [string, () => Promise<unknown>][] = [
+    ["readFileBytes", () => readFileBytes("x.safetensors")],
+    ["saveFileAtomic", () => saveFileAtomic("x.safetensors", new Uint8Array(8))],
+    ["loadTokenizer", () => loadTokenizer("gpt2")],
+    ["fromPretrained", () => fromPretrained("gpt2")],
+    ["savePretrained", () => savePretrained(model, "gpt2")],
+  ];
+  // Deno is hidden only while the calls start: each checks for it before its first await.
+  const deno = Object.getOwnPropertyDescriptor(globalThis, "Deno")!;
+  let settled: Promise<PromiseSettledResult<unknown>[]>;
+  delete (globalThis as { Deno?: unknown }).Deno;
+  try {
+    settled = Promise.allSettled(calls.map(([, call]) => call()));
+  } finally {
+    Object.defineProperty(globalThis, "Deno", deno);
+  }
+  assert.equal(typeof Deno.readFile, "function");
+  const results = await settled;
+  calls.forEach(([name], i) => {
+    const r = results[i];
+    assert.equal(r.status, "rejected", name);
+    assert.equal(
+      ((r as PromiseRejectedResult).reason as Error).message,
+      `${name}: needs Deno's file system; in a browser, fetch the bytes and decode them ` +
+        "(decodeSafetensors, parsePreferenceJsonl, BPETokenizer.fromTokenizerJson)",
+    );
+  });
+  model.dispose();
 });

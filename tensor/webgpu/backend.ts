@@ -23,6 +23,7 @@ import { Gpu, type Raw } from "./device.ts";
 import {
   type Binding,
   mapKernel,
+  MATMUL_BINDINGS,
   matmulVec4Kernel,
   p,
   reduceKernel,
@@ -119,7 +120,7 @@ export class WebGpuBackend implements Backend {
 
   async read(buf: BackendBuffer): Promise<TypedArray> {
     if (buf.size === 0) return hostArray(buf.dtype, 0);
-    const bytes = await this.gpu.read(raw(buf), buf.size * 4, buf.dtype);
+    const bytes = await this.gpu.read(raw(buf), buf.size * 4);
     if (buf.dtype === "f32") return new Float32Array(bytes);
     if (buf.dtype === "i32") return new Int32Array(bytes);
     return Uint8Array.from(new Uint32Array(bytes));
@@ -261,7 +262,6 @@ export class WebGpuBackend implements Backend {
     }
     const params = [M, Kp, N, Np, ...batch.map((d) => d.n), ...batch.map((d) => d.s[0])];
     params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset, K);
-    const bindings = [RO("vec4<f32>"), RO("vec4<f32>"), { type: "f32", write: true }];
     // Real GPUs: workgroup-memory tiles (tiled.ts); CPU adapters: register blocks, no barriers.
     const tiled = !this.gpu.cpuLike;
     const block = M * N * K >= 64 ** 3 ? BLOCKS.big : BLOCKS.small;
@@ -269,14 +269,8 @@ export class WebGpuBackend implements Backend {
     const grid: [number, number, number] = tiled
       ? tiledMatmulGrid(M, N, nz)
       : [Math.ceil(Np / 4 / block.tb / block.wx), Math.ceil(M / block.tm / block.wy), nz];
-    this.gpu.dispatch(
-      `matmul ${M}x${K}x${N}`,
-      src,
-      bindings,
-      [pa.src.buf, pb.src.buf, out].map(raw),
-      params,
-      grid,
-    );
+    const bufs = [pa.src.buf, pb.src.buf, out].map(raw);
+    this.gpu.dispatch(`matmul ${M}x${K}x${N}`, src, MATMUL_BINDINGS, bufs, params, grid);
     for (const x of [pa, pb]) if (x.tmp) this.free(x.src.buf);
     return out;
   }
@@ -304,11 +298,8 @@ export class WebGpuBackend implements Backend {
       v.offset % 4 === 0 && v.strides.slice(0, -2).every((s) => s % 4 === 0);
     if (ok) return { src: x, tmp: false };
     const shape = [...v.shape.slice(0, -2), rowsP, colsP];
-    const inside = bin(
-      "and",
-      bin("lt", idx(r - 1), cnst(cols, "i32")),
-      bin("lt", idx(r - 2), cnst(rows, "i32")),
-    );
+    const below = (axis: number, n: number) => bin("lt", idx(axis), cnst(n, "i32"));
+    const inside = bin("and", below(r - 1, cols), below(r - 2, rows));
     const e = where(inside, load(0, "f32"), cnst(0, "f32"));
     return { src: whole(this.map(e, [{ buf: x.buf, view: { ...v, shape } }], shape), shape), tmp: true };
   }

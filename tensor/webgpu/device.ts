@@ -6,9 +6,7 @@
  * (device loss, out-of-memory, invalid kernels) turned into an Error on the next call.
  */
 import type { Binding } from "./kernels.ts";
-import type { DType } from "../exp.ts";
 import { envVar } from "../backend.ts";
-import { wgslType } from "../render/wgsl.ts";
 
 /** A pooled GPU buffer: `cap` bytes; `use` is the submit number that last used it. */
 export interface Raw {
@@ -61,10 +59,8 @@ export class Gpu {
     this.info = `${desc.join(" ")}${backend ? ` (${backend})` : ""}`;
     this.cpuLike = a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|cpu/i.test(this.info);
     this.encoder = device.createCommandEncoder();
-    this.arenaBuf = device.createBuffer({
-      size: ARENA_BYTES,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
+    const usage = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
+    this.arenaBuf = device.createBuffer({ size: ARENA_BYTES, usage });
     this.lost = device.lost.then((l) => {
       this.error ??= `webgpu: device lost (${l.reason}): ${l.message}`;
       throw new Error(this.error);
@@ -86,9 +82,7 @@ export class Gpu {
     }
     const l = adapter.limits as unknown as Record<string, number>;
     const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, l[k]]));
-    const requiredFeatures = (["shader-f16", "subgroups"] as GPUFeatureName[]).filter((f) =>
-      adapter.features.has(f)
-    );
+    const requiredFeatures = (["shader-f16", "subgroups"] as const).filter((f) => adapter.features.has(f));
     const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     return new Gpu(device, adapter);
   }
@@ -117,10 +111,8 @@ export class Gpu {
       return hit;
     }
     this.device.pushErrorScope("out-of-memory");
-    const buf = this.device.createBuffer({
-      size: cap,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    });
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const buf = this.device.createBuffer({ size: cap, usage });
     this.device.popErrorScope().then((e) => {
       if (e) this.error ??= `webgpu: out of memory allocating ${cap} bytes: ${e.message}`;
     });
@@ -192,10 +184,7 @@ export class Gpu {
         layout,
         entries: [
           { binding: 0, resource: { buffer: this.arenaBuf, size: bytes } },
-          ...bufs.map((b, i) => ({
-            binding: i + 1,
-            resource: { buffer: b.buf },
-          })),
+          ...bufs.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buf } })),
         ],
       });
       this.groups.set(key, group);
@@ -215,18 +204,15 @@ export class Gpu {
     if (this.debug.includes("kernels")) console.log(`// ---- webgpu kernel: ${tag}\n${source}`);
     const d = this.device;
     d.pushErrorScope("validation");
+    const entry = (binding: number, buffer: GPUBufferBindingLayout) => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer,
+    });
     const layout = d.createBindGroupLayout({
       entries: [
-        {
-          binding: 0,
-          visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: "uniform", hasDynamicOffset: true },
-        },
-        ...bindings.map((b, i) => ({
-          binding: i + 1,
-          visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: b.write ? "storage" as const : "read-only-storage" as const },
-        })),
+        entry(0, { type: "uniform", hasDynamicOffset: true }),
+        ...bindings.map((b, i) => entry(i + 1, { type: b.write ? "storage" : "read-only-storage" })),
       ],
     });
     const module = d.createShaderModule({ code: source });
@@ -273,13 +259,10 @@ export class Gpu {
   }
 
   /** Copy `bytes` of a buffer to the host: staging copy, submit, map (racing device loss). */
-  async read(r: Raw, bytes: number, dtype: DType): Promise<ArrayBuffer> {
+  async read(r: Raw, bytes: number): Promise<ArrayBuffer> {
     this.check();
-    wgslType(dtype);
-    const staging = this.device.createBuffer({
-      size: bytes,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    const usage = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+    const staging = this.device.createBuffer({ size: bytes, usage });
     this.pass?.end();
     this.pass = undefined;
     this.encoder.copyBufferToBuffer(r.buf, 0, staging, 0, bytes);

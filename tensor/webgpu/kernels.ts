@@ -57,9 +57,8 @@ export function unravel(lin: string, from: number, to: number, shapeAt: number):
   if (from >= to) return "";
   let s = `  var q${from} = ${lin};\n`;
   for (let d = to - 1; d > from; d--) {
-    s += `  let i${d} = i32(q${from} % u32(${p(shapeAt + d)})); q${from} = q${from} / u32(${
-      p(shapeAt + d)
-    });\n`;
+    const n = `u32(${p(shapeAt + d)})`;
+    s += `  let i${d} = i32(q${from} % ${n}); q${from} = q${from} / ${n};\n`;
   }
   return s + `  let i${from} = i32(q${from});\n`;
 }
@@ -69,6 +68,11 @@ export function dot(from: number, to: number, stridesAt: number): string {
   let s = "";
   for (let d = from; d < to; d++) s += ` + i${d} * ${p(stridesAt + d)}`;
   return s;
+}
+
+/** `line(i, j)` for every i of `rows` and j of `cols`, joined: the statements of a register block. */
+export function block(rows: number[], cols: number[], line: (i: number, j: number) => string): string {
+  return rows.flatMap((i) => cols.map((j) => line(i, j))).join("");
 }
 
 /** Where view `k` starts in the params of the map and reduce kernels over a rank-`rank` shape:
@@ -230,6 +234,13 @@ ${unravel("o", 0, rank, 2)}  var acc = ${type}(0);
   return kernel({ params: sv + 1 + rank, bindings, body });
 }
 
+/** The bindings of both matmul kernels: A and B (vec4<f32>, read), C (f32, written). */
+export const MATMUL_BINDINGS: Binding[] = [
+  { type: "vec4<f32>", write: false },
+  { type: "vec4<f32>", write: false },
+  { type: "f32", write: true },
+];
+
 /** A register block of `matmulVec4Kernel`: each thread computes `tm` rows × `tb` vec4 columns of C,
  * and a workgroup is `wx` × `wy` threads. */
 export interface Vec4Block {
@@ -258,36 +269,27 @@ export function matmulVec4Kernel(nb: number, { tm, tb, wx, wy }: Vec4Block): str
   let body = `  let lx = i32(lid % ${wx}u); let ly = i32(lid / ${wx}u);
   let m0 = (i32(wid.y) * ${wy} + ly) * ${tm}; let c0 = (i32(wid.x) * ${wx} + lx) * ${tb};
   let M = ${p(0)}; let K4 = ${p(1)} / 4; let N = ${p(2)}; let N4 = ${p(3)} / 4;
-${unravel("wid.z", 0, nb, 4)}  let ab = (${p(4 + 3 * nb)}${dot(0, nb, 4 + nb)}) / 4; let bb = (${
-    p(5 + 3 * nb)
-  }${dot(0, nb, 4 + 2 * nb)}) / 4;
+${unravel("wid.z", 0, nb, 4)}  let ab = (${p(4 + 3 * nb)}${dot(0, nb, 4 + nb)}) / 4;
+  let bb = (${p(5 + 3 * nb)}${dot(0, nb, 4 + 2 * nb)}) / 4;
 `;
   body += rows.map((i) => `  let a${i} = ab + min(m0 + ${i}, M - 1) * K4;\n`).join("");
   body += cols.map((j) => `  let b${j} = bb + min(c0 + ${j}, N4 - 1);\n`).join("");
-  body += rows.map((i) => cols.map((j) => `  var c${i}_${j} = vec4<f32>();\n`).join("")).join("");
+  body += block(rows, cols, (i, j) => `  var c${i}_${j} = vec4<f32>();\n`);
   body += "  for (var k = 0; k < K4; k++) {\n";
   body += rows.map((i) => `    let x${i} = B0[a${i} + k];\n`).join("");
   for (let u = 0; u < 4; u++) {
     body += `    {\n      let r = (4 * k + ${u}) * N4;\n`;
     body += cols.map((j) => `      let y${j} = B1[b${j} + r];\n`).join("");
-    body += rows.map((i) =>
-      cols.map((j) => `      c${i}_${j} = fma(vec4(x${i}[${u}]), y${j}, c${i}_${j});\n`).join("")
-    )
-      .join("");
+    body += block(rows, cols, (i, j) => `      c${i}_${j} = fma(vec4(x${i}[${u}]), y${j}, c${i}_${j});\n`);
     body += "    }\n";
   }
   body += "  }\n  let cb = i32(wid.z) * M * N;\n";
-  body += rows.map((i) =>
-    cols.map((j) =>
+  body += block(
+    rows,
+    cols,
+    (i, j) =>
       `  if (m0 + ${i} < M) { for (var q = 0; q < 4; q++) { let n = (c0 + ${j}) * 4 + q;
-    if (n < N) { B2[cb + (m0 + ${i}) * N + n] = c${i}_${j}[q]; } } }\n`
-    ).join("")
-  ).join("");
-  const vec4 = { type: "vec4<f32>", write: false };
-  return kernel({
-    params: 6 + 3 * nb,
-    bindings: [vec4, vec4, { type: "f32", write: true }],
-    body,
-    workgroupSize: wx * wy,
-  });
+    if (n < N) { B2[cb + (m0 + ${i}) * N + n] = c${i}_${j}[q]; } } }\n`,
+  );
+  return kernel({ params: 6 + 3 * nb, bindings: MATMUL_BINDINGS, body, workgroupSize: wx * wy });
 }

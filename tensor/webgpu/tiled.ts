@@ -15,7 +15,7 @@
  * Params: [M, Kp, N, Np, batchShape[nb], A batch strides[nb], B batch strides[nb], A offset,
  * B offset, K] (floats; offsets and strides multiples of 4).
  */
-import { dot, kernel, p, unravel } from "./kernels.ts";
+import { block, dot, kernel, MATMUL_BINDINGS, p, unravel } from "./kernels.ts";
 
 /** A tile of `tiledMatmulKernel`: each thread computes `tm` × `tn` of C (multiples of 4), and
  * K advances in slabs of `bk` (a multiple of 4). */
@@ -44,11 +44,9 @@ export function tiledMatmulKernel(nb: number, { tm, tn, bk }: Tile = TILED): str
   // The slabs hold BM·KQ (A) and BK·BQ (B) vec4s; thread t loads those numbered t + 256·l.
   const LA = [...Array(Math.ceil((BM * KQ) / 256)).keys()],
     LB = [...Array(Math.ceil((BK * BQ) / 256)).keys()];
-  const guard = (
-    n: number,
-    l: number,
-    s: string,
-  ) => (256 * (l + 1) > n ? `if (i32(lid) + ${256 * l} < ${n}) { ${s} }` : `{ ${s} }`);
+  // Statements `s` for load `l` of a slab of `n` vec4s, skipped by threads past its end.
+  const guard = (n: number, l: number, s: string) =>
+    256 * (l + 1) > n ? `if (i32(lid) + ${256 * l} < ${n}) { ${s} }` : `{ ${s} }`;
   // Workgroup memory: A slab transposed to k-major (As[k][m]) so a thread's tm rows are vec4 reads;
   // B slab as is (Bs[k][n]). A thread's columns are strided by 64 floats (vec4 tx + 16·j) so the
   // 16 threads of a row read 256 contiguous bytes: no bank conflicts, coalesced stores.
@@ -60,7 +58,7 @@ var<workgroup> Bs: array<vec4<f32>, ${BK * BQ}>;
 ${unravel("wid.z", 0, nb, 4)}  let ab = (${p(4 + 3 * nb)}${dot(0, nb, 4 + nb)}) / 4;
   let bb = (${p(5 + 3 * nb)}${dot(0, nb, 4 + 2 * nb)}) / 4;
   let m0 = i32(wid.y) * ${BM}; let n0 = i32(wid.x) * ${BQ};
-${R.map((r) => J.map((j) => `  var c${r}_${j} = vec4<f32>();\n`).join("")).join("")}`;
+${block(R, J, (r, j) => `  var c${r}_${j} = vec4<f32>();\n`)}`;
   // Global loads of slab k0 into registers: A vec4 (row ≥ M or k ≥ K: zero), B vec4 (k ≥ K or
   // column ≥ N4: zero); the clamped index keeps the (discarded) read in bounds.
   const load = (k0: string) =>
@@ -89,10 +87,7 @@ ${R.map((r) => J.map((j) => `  var c${r}_${j} = vec4<f32>();\n`).join("")).join(
     `    {\n${I.map((i) => `      let a${i} = As[${k * AQ} + ty * ${tm / 4} + ${i}];\n`).join("")}${
       J.map((j) => `      let b${j} = Bs[${k * BQ + 16 * j} + tx];\n`).join("")
     }${
-      R.map((r) =>
-        J.map((j) => `      c${r}_${j} = fma(vec4(a${r >> 2}[${r & 3}]), b${j}, c${r}_${j});\n`).join("")
-      )
-        .join("")
+      block(R, J, (r, j) => `      c${r}_${j} = fma(vec4(a${r >> 2}[${r & 3}]), b${j}, c${r}_${j});\n`)
     }    }\n`;
   body += [...LA.map((l) => `xa${l}`), ...LB.map((l) => `xb${l}`)].map((x) => `  var ${x}: vec4<f32>;\n`)
     .join("");
@@ -114,16 +109,10 @@ ${[...Array(BK).keys()].map(step).join("")}  }
       ).join("")
     }    } }\n`
   ).join("");
-  const vec4 = { type: "vec4<f32>", write: false };
-  return kernel({ params: 7 + 3 * nb, bindings: [vec4, vec4, { type: "f32", write: true }], body, decls });
+  return kernel({ params: 7 + 3 * nb, bindings: MATMUL_BINDINGS, body, decls });
 }
 
 /** Workgroup grid [x: N tiles, y: M tiles, z: batch] for `tiledMatmulKernel(nb, tile)`. */
-export function tiledMatmulGrid(
-  M: number,
-  N: number,
-  batch: number,
-  tile: Tile = TILED,
-): [number, number, number] {
+export function tiledMatmulGrid(M: number, N: number, batch: number, tile = TILED): [number, number, number] {
   return [Math.ceil(N / (16 * tile.tn)), Math.ceil(M / (16 * tile.tm)), batch];
 }
