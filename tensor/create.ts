@@ -7,6 +7,7 @@
  */
 import { numel } from "./backend.ts";
 import { getBackend } from "./backends.ts";
+import { checkData, checkDType, checkShape, dataDType, MAX_ELEMENTS } from "./check.ts";
 import * as X from "./exp.ts";
 import type { DType } from "./exp.ts";
 import { bufferForm, fuse, hostCopy } from "./lazy.ts";
@@ -59,15 +60,20 @@ export function tensor<const T extends Nested>(data: T, dtype?: DType): Tensor<F
   const shape: number[] = [];
   const flat: number[] = [];
   const bool = flatten(data, shape, flat, 0, "");
-  return upload(flat, shape, dtype ?? (bool ? "bool" : "f32")) as any;
+  const dt = dtype === undefined ? (bool ? "bool" : "f32") : checkDType("tensor", dtype);
+  checkData("tensor", flat, dt);
+  return upload(flat, checkShape("tensor", shape), dt) as any;
 }
 
-/** A tensor from a flat array and a shape. */
+/** A tensor from a flat array and a shape. Without a dtype, typed arrays give their own
+ * (Float64Array → f64, Uint8Array → bool, other integer arrays → i32) and anything else f32. */
 export function fromArray<const S extends Shape>(
   data: ArrayLike<number>,
   shape: S,
-  dtype: DType = "f32",
+  dtype: DType = dataDType(data),
 ): Tensor<S> {
+  checkShape("fromArray", shape);
+  checkData("fromArray", data, checkDType("fromArray", dtype));
   if (data.length !== numel(shape)) {
     throw new SH.ShapeError(
       `fromArray: ${data.length} values do not fill shape ${SH.fmtShape(shape)} (${numel(shape)} elements)`,
@@ -78,10 +84,8 @@ export function fromArray<const S extends Shape>(
 
 /** A tensor of `shape` filled with `value` (no memory until it is used). */
 export function full<const S extends Shape>(shape: S, value: number, dtype: DType = "f32"): Tensor<S> {
-  if (shape.some((n) => !Number.isInteger(n) || n < 0)) {
-    throw new SH.ShapeError(`full: invalid shape ${SH.fmtShape(shape)}`);
-  }
-  return new Tensor(shape, { exp: X.cnst(value, dtype), reads: [] });
+  checkShape("full", shape);
+  return new Tensor(shape, { exp: X.cnst(value, checkDType("full", dtype)), reads: [] });
 }
 /** Zeros. */
 export function zeros<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
@@ -107,9 +111,14 @@ export function fullLike<S extends Shape>(t: Tensor<S>, value: number): Tensor<S
 /** start, start+step, … below end (`arange(n)` is 0…n−1); i32 when all arguments are integers. */
 export function arange(start: number, end?: number, step = 1, dtype?: DType): Tensor<[number]> {
   if (end === undefined) [start, end] = [0, start];
-  if (step === 0) throw new RangeError("arange: step must not be 0");
+  if (step === 0 || ![start, end, step].every(Number.isFinite)) {
+    throw new RangeError(
+      `arange: needs finite start, end and a non-zero step, got ${start}, ${end}, ${step}`,
+    );
+  }
   const n = Math.max(0, Math.ceil((end - start) / step));
-  const dt = dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32");
+  if (n > MAX_ELEMENTS) throw new RangeError(`arange: ${n} elements, more than 2^31`);
+  const dt = checkDType("arange", dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32"));
   const i = X.cast(X.idx(0), dt);
   return new Tensor([n], {
     exp: X.bin("add", X.bin("mul", i, X.cnst(step, dt)), X.cnst(start, dt)),
@@ -139,7 +148,8 @@ export function rand<const S extends Shape>(
   opts: { seed?: number; dtype?: DType } = {},
 ): Tensor<S> {
   const r = opts.seed === undefined ? globalRng : rng(opts.seed);
-  return upload(Array.from({ length: numel(shape) }, r), shape, opts.dtype ?? "f32");
+  checkShape("rand", shape);
+  return upload(Array.from({ length: numel(shape) }, r), shape, checkDType("rand", opts.dtype ?? "f32"));
 }
 /** Standard normal samples (Box–Muller). */
 export function randn<const S extends Shape>(
@@ -147,7 +157,7 @@ export function randn<const S extends Shape>(
   opts: { seed?: number; dtype?: DType; std?: number } = {},
 ): Tensor<S> {
   const r = opts.seed === undefined ? globalRng : rng(opts.seed);
-  const n = numel(shape), std = opts.std ?? 1;
+  const n = numel(checkShape("randn", shape)), std = opts.std ?? 1;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i += 2) {
     const u = 1 - r(), v = r();
@@ -155,7 +165,7 @@ export function randn<const S extends Shape>(
     out[i] = m * Math.cos(2 * Math.PI * v);
     if (i + 1 < n) out[i + 1] = m * Math.sin(2 * Math.PI * v);
   }
-  return upload(out, shape, opts.dtype ?? "f32");
+  return upload(out, shape, checkDType("randn", opts.dtype ?? "f32"));
 }
 /** Uniform samples shaped like `t`. */
 export function randLike<S extends Shape>(t: Tensor<S>, seed?: number): Tensor<S> {

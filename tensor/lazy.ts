@@ -19,6 +19,7 @@ import {
   type View,
 } from "./backend.ts";
 import { getBackend } from "./backends.ts";
+import { sameBackend } from "./check.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
 import { fmtShape, type Shape } from "./shape.ts";
@@ -291,10 +292,7 @@ export function expandForm(x: Lazy, to: readonly number[]): Form {
 /** Join operand forms (broadcast to `to`) into one expression over the union of their reads. */
 export function fuse(ops: Lazy[], to: readonly number[], build: (e: Exp[]) => Exp, op = "fuse"): Form {
   const reads: Read[] = [];
-  const used = new Set(ops.flatMap((t) => t.form(op).reads.map((r) => r.st.backend.name)));
-  if (used.size > 1) {
-    throw new Error(`tensors live on different backends (${[...used].join(" and ")}); move them to one`);
-  }
+  sameBackend(op, ops);
   const exps = ops.map((t) => {
     let f = t.form(op);
     if (!isLoad(f) && (f.reads.length > MAX_READS || X.size(f.exp) > MAX_NODES)) f = realizeForm(t, op);

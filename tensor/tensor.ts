@@ -9,6 +9,7 @@
  * never see either.
  */
 import { type BackendBuffer, contiguousStrides, numel, type ReduceOp, type TypedArray } from "./backend.ts";
+import { checkDType, checkNonEmpty, sameBackend } from "./check.ts";
 import { CpuBuffer, offsets } from "./cpu.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
@@ -299,7 +300,7 @@ export class Tensor<
   }
   /** Convert to another dtype (float gradients pass through, others stop). */
   cast(dtype: DType): Tensor<S> {
-    if (dtype === this.dtype) return this;
+    if (checkDType("cast", dtype) === this.dtype) return this;
     const float = (d: DType) => d === "f32" || d === "f64";
     return unary(
       this,
@@ -501,6 +502,7 @@ export class Tensor<
   ): Tensor<Ok<Gather<S, A, I>>> {
     const x = this as Tensor<S>;
     const a = SH.gatherCheck(x.shape, axis, index.shape);
+    sameBackend("gather", [x, index]);
     checkIndex("gather", index, x.shape[a]);
     x.form("gather");
     const buf = x.backendOf().gather(realRead(x, "gather"), realRead(index, "gather"), a);
@@ -741,6 +743,7 @@ function reduce(
 ): any {
   if (op === "sum" && x.dtype === "bool") x = x.cast("i32"); // counting, like torch
   const axes = SH.reduceAxes(op, x.shape, axis);
+  if (op !== "sum") checkNonEmpty(op, x.shape, axes);
   const f = x.form(op);
   const be = x.backendOf();
   const buf = be.reduce(op, f.exp, srcs(f), x.shape, axes);
@@ -764,6 +767,7 @@ function extremum(x: Tensor<any>, op: "max" | "min", axis: any, keepdim: any): a
 
 function matmul(a: Tensor<any>, b: Tensor<any>): Tensor<any> {
   const out = SH.matmulShape(a.shape, b.shape);
+  sameBackend("matmul", [a, b]);
   // [..., K] @ [K, N] is one big matmul over the flattened rows (its weight gradient then needs no
   // sum over a broadcast batch).
   if (b.rank === 2 && a.rank > 2) {
@@ -823,6 +827,7 @@ function scatterAdd(
   axis: number,
   shape: readonly number[],
 ): Tensor<any> {
+  sameBackend("scatterAdd", [index, src]);
   const buf = src.backendOf().scatterAdd(
     realRead(index, "scatterAdd"),
     realRead(src, "scatterAdd"),
@@ -900,6 +905,7 @@ export function concat<const T extends readonly Tensor<any>[], const A extends n
 ): Tensor<Ok<Concat<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>> {
   const shape = SH.concatShape(tensors.map((t) => t.shape), axis);
   const a = SH.normAxis("concat", axis, tensors[0].shape);
+  sameBackend("concat", tensors);
   const dt = tensors.map((t) => t.dtype).reduce(promote);
   const buf = tensors[0].backendOf().alloc(numel(shape), dt);
   let at = 0;

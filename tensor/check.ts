@@ -1,0 +1,70 @@
+/**
+ * Checks on what users hand in at the boundaries: dtypes, shapes, flat data, reductions over
+ * empty axes, and operands that must share a backend. Each error names the op and the bad value.
+ */
+import type { DType } from "./exp.ts";
+import type { Lazy } from "./lazy.ts";
+import { fmtShape, ShapeError } from "./shape.ts";
+
+const DTYPES: readonly DType[] = ["f32", "i32", "bool", "f64"];
+/** The most elements one tensor may have (buffers are indexed by 32-bit integers). */
+export const MAX_ELEMENTS = 2 ** 31;
+
+/** `dtype` if it is one of the known dtypes; a TypeError listing them otherwise. */
+export function checkDType(op: string, dtype: unknown): DType {
+  if (DTYPES.includes(dtype as DType)) return dtype as DType;
+  const got = typeof dtype === "string" ? `"${dtype}"` : JSON.stringify(dtype) ?? String(dtype);
+  throw new TypeError(`${op}: unknown dtype ${got}; expected one of ${DTYPES.join(", ")}`);
+}
+
+/** `shape` if it is an array of non-negative safe integers of at most MAX_ELEMENTS elements. */
+export function checkShape<S extends readonly number[]>(op: string, shape: S): S {
+  if (!Array.isArray(shape) || shape.some((n) => !Number.isSafeInteger(n) || n < 0)) {
+    const got = Array.isArray(shape) ? fmtShape(shape) : JSON.stringify(shape) ?? String(shape);
+    throw new ShapeError(`${op}: invalid shape ${got}; sizes must be non-negative integers`);
+  }
+  const n = shape.reduce((p, q) => p * q, 1);
+  if (n > MAX_ELEMENTS) {
+    throw new RangeError(`${op}: shape ${fmtShape(shape)} has ${n} elements, more than 2^31`);
+  }
+  return shape;
+}
+
+/** The dtype that typed-array data implies: Float64Array → f64, Uint8Array → bool, other integer
+ * arrays → i32, anything else → f32. */
+export function dataDType(data: ArrayLike<number>): DType {
+  if (data instanceof Float64Array) return "f64";
+  if (data instanceof Uint8Array) return "bool";
+  const ints = [Int8Array, Int16Array, Int32Array, Uint16Array, Uint32Array];
+  return ints.some((c) => data instanceof c) ? "i32" : "f32";
+}
+
+/** Integer dtypes take integers only (i32 in its range); the first bad index is named. */
+export function checkData(op: string, data: ArrayLike<number>, dtype: DType): void {
+  if (dtype !== "i32" && dtype !== "bool") return;
+  const [lo, hi] = dtype === "i32" ? [-(2 ** 31), 2 ** 31 - 1] : [0, 1];
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!Number.isInteger(v) || v < lo || v > hi) {
+      throw new RangeError(`${op}: value ${v} at index ${i} is not a valid ${dtype} (integers ${lo}…${hi})`);
+    }
+  }
+}
+
+/** max/min/argmax/argmin have no value for an empty axis: an error, as in torch. */
+export function checkNonEmpty(op: string, shape: readonly number[], axes: readonly number[]): void {
+  const a = axes.find((d) => shape[d] === 0);
+  if (a !== undefined) {
+    throw new ShapeError(`${op}: cannot reduce over an empty axis ${a} of shape ${fmtShape(shape)}`);
+  }
+}
+
+/** Operands that meet in one op must live on one backend. */
+export function sameBackend(op: string, ops: readonly Lazy[]): void {
+  const used = new Set(ops.flatMap((t) => t.form(op).reads.map((r) => r.st.backend.name)));
+  if (used.size > 1) {
+    throw new Error(
+      `${op}: tensors live on different backends (${[...used].join(" and ")}); move them to one`,
+    );
+  }
+}
