@@ -1,21 +1,11 @@
 // End to end: `train.ts --compare-rlhf --quick` runs DPO, the reward model, PPO, PPO-GT and RLOO and
 // writes compare.json and frontier.svg; the fluency check and the frontier's envelope, unit by unit.
 import assert from "node:assert/strict";
+import { runTrain } from "./util.ts";
 import { generateCorpus, isGrammatical } from "../train/sentiment.ts";
 import { upperEnvelope } from "../train/compare.ts";
 
-const script = new URL("../train.ts", import.meta.url).pathname;
-
-async function train(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const train = runTrain;
 
 Deno.test("train.ts --compare-rlhf --quick: every method evaluated, costs and the frontier written", async () => {
   const dir = await Deno.makeTempDir();

@@ -2,6 +2,7 @@
 // truncates to the model's context, writes the aligned model as a pretrained folder (dpo/), and refuses a
 // tokenizer whose ids the model's vocabulary does not cover.
 import assert from "node:assert/strict";
+import { runTrain } from "./util.ts";
 import {
   decodeSafetensors,
   fromPretrained,
@@ -11,18 +12,7 @@ import {
   savePretrained,
 } from "../mod.ts";
 
-const script = new URL("../train.ts", import.meta.url).pathname;
-
-async function train(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, "--backend", "cpu", ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const train = (...args: string[]) => runTrain("--backend", "cpu", ...args);
 
 /** GPT-2's byte↔unicode alphabet, rebuilt here so the test vocabulary covers every byte. */
 function byteChars(): string[] {

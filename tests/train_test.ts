@@ -1,19 +1,9 @@
 // End to end: `train.ts --quick` runs every stage and writes every artifact; flags are validated.
 import assert from "node:assert/strict";
+import { runTrain } from "./util.ts";
 import { decodeSafetensors, parsePreferenceJsonl } from "../mod.ts";
 
-const script = new URL("../train.ts", import.meta.url).pathname;
-
-async function train(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const train = runTrain;
 
 Deno.test("train.ts --quick: SFT, preferences, DPO, evaluation and every artifact", async () => {
   const dir = await Deno.makeTempDir();

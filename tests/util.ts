@@ -149,3 +149,15 @@ export async function assertThrowsWith(
   }
   return err;
 }
+
+/** Run `train.ts` with `args` in a subprocess (no colour); its exit code and output. */
+export async function runTrain(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../train.ts", import.meta.url).pathname, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
