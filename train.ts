@@ -54,7 +54,7 @@ import {
 import { progress } from "./train/progress.ts";
 import { type Flags, isFolder, parseFlags, usage } from "./train/args.ts";
 import { Run } from "./train/run.ts";
-import { BLOCK, pickPrompts, sentimentData, SIZES, type Sizes } from "./train/task.ts";
+import { BLOCK, pairEncoder, pickPrompts, sentimentData, SIZES, type Sizes } from "./train/task.ts";
 import { bestAchievableScore, generateCorpus, sentimentScore } from "./train/sentiment.ts";
 import { evaluateSamples, preferencePairs } from "./train/sampling.ts";
 import {
@@ -177,9 +177,7 @@ async function sentimentPairs(
     prefs = await preferencePairs(model, tok, pickPrompts(trainPrompts, size.prompts, seed + 10), seed + 2);
     await run.writeText("prefs.jsonl", toJsonl(prefs));
   }
-  // As in TRL: BOS before prompts, EOS after completions.
-  const enc = (s: string, part: "prompt" | "completion") =>
-    tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
+  const enc = pairEncoder(tok);
   const train = encodePairs(prefs, enc, BLOCK, undefined, "prefs.jsonl").pairs;
   const evalPrefs = await preferencePairs(
     model,
@@ -369,9 +367,7 @@ async function ownData(
 ): Promise<CompareInput & { bpe?: BPETokenizer; skippedIdentical: number; truncated: number }> {
   const { pairs, skippedIdentical } = await loadPreferenceJsonl(flags.data);
   const { model, tok, bpe } = await dataModel(flags);
-  // As in TRL: BOS before prompts, EOS after completions.
-  const enc = (s: string, part: "prompt" | "completion") =>
-    tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
+  const enc = pairEncoder(tok);
   const { pairs: all, truncated } = encodePairs(pairs, enc, model.config.blockSize, undefined, flags.data);
   const nEval = Math.floor(all.length / 10);
   console.log(

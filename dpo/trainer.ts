@@ -4,6 +4,7 @@
  * from loss.ts, clipping, warmup, periodic evaluation, and TRL-named metrics read back once a step.
  */
 import { flush, fromArray, noGrad, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
+import { permutation } from "../tensor/mod.ts";
 import { GPT } from "../nn/gpt.ts";
 import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
 import { loadCheckpoint, saveCheckpoint } from "../nn/checkpoint.ts";
@@ -118,8 +119,8 @@ export function pairLogProbs(
 
 /** A frozen copy of a model: same weights, off the tape, never updated. */
 export function frozenCopy(model: GPT): GPT {
-  const ref = new GPT(model.config);
-  for (const [name, p] of ref.namedParameters()) p.assign(model.stateDict()[name]).requiresGrad_(false);
+  const ref = new GPT(model.config), sd = model.stateDict();
+  for (const [name, p] of ref.namedParameters()) p.assign(sd[name]).requiresGrad_(false);
   return ref.eval();
 }
 
@@ -196,12 +197,7 @@ export class DPOTrainer {
     const out: number[] = [];
     while (out.length < Math.min(this.config.batchSize, this.train.length)) {
       if (!this.#order.length) {
-        this.#order = this.train.map((_, i) => i);
-        for (let i = this.#order.length - 1; i > 0; i--) {
-          const j = Math.floor(this.#rand() * (i + 1));
-          this.#draws++;
-          [this.#order[i], this.#order[j]] = [this.#order[j], this.#order[i]];
-        }
+        this.#order = permutation(this.train.length, () => (this.#draws++, this.#rand()));
       }
       out.push(this.#order.pop()!);
     }

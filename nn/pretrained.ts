@@ -176,7 +176,7 @@ export async function fromPretrained(
   const model = new GPT(config);
   try {
     checkSizes(config, sd, path(CONFIG), path(WEIGHTS));
-    await model.loadStateDict(sd);
+    model.loadStateDict(sd);
   } catch (e) {
     model.dispose();
     const msg = (e as Error).message;

@@ -7,7 +7,7 @@
  * @module
  */
 import { fromArray, noGrad, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
-import type { TypedArray } from "../tensor/mod.ts";
+import { permutation, type TypedArray } from "../tensor/mod.ts";
 import type { GPT } from "../nn/gpt.ts";
 import { generate, type SampleOptions } from "../nn/sample.ts";
 import { Linear } from "../nn/module.ts";
@@ -137,16 +137,6 @@ export interface RLTrainerOptions<C extends RLConfig> {
   prompts: number[][];
   /** Settings. */
   config: C;
-}
-
-/** 0..n−1 in a random order (Fisher–Yates). */
-function permutation(n: number, rand: () => number): number[] {
-  const p = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -1,9 +1,9 @@
 // deno-lint-ignore-file no-explicit-any
-// (`any` here is on implementation signatures behind typed overloads and on casts to computed shape types;
-// each should get a comment saying why, then this line can go: the typed-shapes issue.)
+// (`any` here is on implementation signatures behind typed overloads, and on casts to shape types the
+// compiler computes but cannot relate to the runtime shape: the typed surface is the overloads.)
 /**
- * Ops composed of other ops: each is a few lines of Tensor methods, so it needs no backward rule
- * of its own.
+ * Ops composed of other ops. Most are a few lines of Tensor methods and need no backward rule of their
+ * own; `targetLogProbs` records one, so its backward never builds [..., V] log-probabilities.
  */
 import * as SH from "./shape.ts";
 import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";

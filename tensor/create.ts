@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-explicit-any
-// (`any` here is on implementation signatures behind typed overloads and on casts to computed shape types;
-// each should get a comment saying why, then this line can go: the typed-shapes issue.)
+// (`any` here is on implementation signatures behind typed overloads, and on casts to shape types the
+// compiler computes but cannot relate to the runtime shape: the typed surface is the overloads.)
 /**
  * Making tensors: from nested arrays or flat data, constants and ranges (lazy: no memory until
  * used), masks, and seeded random samples that are the same on every backend.
@@ -135,6 +135,15 @@ export function rng(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+/** 0…n−1 in a random order drawn from `rand` (Fisher–Yates, n − 1 draws, last position first). */
+export function permutation(n: number, rand: () => number): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
 }
 let globalRng = rng(0);
 /** Seed the generator behind `rand`/`randn` when no seed is given. */

@@ -8,7 +8,7 @@ export { concat, where } from "./tensor.ts";
 export { crossEntropy, embedding, layerNorm, stack } from "./composite.ts";
 // Creation, grouped: from data or constants; random (seeded); structured.
 export { arange, fromArray, full, fullLike, ones, onesLike, tensor, zeros, zerosLike } from "./create.ts";
-export { manualSeed, rand, randLike, randn, randnLike, rng } from "./create.ts";
+export { manualSeed, permutation, rand, randLike, randn, randnLike, rng } from "./create.ts";
 export { oneHot, tril, triu } from "./create.ts";
 export { flush, keep, Lazy, memoryStats, scope } from "./lazy.ts";
 export { getBackend, setBackend } from "./backends.ts";

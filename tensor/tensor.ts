@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-explicit-any
-// (`any` here is on implementation signatures behind typed overloads and on casts to computed shape types;
-// each should get a comment saying why, then this line can go: the typed-shapes issue.)
+// (`any` here is on implementation signatures behind typed overloads, and on casts to shape types the
+// compiler computes but cannot relate to the runtime shape: the typed surface is the overloads.)
 /**
  * The Tensor class: every op with its shape rule, its forward and its backward rule together.
  *

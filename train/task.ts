@@ -3,7 +3,7 @@
  * tokenizer, and prompts (each sentence's first words) split into held-in and held-out sets.
  * @module
  */
-import { rng, WordTokenizer } from "../mod.ts";
+import { rng, type Tokenizer, WordTokenizer } from "../mod.ts";
 import { generateCorpus, promptOf } from "./sentiment.ts";
 
 /** Sizes of the default run and of `--quick`. */
@@ -89,4 +89,9 @@ export function sentimentData(seed: number, quick: boolean, tiny = false): Senti
 export function pickPrompts(prompts: string[], n: number, seed: number): string[] {
   const g = rng(seed);
   return Array.from({ length: n }, () => prompts[Math.floor(g() * prompts.length)]);
+}
+
+/** How pairs are encoded for DPO, as in TRL: BOS before prompts, EOS after completions. */
+export function pairEncoder(tok: Tokenizer): (s: string, part: "prompt" | "completion") => number[] {
+  return (s, part) => tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
 }

@@ -22,7 +22,7 @@ import {
   setBackend,
 } from "../mod.ts";
 import { lineChart, type Series } from "../train/svg.ts";
-import { BLOCK, pickPrompts, sentimentData } from "../train/task.ts";
+import { BLOCK, pairEncoder, pickPrompts, sentimentData } from "../train/task.ts";
 import { evaluateSamples, preferencePairs } from "../train/sampling.ts";
 
 /** What a finished run reports (read by tests/browser_test.ts). */
@@ -99,8 +99,7 @@ async function run(beta: number): Promise<DemoResult> {
   // 2. Preference pairs: best and worst of four samples per prompt by the sentiment scorer.
   progress("prefs", 0, 2, "sampling training pairs");
   await repaint();
-  const enc = (s: string, part: "prompt" | "completion") =>
-    tok.encode(s, { bos: part === "prompt", eos: part === "completion" });
+  const enc = pairEncoder(tok);
   const prefs = await preferencePairs(
     model,
     tok,
@@ -122,7 +121,7 @@ async function run(beta: number): Promise<DemoResult> {
 
   // 3. DPO of a copy of the SFT model against a frozen copy.
   const policy = new GPT(model.config);
-  await policy.loadStateDict(model.stateDict());
+  policy.loadStateDict(model.stateDict());
   const steps = size.dpoSteps;
   const trainer = new DPOTrainer({
     policy,
