@@ -17,6 +17,7 @@
 
 export * from "./tensor/mod.ts";
 export * from "./autograd/functional.ts";
+export * from "./autograd/compile.ts";
 
 // nn: modules, GPT-2 (with a KV cache), optimizers, sampling, tokenizers (byte, char, word, GPT-2's
 // BPE), safetensors, checkpoints and Hugging Face folders

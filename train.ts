@@ -23,6 +23,7 @@ import {
   type BPETokenizer,
   ByteTokenizer,
   clipGradNorm,
+  compile,
   crossEntropy,
   type DPOConfig,
   type DPOMetrics,
@@ -162,7 +163,7 @@ async function sentimentPairs(
     if (flags.init) loadInto(model, (await loadCheckpoint(flags.init)).tensors, flags.init);
     const seqs = corpus.map((s) => tok.encode(s, { bos: true, eos: true }));
     run.rewind(["sft"], 0);
-    await sft(model, seqs, size.sftSteps, size.sftBatch, seed, run);
+    await sft(model, seqs, size.sftSteps, size.sftBatch, seed, run, flags.compile);
     await run.saveCheckpoint("sft.safetensors", model.stateDict(), {
       tokenizer: JSON.stringify(tok.toJSON()),
       n_head: String(model.config.nHead),
@@ -210,32 +211,39 @@ async function sft(
   batch: number,
   seed: number,
   run: Run,
+  compiled: boolean,
 ): Promise<void> {
   const opt = new AdamW(model.namedParameters(), { lr: 3e-3, weightDecay: 0.01 });
   const rand = rng(seed + 7);
   const bar = progress("SFT", steps);
+  // Forward, backward and update, replayed per batch shape; a non-finite loss or gradient norm skips
+  // the update on the device, and the one read after it stops training.
+  const update = compile((x: Tensor<[number, number]>, y: Tensor<[number, number]>) => {
+    const l = crossEntropy(model.forward(x), y);
+    l.backward();
+    const norm = clipGradNorm(model.parameters(), 1), check = l.add(norm);
+    opt.step(check.sub(check).eq(0));
+    opt.zeroGrad();
+    return stack([l.detach(), norm]);
+  }, { eager: !compiled });
   for (let step = 0; step < steps; step++) {
     opt.lr = lrAt(step, { lr: 3e-3, warmup: 20, total: steps, decay: "cosine", minLr: 3e-4 });
     const rows = Array.from({ length: batch }, () => seqs[Math.floor(rand() * seqs.length)]);
-    // Right-pad to the longest row; targets are the next tokens, -100 (ignored) past each row's end.
-    const T = Math.max(...rows.map((r) => r.length));
+    // Right-pad to the longest row, rounded up to a multiple of 8 (fewer shapes to record); targets are
+    // the next tokens, -100 (ignored) past each row's end.
+    const longest = Math.max(...rows.map((r) => r.length));
+    const T = Math.max(longest, Math.min(Math.ceil(longest / 8) * 8, model.config.blockSize));
     const x = rows.flatMap((r) => [...r, ...Array(T - r.length).fill(0)]);
     const y = rows.flatMap((r) => [...r.slice(1), ...Array(T - r.length + 1).fill(-100)]);
-    const loss = await scope(async () => {
-      const l = crossEntropy(model.forward(fromArray(x, [batch, T], "i32")), fromArray(y, [batch, T], "i32"));
-      l.backward();
-      // Loss and gradient norm in one read, before the update: a non-finite one stops training here.
-      const [loss, norm] = await stack([l.detach(), clipGradNorm(model.parameters(), 1)]).data();
-      const bad = !Number.isFinite(loss)
-        ? `loss is ${loss}`
-        : !Number.isFinite(norm)
-        ? `gradient norm is ${norm}`
-        : "";
-      if (bad) throw new Error(`SFT: ${bad} at step ${step + 1}; stopped before the update`);
-      opt.step();
-      opt.zeroGrad();
-      return loss;
-    });
+    const [loss, norm] = await scope(() =>
+      update(fromArray(x, [batch, T], "i32"), fromArray(y, [batch, T], "i32")).data()
+    );
+    const bad = !Number.isFinite(loss)
+      ? `loss is ${loss}`
+      : !Number.isFinite(norm)
+      ? `gradient norm is ${norm}`
+      : "";
+    if (bad) throw new Error(`SFT: ${bad} at step ${step + 1}; stopped before the update`);
     await flush(); // a step's end: queued device work goes out; TENSOR_DEBUG=stats prints here
     run.log("sft", { step: step + 1, loss, learning_rate: opt.lr });
     bar.tick(1, `loss ${loss.toFixed(3)}`);
@@ -268,6 +276,7 @@ async function dpo(
     steps,
     batchSize: flags.batchSize,
     precomputeRef: flags.precomputeRef,
+    compile: flags.compile,
     padId,
     seed: flags.seed,
     evalEvery: Math.max(10, Math.floor(steps / 4)),

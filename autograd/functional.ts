@@ -8,9 +8,12 @@ import { fromArray, getBackend, noGrad, setBackend, type Shape, type Tensor } fr
 
 /** Gradients with the same keys and shapes as the parameters. */
 export type Grads<P extends Record<string, Tensor<any>>> = {
-  [K in keyof P]: P[K] extends Tensor<infer S> ? Tensor<S>
-    : never;
+  [K in keyof P]: P[K] extends Tensor<infer S> ? Tensor<S> : never;
 };
+
+/** `r` with `f` applied to each of its tensors. */
+const mapRecord = (r: Record<string, Tensor<any>>, f: (t: Tensor<any>) => Tensor<any>) =>
+  Object.fromEntries(Object.entries(r).map(([k, t]) => [k, f(t)]));
 
 /** `f` → a function returning `f`'s scalar value and its gradients with respect to every tensor of
  * the record (the inputs themselves are not modified and need not require grad). */
@@ -18,9 +21,7 @@ export function valueAndGrad<P extends Record<string, Tensor<any>>>(
   f: (params: P) => Tensor<any>,
 ): (params: P) => { value: Tensor<[]>; grads: Grads<P> } {
   return (params) => {
-    const leaves = Object.fromEntries(
-      Object.entries(params).map(([k, t]) => [k, t.detach().requiresGrad_()]),
-    ) as P;
+    const leaves = mapRecord(params, (t) => t.detach().requiresGrad_()) as P;
     const value = f(leaves);
     if (value.size !== 1) {
       throw new Error(
@@ -28,9 +29,7 @@ export function valueAndGrad<P extends Record<string, Tensor<any>>>(
       );
     }
     value.backward();
-    const grads = Object.fromEntries(
-      Object.entries(leaves).map(([k, t]) => [k, t.grad ?? t.mul(0)]),
-    ) as Grads<P>;
+    const grads = mapRecord(leaves, (t) => t.grad ?? t.mul(0)) as Grads<P>;
     return { value: value.detach().reshape([]) as Tensor<[]>, grads };
   };
 }
@@ -63,15 +62,10 @@ export async function gradcheck(
         return dt === "i32" || dt === "bool" ? x.cast(dt) : x;
       });
     let weights: Tensor<any> | null = null;
+    const weight = (_: unknown, i: number) => Math.sin(i * 1.7 + 0.3) + 1.1;
     const scalar = (xs: Tensor<any>[]) => {
       const y = f(...xs);
-      if (!weights) {
-        weights = fromArray(
-          Array.from({ length: y.size }, (_, i) => Math.sin(i * 1.7 + 0.3) + 1.1),
-          y.shape,
-          "f64",
-        );
-      }
+      weights ??= fromArray(Array.from({ length: y.size }, weight), y.shape, "f64");
       return y.cast("f64").mul(weights).sum();
     };
     const xs = make(vals).map((x) => (x.dtype === "f64" ? x.requiresGrad_() : x));

@@ -2,13 +2,17 @@
  * `deno task bench`: one JSON line per workload and backend. Each time is the median of several
  * runs after a warm-up and includes the read-back that proves the work finished.
  *
- *   deno task bench [--backend cpu,webgpu] [--only name,name] [--runs 5]
+ *   deno task bench [--backend cpu,webgpu] [--only name,name] [--runs 5] [--no-compile]
+ *
+ * Training steps (mlp, gpt-tiny, dpo) and dispatch-overhead run compiled (recorded once, replayed:
+ * autograd/compile.ts) unless --no-compile; each row says which.
  *
  * gpt2-small-dpo-step (GPT-2-small shapes, V = 50,257) runs only when named with --only.
  */
 import { parseArgs } from "node:util";
 import {
   AdamW,
+  compile,
   crossEntropy,
   DPOTrainer,
   type EncodedPair,
@@ -31,9 +35,10 @@ const { values: opt } = parseArgs({
     backend: { type: "string", default: "cpu,webgpu" },
     only: { type: "string", default: "" },
     runs: { type: "string", default: "5" },
+    "no-compile": { type: "boolean", default: false },
   },
 });
-const RUNS = Number(opt.runs);
+const RUNS = Number(opt.runs), EAGER = opt["no-compile"];
 
 async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
   await fn(); // warm-up: compiles kernels, fills pools
@@ -51,7 +56,7 @@ async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> 
 const readBack = (fn: () => Tensor<Shape>) => () =>
   scope(async () => (await fn().realize().reshape([-1]).narrow(0, 0, 1).data())[0]);
 
-type Result = Record<string, number | string>;
+type Result = Record<string, number | string | boolean>;
 const workloads: Record<string, () => Promise<Result>> = {
   "matmul-256": () => matmul(256),
   "matmul-1024": () => matmul(1024),
@@ -96,46 +101,41 @@ const workloads: Record<string, () => Promise<Result>> = {
   },
   async "dispatch-overhead"() {
     const x = randn([64], { seed: 3 }).realize();
-    const ms = await median(
-      readBack(() => {
-        let t: Tensor<Shape> = x;
-        for (let i = 0; i < 1000; i++) t = t.add(1).realize();
-        return t;
-      }),
-      3,
-    );
-    return { ms, us_per_op: (ms * 1000) / 1000 };
+    const chain = compile((x: Tensor<Shape>) => {
+      for (let i = 0; i < 1000; i++) x = x.add(1).realize();
+      return x;
+    }, { eager: EAGER });
+    const ms = await median(readBack(() => chain(x)), 3);
+    return { ms, us_per_op: (ms * 1000) / 1000, compiled: !EAGER };
   },
   async "mlp-step"() {
     const x = randn([256, 512], { seed: 4 }).realize(), y = randn([256, 512], { seed: 5 }).realize();
     const l1 = new Linear(512, 512, { seed: 6 }), l2 = new Linear(512, 512, { seed: 7 });
     const sgd = new SGD([...l1.parameters(), ...l2.parameters()], 1e-3);
-    const ms = await median(() =>
-      scope(async () => {
-        const d = l2.forward(l1.forward(x).relu()).sub(y);
-        const loss = d.mul(d).mean();
-        loss.backward();
-        sgd.step();
-        sgd.zeroGrad();
-        return await loss.item();
-      })
-    );
-    return { ms, live_bytes: memoryStats().liveBytes };
+    const step = compile((x: Tensor<readonly [256, 512]>, y: Tensor<readonly [256, 512]>) => {
+      const d = l2.forward(l1.forward(x).relu()).sub(y);
+      const loss = d.mul(d).mean();
+      loss.backward();
+      sgd.step();
+      sgd.zeroGrad();
+      return loss;
+    }, { eager: EAGER });
+    const ms = await median(() => scope(() => step(x, y).item()));
+    return { ms, live_bytes: memoryStats().liveBytes, compiled: !EAGER };
   },
   async "gpt-tiny-train-step"() {
     const model = new GPT({ vocabSize: 256, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });
     const adam = new AdamW(model.namedParameters(), { lr: 1e-3, weightDecay: 0.1 });
     const ids = randn([16, 64], { seed: 8 }).abs().mul(60).cast("i32").realize();
-    const ms = await median(() =>
-      scope(async () => {
-        const loss = crossEntropy(model.forward(ids), ids);
-        loss.backward();
-        adam.step();
-        adam.zeroGrad();
-        return await loss.item();
-      })
-    );
-    return { ms, tokens_per_s: (16 * 64) / (ms / 1000) };
+    const step = compile((ids: Tensor<readonly [16, 64]>) => {
+      const loss = crossEntropy(model.forward(ids), ids);
+      loss.backward();
+      adam.step();
+      adam.zeroGrad();
+      return loss;
+    }, { eager: EAGER });
+    const ms = await median(() => scope(() => step(ids).item()));
+    return { ms, tokens_per_s: (16 * 64) / (ms / 1000), compiled: !EAGER };
   },
   async "gpt-tiny-dpo-step"() {
     const model = new GPT({ vocabSize: 256, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });
@@ -147,10 +147,10 @@ const workloads: Record<string, () => Promise<Result>> = {
     const trainer = new DPOTrainer({
       policy: model,
       train: pairs,
-      config: { steps: 1e9, batchSize: 8, lr: 1e-4, padId: 0, beta: 0.1 },
+      config: { steps: 1e9, batchSize: 8, lr: 1e-4, padId: 0, beta: 0.1, compile: !EAGER },
     });
     const ms = await median(() => trainer.step());
-    return { ms, tokens_per_s: (16 * 64) / (ms / 1000) };
+    return { ms, tokens_per_s: (16 * 64) / (ms / 1000), compiled: !EAGER };
   },
   // Opt-in (slow on a CPU): GPT-2-small shapes, random weights, 2 pairs of 128 tokens, AdamW and a
   // frozen reference. live_bytes is sampled after each step (parameters, AdamW state, reference).
@@ -166,7 +166,7 @@ const workloads: Record<string, () => Promise<Result>> = {
     const trainer = new DPOTrainer({
       policy: model,
       train: pairs,
-      config: { steps: 1e9, batchSize: 2, lr: 1e-5, padId: 0, beta: 0.1 },
+      config: { steps: 1e9, batchSize: 2, lr: 1e-5, padId: 0, beta: 0.1, compile: !EAGER },
     });
     let peak = 0;
     const ms = await median(async () => {
@@ -202,7 +202,7 @@ for (const name of opt.backend.split(",")) {
     try {
       const res = await run();
       await flush();
-      const round = (v: number | string) => (typeof v === "number" ? +v.toPrecision(4) : v);
+      const round = (v: number | string | boolean) => (typeof v === "number" ? +v.toPrecision(4) : v);
       console.log(
         JSON.stringify({
           name: w,

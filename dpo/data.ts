@@ -9,6 +9,7 @@
  * @module
  */
 import { readFileBytes } from "../nn/safetensors.ts";
+import { isRecord, parseJson } from "../tensor/check.ts";
 
 /** One preference: `chosen` is preferred over `rejected` as a continuation of `prompt`. */
 export interface PreferencePair {
@@ -67,17 +68,12 @@ function readPart(o: Record<string, unknown>, k: string, at: string): Part | und
   if (!Object.hasOwn(o, k)) return undefined;
   const v = o[k];
   if (typeof v === "string") return v;
-  if (!Array.isArray(v)) {
-    throw new Error(
-      `${at}: "${k}" must be a string or a list of messages, got ${v === null ? "null" : typeof v}`,
-    );
-  }
+  const got = v === null ? "null" : typeof v;
+  if (!Array.isArray(v)) throw new Error(`${at}: "${k}" must be a string or a list of messages, got ${got}`);
   return v.map((m: unknown, j) => {
     const where = `${at}: "${k}"[${j}]`;
-    if (typeof m !== "object" || m === null || Array.isArray(m)) {
-      throw new Error(`${where} must be a { role, content } object`);
-    }
-    const { role, content } = m as Record<string, unknown>;
+    if (!isRecord(m)) throw new Error(`${where} must be a { role, content } object`);
+    const { role, content } = m;
     if (typeof role !== "string" || role === "") {
       throw new Error(`${where}.role must be a non-empty string, got ${JSON.stringify(role) ?? "nothing"}`);
     }
@@ -108,11 +104,8 @@ function toPair(prompt: Part | undefined, chosen: Part, rejected: Part): Prefere
     [p, c, r] = [c.slice(0, n), c.slice(n), r.slice(n)];
   }
   const head = c[0].role === r[0].role ? `<|${c[0].role}|>\n` : "";
-  return {
-    prompt: renderChat(p) + head,
-    chosen: renderChat(c).slice(head.length),
-    rejected: renderChat(r).slice(head.length),
-  };
+  const completion = (ms: ChatMessage[]) => renderChat(ms).slice(head.length);
+  return { prompt: renderChat(p) + head, chosen: completion(c), rejected: completion(r) };
 }
 
 /**
@@ -131,16 +124,8 @@ export function parsePreferenceJsonl(text: string, source: string): ParsedPrefer
   text.replace(/^\uFEFF/, "").split(/\r?\n/).forEach((line, i) => {
     if (line.trim() === "") return;
     const at = `${source}:${i + 1}`;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${at}: invalid JSON (${(e as Error).message})`);
-    }
-    if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
-      throw new Error(`${at}: not a JSON object`);
-    }
-    const o = obj as Record<string, unknown>;
+    const o = parseJson(line, (why) => `${at}: invalid JSON (${why})`);
+    if (!isRecord(o)) throw new Error(`${at}: not a JSON object`);
     const [prompt, chosen, rejected] = ["prompt", "chosen", "rejected"].map((k) => readPart(o, k, at));
     if (chosen === undefined) throw new Error(`${at}: missing "chosen"`);
     if (rejected === undefined) throw new Error(`${at}: missing "rejected"`);
@@ -205,10 +190,8 @@ export function truncatePair(
   if (p.prompt.length + longer <= maxLength) return { pair: p, truncated: false };
   const prompt = p.prompt.slice(Math.max(0, p.prompt.length - maxPromptLength));
   const room = maxLength - prompt.length; // ≥ 1 since maxPromptLength < maxLength
-  return {
-    pair: { prompt, chosen: p.chosen.slice(0, room), rejected: p.rejected.slice(0, room) },
-    truncated: true,
-  };
+  const cut = (ids: number[]) => ids.slice(0, room);
+  return { pair: { prompt, chosen: cut(p.chosen), rejected: cut(p.rejected) }, truncated: true };
 }
 
 /**

@@ -52,20 +52,6 @@ export type LossType =
   | "apo_down"
   | "simpo";
 
-/** The loss types, for validation and `--help`. */
-export const LOSS_TYPES: readonly LossType[] = [
-  "sigmoid",
-  "robust",
-  "ipo",
-  "hinge",
-  "bco_pair",
-  "nca_pair",
-  "sppo_hard",
-  "apo_zero",
-  "apo_down",
-  "simpo",
-];
-
 /** Loss options. */
 export interface DPOLossOptions {
   /** Strength of the KL anchor to the reference (the β of the paper; default 0.1). */
@@ -111,6 +97,47 @@ export interface DPOLossResult {
   rejectedRewards: Tensor<[number]>;
 }
 
+const ls = (t: Tensor<[number]>) => t.logsigmoid();
+
+/** What a loss formula reads: the log-ratios c of chosen and r of rejected [B], h = c − r, β, ε and the
+ * other options. */
+type LossInputs = Record<"c" | "r" | "h", Tensor<[number]>> & Record<"beta" | "eps", number> & DPOLossOptions;
+
+/** Per-pair losses [B] of each type. */
+const LOSSES: Record<LossType, (x: LossInputs) => Tensor<[number]>> = {
+  // DPO (Rafailov et al., 2023); with ε: conservative DPO (Mitchell, 2023)
+  sigmoid: ({ h, beta, eps }) => ls(h.mul(beta)).mul(-(1 - eps)).sub(ls(h.mul(-beta)).mul(eps)),
+  // unbiased under label noise ε (Chowdhury et al., 2024)
+  robust: ({ h, beta, eps }) =>
+    ls(h.mul(beta)).mul(-(1 - eps)).add(ls(h.mul(-beta)).mul(eps)).div(1 - 2 * eps),
+  // squared distance of h to 1/(2β) (Azar et al., 2023); h from per-token averages
+  ipo: ({ h, beta }) => h.sub(1 / (2 * beta)).pow(2),
+  // SLiC hinge (Zhao et al., 2023)
+  hinge: ({ h, beta }) => h.mul(-beta).add(1).relu(),
+  // binary classifier optimization with a reward shift δ (Jung et al., 2024)
+  bco_pair: ({ c, r, beta, bcoDelta }) => {
+    const delta = bcoDelta ?? concat([c, r]).mul(beta).mean().detach();
+    return ls(c.mul(beta).sub(delta)).neg().sub(ls(r.mul(beta).sub(delta).neg()));
+  },
+  // noise contrastive alignment (Chen et al., 2024)
+  nca_pair: ({ c, r, beta }) =>
+    ls(c.mul(beta)).neg().sub(ls(c.mul(-beta)).mul(0.5)).sub(ls(r.mul(-beta)).mul(0.5)),
+  // self-play preference optimization, hard labels (Wu et al., 2024)
+  sppo_hard: ({ c, r, beta }) => c.sub(0.5 / beta).pow(2).add(r.add(0.5 / beta).pow(2)),
+  // anchored preference optimization: push chosen up, rejected down (D'Oosterlinck et al., 2024)
+  apo_zero: ({ c, r, beta }) => c.mul(beta).sigmoid().neg().add(1).add(r.mul(beta).sigmoid()),
+  // APO: push both down, rejected more
+  apo_down: ({ c, h, beta }) => c.mul(beta).sigmoid().add(h.mul(beta).sigmoid().neg().add(1)),
+  // length-normalised, reference-free, margin γ (Meng et al., 2024); inputs are averages
+  simpo: ({ h, beta, eps, simpoGamma }) => {
+    const z = h.sub((simpoGamma ?? 0.5) / beta).mul(beta);
+    return ls(z).mul(-(1 - eps)).sub(ls(z.neg()).mul(eps));
+  },
+};
+
+/** The loss types, for validation and `--help`. */
+export const LOSS_TYPES: readonly LossType[] = Object.keys(LOSSES) as LossType[];
+
 /** The DPO loss family. Every formula is on the policy/reference log-ratios of chosen (c) and
  * rejected (r) completions and h = c − r. */
 export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult {
@@ -130,53 +157,11 @@ export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult 
   const c: Tensor<[number]> = noRef ? x.policyChosen : x.policyChosen.sub(x.referenceChosen!);
   const r: Tensor<[number]> = noRef ? x.policyRejected : x.policyRejected.sub(x.referenceRejected!);
   const h = c.sub(r);
-  const ls = (t: Tensor<[number]>) => t.logsigmoid();
-  let losses: Tensor<[number]>;
-  switch (type) {
-    case "sigmoid": // DPO (Rafailov et al., 2023); with ε: conservative DPO (Mitchell, 2023)
-      losses = ls(h.mul(beta)).mul(-(1 - eps)).sub(ls(h.mul(-beta)).mul(eps));
-      break;
-    case "robust": // unbiased under label noise ε (Chowdhury et al., 2024)
-      losses = ls(h.mul(beta)).mul(-(1 - eps)).add(ls(h.mul(-beta)).mul(eps)).div(1 - 2 * eps);
-      break;
-    case "ipo": // squared distance of h to 1/(2β) (Azar et al., 2023); h from per-token averages
-      losses = h.sub(1 / (2 * beta)).pow(2);
-      break;
-    case "hinge": // SLiC hinge (Zhao et al., 2023)
-      losses = h.mul(-beta).add(1).relu();
-      break;
-    case "bco_pair": { // binary classifier optimization with a reward shift δ (Jung et al., 2024)
-      const delta = o.bcoDelta ?? concat([c, r]).mul(beta).mean().detach();
-      losses = ls(c.mul(beta).sub(delta)).neg().sub(ls(r.mul(beta).sub(delta).neg()));
-      break;
-    }
-    case "nca_pair": // noise contrastive alignment (Chen et al., 2024)
-      losses = ls(c.mul(beta)).neg().sub(ls(c.mul(-beta)).mul(0.5)).sub(ls(r.mul(-beta)).mul(0.5));
-      break;
-    case "sppo_hard": // self-play preference optimization, hard labels (Wu et al., 2024)
-      losses = c.sub(0.5 / beta).pow(2).add(r.add(0.5 / beta).pow(2));
-      break;
-    case "apo_zero": // anchored preference optimization: push chosen up, rejected down (D'Oosterlinck et al., 2024)
-      losses = c.mul(beta).sigmoid().neg().add(1).add(r.mul(beta).sigmoid());
-      break;
-    case "apo_down": // APO: push both down, rejected more
-      losses = c.mul(beta).sigmoid().add(h.mul(beta).sigmoid().neg().add(1));
-      break;
-    case "simpo": { // length-normalised, reference-free, margin γ (Meng et al., 2024); inputs are averages
-      const z = h.sub((o.simpoGamma ?? 0.5) / beta).mul(beta);
-      losses = ls(z).mul(-(1 - eps)).sub(ls(z.neg()).mul(eps));
-      break;
-    }
-  }
+  const losses = LOSSES[type]({ ...o, c, r, h, beta, eps });
   let loss: Tensor<[]> = losses.mean();
   if (o.sftWeight) {
     if (!x.policyChosenAvg) throw new Error("dpoLoss: sftWeight needs policyChosenAvg");
     loss = loss.sub(x.policyChosenAvg.mean().mul(o.sftWeight));
   }
-  return {
-    loss,
-    losses,
-    chosenRewards: c.mul(beta).detach(),
-    rejectedRewards: r.mul(beta).detach(),
-  };
+  return { loss, losses, chosenRewards: c.mul(beta).detach(), rejectedRewards: r.mul(beta).detach() };
 }

@@ -4,6 +4,7 @@
  * from loss.ts, clipping, warmup, periodic evaluation, and TRL-named metrics read back once a step.
  */
 import { flush, fromArray, noGrad, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
+import { compile, type Compiled } from "../autograd/compile.ts";
 import { permutation } from "../tensor/mod.ts";
 import { GPT } from "../nn/gpt.ts";
 import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
@@ -29,6 +30,8 @@ export interface DPOConfig extends DPOLossOptions {
   precomputeRef?: boolean;
   /** Padding token id. */
   padId: number;
+  /** Replay each batch shape's recorded step (default true; false: eager, for comparison). */
+  compile?: boolean;
   /** Shuffling seed. */
   seed?: number;
   /** Where `run()` saves checkpoints (policy, optimizer state, step), atomically. */
@@ -76,14 +79,16 @@ const METRICS = [
 ] as const;
 
 /** Pad chosen and rejected sequences of `pairs` into one [2B, L] batch (chosen rows first) with a
- * mask marking completion tokens. */
-export function batchPairs(pairs: EncodedPair[], padId: number): {
+ * mask marking completion tokens. L is the longest sequence, rounded up to a multiple of `padTo` but
+ * not past `maxLen` (fewer distinct shapes for compiled steps; right padding changes no result). */
+export function batchPairs(pairs: EncodedPair[], padId: number, padTo = 1, maxLen = Infinity): {
   tokens: Tensor<[number, number]>;
   mask: Tensor<[number, number]>;
   realTokens: number;
 } {
   const seqs = [...pairs.map((p) => [p.prompt, p.chosen]), ...pairs.map((p) => [p.prompt, p.rejected])];
-  const L = Math.max(...seqs.map(([p, c]) => p.length + c.length));
+  const longest = Math.max(...seqs.map(([p, c]) => p.length + c.length));
+  const L = Math.max(longest, Math.min(Math.ceil(longest / padTo) * padTo, maxLen));
   const tok = new Int32Array(seqs.length * L).fill(padId), mask = new Float32Array(seqs.length * L);
   seqs.forEach(([p, c], i) => {
     tok.set([...p, ...c], i * L);
@@ -104,23 +109,38 @@ export function pairLogProbs(
   average = false,
 ): { chosen: Tensor<[number]>; rejected: Tensor<[number]>; chosenAvg: Tensor<[number]> } {
   const { tokens, mask } = batchPairs(pairs, padId);
-  const logits = model.forward(tokens);
-  const sum = sequenceLogProbs(logits, tokens, mask);
-  // Scored tokens: every completion token that has a token before it.
+  return batchLogProbs(model, tokens, mask, scoredCounts(pairs), average);
+}
+
+/** Scored tokens of each pair's chosen and rejected completion, [2B] (chosen first): every
+ * completion token that has a token before it. */
+function scoredCounts(pairs: EncodedPair[]): Tensor<[number]> {
   const scored = (p: EncodedPair, c: number[]) => Math.max(p.prompt.length ? c.length : c.length - 1, 1);
-  const counts = fromArray(pairs.map((p) => scored(p, p.chosen)), [pairs.length]);
-  const [c, r]: Tensor<[number]>[] = sum.split(pairs.length); // chosen rows, then rejected: [P] each
-  const lens = fromArray(pairs.map((p) => scored(p, p.rejected)), [pairs.length]);
-  const chosenAvg = c.div(counts);
+  const counts = [...pairs.map((p) => scored(p, p.chosen)), ...pairs.map((p) => scored(p, p.rejected))];
+  return fromArray(counts, [counts.length]);
+}
+
+/** `pairLogProbs` from `batchPairs`' tensors and `scoredCounts`. */
+function batchLogProbs(
+  model: GPT,
+  tokens: Tensor<[number, number]>,
+  mask: Tensor<[number, number]>,
+  counts: Tensor<[number]>,
+  average: boolean,
+) {
+  const sum = sequenceLogProbs(model.forward(tokens), tokens, mask), B = tokens.shape[0] / 2;
+  const [c, r]: Tensor<[number]>[] = sum.split(B); // chosen rows, then rejected: [B] each
+  const [nc, nr]: Tensor<[number]>[] = counts.split(B);
+  const chosenAvg = c.div(nc);
   return average
-    ? { chosen: chosenAvg, rejected: r.div(lens), chosenAvg }
+    ? { chosen: chosenAvg, rejected: r.div(nr), chosenAvg }
     : { chosen: c, rejected: r, chosenAvg };
 }
 
 /** A frozen copy of a model: same weights, off the tape, never updated. */
 export function frozenCopy(model: GPT): GPT {
   const ref = new GPT(model.config), sd = model.stateDict();
-  for (const [name, p] of ref.namedParameters()) p.assign(sd[name]).requiresGrad_(false);
+  for (const [name, p] of ref.namedParameters()) p.assign(sd[name]).requiresGrad_(false); // a copy
   return ref.eval();
 }
 
@@ -190,6 +210,23 @@ export class DPOTrainer {
     this.train = o.train;
     this.eval = o.eval ?? [];
     this.#rand = rng(o.config.seed ?? 0);
+    this.#step = compile((...ins: Tensor<Shape>[]) => this.#train(ins), {
+      eager: o.config.compile === false,
+    });
+  }
+
+  /** Forward, backward, clipping and the update, compiled (`config.compile`): metrics and the
+   * gradient norm come back as one tensor. A non-finite loss or norm skips the update on the device,
+   * so `step()` can stop with the policy and optimizer as they were, after its one read. */
+  #step: Compiled<Tensor<Shape>[], Tensor<Shape>>;
+  #train(ins: Tensor<Shape>[]): Tensor<Shape> {
+    const { loss, metrics } = this.#forward(ins);
+    loss.backward();
+    const norm = clipGradNorm(this.policy.parameters(), this.config.maxGradNorm ?? 1);
+    const check = loss.add(norm);
+    this.optimizer.step(check.sub(check).eq(0)); // NaN unless both are finite
+    this.optimizer.zeroGrad();
+    return stack([...metrics, norm]);
   }
 
   /** Next batch of training pair indices (reshuffled each epoch). */
@@ -204,16 +241,29 @@ export class DPOTrainer {
     return out;
   }
 
-  /** Loss and metrics tensors for a batch (shared by training and evaluation). */
-  #forward(idx: number[], pairs: EncodedPair[], cache: [Float32Array, Float32Array] | null) {
+  /** A batch's inputs: tokens and mask [2B, L], scored-token counts [2B], and the reference's
+   * log-probs [2B] when they were computed up front (chosen first in each). */
+  #inputs(idx: number[], pairs: EncodedPair[], cache: [Float32Array, Float32Array] | null): Tensor<Shape>[] {
     const batch = idx.map((i) => pairs[i]);
-    const pol = pairLogProbs(this.policy, batch, this.config.padId, this.#average);
-    let refC: Tensor<[number]> | undefined, refR: Tensor<[number]> | undefined;
+    const { tokens, mask } = batchPairs(batch, this.config.padId, 8, this.policy.config.blockSize);
+    const ins: Tensor<Shape>[] = [tokens, mask, scoredCounts(batch)];
     if (this.reference && cache) {
-      refC = fromArray(idx.map((i) => cache[0][i]), [idx.length]);
-      refR = fromArray(idx.map((i) => cache[1][i]), [idx.length]);
-    } else if (this.reference) {
-      const ref = noGrad(() => pairLogProbs(this.reference!, batch, this.config.padId, this.#average));
+      ins.push(fromArray(cache.flatMap((c) => idx.map((i) => c[i])), [2 * idx.length]));
+    }
+    return ins;
+  }
+
+  /** Loss and metrics tensors of a batch from `#inputs` (shared by training and evaluation). */
+  #forward(ins: Tensor<Shape>[]) {
+    const [tokens, mask, counts, cached] = ins as [
+      Tensor<[number, number]>,
+      Tensor<[number, number]>,
+      ...Tensor<[number]>[],
+    ];
+    const pol = batchLogProbs(this.policy, tokens, mask, counts, this.#average), B = counts.shape[0] / 2;
+    let [refC, refR]: (Tensor<[number]> | undefined)[] = cached?.split(B) ?? [];
+    if (this.reference && !cached) {
+      const ref = noGrad(() => batchLogProbs(this.reference!, tokens, mask, counts, this.#average));
       [refC, refR] = [ref.chosen, ref.rejected];
     }
     const out = dpoLoss({
@@ -257,28 +307,17 @@ export class DPOTrainer {
         n + 2 * this.train[i].prompt.length + this.train[i].chosen.length + this.train[i].rejected.length,
       0,
     );
-    // Loss, metrics and gradient norm come back in one read, before the update: a non-finite one
-    // stops training with the policy and the optimizer as they were.
-    const v = await scope(async () => {
-      const { loss, metrics } = this.#forward(idx, this.train, this.#refCache);
-      loss.backward();
-      const norm = clipGradNorm(this.policy.parameters(), cfg.maxGradNorm ?? 1);
-      const v = await stack([...metrics, norm]).data();
-      const bad = !Number.isFinite(v[0])
-        ? `loss is ${v[0]}`
-        : !Number.isFinite(v[7])
-        ? `gradient norm is ${v[7]}`
-        : "";
-      if (bad) {
-        this.optimizer.zeroGrad();
-        throw new Error(
-          `DPOTrainer: ${bad} at step ${this.stepCount + 1}; stopped before the update (lower lr or beta?)`,
-        );
-      }
-      this.optimizer.step();
-      this.optimizer.zeroGrad();
-      return v;
-    });
+    const v = await scope(() => this.#step(...this.#inputs(idx, this.train, this.#refCache)).data());
+    const bad = !Number.isFinite(v[0])
+      ? `loss is ${v[0]}`
+      : !Number.isFinite(v[7])
+      ? `gradient norm is ${v[7]}`
+      : "";
+    if (bad) {
+      throw new Error(
+        `DPOTrainer: ${bad} at step ${this.stepCount + 1}; stopped before the update (lower lr or beta?)`,
+      );
+    }
     await flush(); // the step's end (TENSOR_DEBUG=stats reports per flush)
     this.stepCount++;
     return {
@@ -303,7 +342,9 @@ export class DPOTrainer {
       : null;
     for (let i = 0; i < pairs.length; i += bs) {
       const idx = Array.from({ length: Math.min(bs, pairs.length - i) }, (_, k) => i + k);
-      const v = await scope(() => noGrad(() => stack(this.#forward(idx, pairs, cache).metrics).data()));
+      const v = await scope(() =>
+        noGrad(() => stack(this.#forward(this.#inputs(idx, pairs, cache)).metrics).data())
+      );
       v.forEach((x, k) => (sums[k] += x * idx.length));
     }
     this.policy.train(wasTraining);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { isRecord, parseJson } from "../tensor/check.ts";
 import { needDenoFs } from "./safetensors.ts";
 import type { DecodeOptions, EncodeOptions, Tokenizer, TokenizerJSON } from "./tokenizer.ts";
 
@@ -57,9 +58,7 @@ function tokenBytes(token: string): Uint8Array {
   return new Uint8Array([...token].flatMap((c) => CHAR_BYTE.get(c) ?? [...UTF8.encode(c)]));
 }
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&");
-}
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&");
 
 /** A merge given as `"left right"` or `["left", "right"]`, as a pair; otherwise throws naming `what`. */
 function mergePair(m: unknown, what: string): [string, string] {
@@ -68,10 +67,6 @@ function mergePair(m: unknown, what: string): [string, string] {
     throw new Error(`${what} is ${JSON.stringify(m)}, not "left right" or ["left", "right"]`);
   }
   return [pair[0], pair[1]];
-}
-
-function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 
 /**
@@ -119,62 +114,49 @@ export class BPETokenizer implements Tokenizer {
     merges: readonly (readonly [string, string])[],
     specials: Record<string, number> = {},
   ) {
-    if (!isRecord(vocab)) throw new Error("BPETokenizer: vocab must be an object of token → id");
-    if (!Array.isArray(merges)) throw new Error("BPETokenizer: merges must be an array of [left, right]");
-    if (!isRecord(specials)) throw new Error("BPETokenizer: specials must be an object of token → id");
+    const fail = (why: string): never => {
+      throw new Error(`BPETokenizer: ${why}`);
+    };
+    if (!isRecord(vocab)) fail("vocab must be an object of token → id");
+    if (!Array.isArray(merges)) fail("merges must be an array of [left, right]");
+    if (!isRecord(specials)) fail("specials must be an object of token → id");
     const vocabIds = new Map(Object.entries(vocab));
     this.#json = { type: "bpe", vocab: { ...vocab }, merges: [], specials: { ...specials } };
     this.#specials = new Map(Object.entries(specials));
     const owner = new Map<number, string>();
     const claim = (token: string, id: unknown, what: string) => {
       if (!Number.isInteger(id) || (id as number) < 0) {
-        throw new Error(`BPETokenizer: ${what} ${JSON.stringify(token)} has id ${id}, not an integer ≥ 0`);
+        fail(`${what} ${JSON.stringify(token)} has id ${id}, not an integer ≥ 0`);
       }
       const prev = owner.get(id as number);
       if (prev !== undefined && prev !== token) {
-        throw new Error(
-          `BPETokenizer: id ${id} belongs to both ${JSON.stringify(prev)} and ${JSON.stringify(token)}`,
-        );
+        fail(`id ${id} belongs to both ${JSON.stringify(prev)} and ${JSON.stringify(token)}`);
       }
       owner.set(id as number, token);
     };
     for (const [token, id] of vocabIds) claim(token, id, "token");
     for (const [token, id] of this.#specials) claim(token, id, "special token");
-    let maxId = -1;
-    for (const id of owner.keys()) maxId = Math.max(maxId, id);
+    const maxId = [...owner.keys()].reduce((a, b) => Math.max(a, b), -1);
     this.vocabSize = maxId + 1;
     // Pair keys are left * vocabSize + right and must stay exact doubles.
-    if (this.vocabSize > 2 ** 26) {
-      throw new Error(`BPETokenizer: id ${maxId} is above the limit ${2 ** 26 - 1}`);
-    }
+    if (this.vocabSize > 2 ** 26) fail(`id ${maxId} is above the limit ${2 ** 26 - 1}`);
 
     for (const [text, id] of this.#specials) this.#specialText.set(id, text);
-    for (const [token, id] of vocabIds) {
-      if (this.#specialText.has(id)) continue;
-      this.#bytes[id] = tokenBytes(token);
-    }
+    for (const [token, id] of vocabIds) if (!this.#specialText.has(id)) this.#bytes[id] = tokenBytes(token);
     BYTE_CHARS.forEach((c, b) => {
-      const id = vocabIds.get(c);
-      if (id === undefined) {
-        throw new Error(`BPETokenizer: byte 0x${b.toString(16)} has no token ${JSON.stringify(c)} in vocab`);
-      }
-      this.#byteIds[b] = id;
+      this.#byteIds[b] = vocabIds.get(c) ??
+        fail(`byte 0x${b.toString(16)} has no token ${JSON.stringify(c)} in vocab`);
     });
 
     this.#mergedIds = new Int32Array(merges.length);
     merges.forEach((m, rank) => {
       if (!Array.isArray(m) || m.length !== 2 || typeof m[0] !== "string" || typeof m[1] !== "string") {
-        throw new Error(`BPETokenizer: merge ${rank} is ${JSON.stringify(m)}, not a [left, right] pair`);
+        fail(`merge ${rank} is ${JSON.stringify(m)}, not a [left, right] pair`);
       }
-      const [left, right] = m;
-      const ids = [left, right, left + right].map((t) => vocabIds.get(t));
-      const missing = ids.indexOf(undefined);
-      if (missing >= 0) {
-        throw new Error(
-          `BPETokenizer: merge ${rank} ${JSON.stringify(`${left} ${right}`)}: ` +
-            `${JSON.stringify([left, right, left + right][missing])} is not in the vocabulary`,
-        );
-      }
+      const [left, right] = m, parts = [left, right, left + right];
+      const ids = parts.map((t) => vocabIds.get(t)), missing = parts[ids.indexOf(undefined)];
+      const what = `merge ${rank} ${JSON.stringify(`${left} ${right}`)}`;
+      if (missing !== undefined) fail(`${what}: ${JSON.stringify(missing)} is not in the vocabulary`);
       // A repeated merge takes its later rank, as GPT-2's rank dictionary does.
       this.#ranks.set(ids[0]! * this.vocabSize + ids[1]!, rank);
       this.#mergedIds[rank] = ids[2]!;
@@ -182,9 +164,7 @@ export class BPETokenizer implements Tokenizer {
     });
 
     const end = this.#specials.get("<|endoftext|>") ?? Math.min(...this.#specials.values());
-    if (end === Infinity) {
-      throw new Error("BPETokenizer: no special tokens; bos/eos/pad need one such as <|endoftext|>");
-    }
+    if (end === Infinity) fail("no special tokens; bos/eos/pad need one such as <|endoftext|>");
     this.bos = this.eos = this.pad = end;
   }
 
@@ -224,15 +204,8 @@ export class BPETokenizer implements Tokenizer {
    * entry of `added_tokens` becomes a special token.
    */
   static fromTokenizerJson(json: unknown): BPETokenizer {
-    const bad = (why: string) => new Error(`BPETokenizer.fromTokenizerJson: ${why}`);
-    let j: unknown = json;
-    if (typeof json === "string") {
-      try {
-        j = JSON.parse(json);
-      } catch (e) {
-        throw bad(`not valid JSON: ${(e as Error).message}`);
-      }
-    }
+    const where = "BPETokenizer.fromTokenizerJson", bad = (why: string) => new Error(`${where}: ${why}`);
+    const j = typeof json === "string" ? parseJson(json, (why) => `${where}: not valid JSON: ${why}`) : json;
     if (!isRecord(j) || !isRecord(j.model)) throw bad(`expected an object with a "model"`);
     const { model, pre_tokenizer: pre } = j;
     if (model.type !== "BPE") throw bad(`model.type is ${JSON.stringify(model.type)}, expected "BPE"`);
@@ -243,9 +216,7 @@ export class BPETokenizer implements Tokenizer {
     if (pre.use_regex === false) throw bad("use_regex: false is not supported");
     if (!isRecord(model.vocab)) throw bad("model.vocab must be an object of token → id");
     if (!Array.isArray(model.merges)) throw bad("model.merges must be an array");
-    const merges = model.merges.map((m: unknown, i: number) =>
-      mergePair(m, `BPETokenizer.fromTokenizerJson: model.merges[${i}]`)
-    );
+    const merges = model.merges.map((m: unknown, i: number) => mergePair(m, `${where}: model.merges[${i}]`));
     const added = j.added_tokens ?? [];
     if (!Array.isArray(added)) throw bad("added_tokens must be an array");
     const specials: Record<string, number> = {};
@@ -395,18 +366,13 @@ export async function loadTokenizer(dir: string): Promise<BPETokenizer> {
       throw new Error(`loadTokenizer: cannot read ${path(name)}: ${(e as Error).message}`);
     }
   };
-  const parse = (name: string, text: string) => {
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      throw new Error(`loadTokenizer: ${path(name)} is not valid JSON: ${(e as Error).message}`);
-    }
-  };
+  const parse = (name: string, text: string) =>
+    parseJson(text, (why) => `loadTokenizer: ${path(name)} is not valid JSON: ${why}`);
   const json = await read("tokenizer.json");
   if (json !== undefined) return BPETokenizer.fromTokenizerJson(parse("tokenizer.json", json));
   const [vocab, merges] = await Promise.all([read("vocab.json"), read("merges.txt")]);
   if (vocab !== undefined && merges !== undefined) {
-    return BPETokenizer.fromVocabAndMerges(parse("vocab.json", vocab), merges);
+    return BPETokenizer.fromVocabAndMerges(parse("vocab.json", vocab) as Record<string, number>, merges);
   }
   const half = vocab !== undefined ? "merges.txt" : merges !== undefined ? "vocab.json" : undefined;
   throw new Error(

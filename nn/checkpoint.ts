@@ -32,9 +32,7 @@ export function loadSafetensors(
     throw new Error(`${source}: lm_head.weight differs from transformer.wte.weight (GPT ties them)`);
   }
   const out: Record<string, Tensor<Shape>> = {};
-  for (const [k, r] of Object.entries(tensors)) {
-    out[k] = fromArray(r.data, r.shape, r.data instanceof Int32Array ? "i32" : "f32");
-  }
+  for (const [k, r] of Object.entries(tensors)) out[k] = fromArray(r.data, r.shape); // i32 or f32, as r.data
   return { tensors: out, metadata };
 }
 
@@ -81,11 +79,8 @@ export function gptConfigFromCheckpoint(
   if (wpeWidth !== nEmbd) {
     fail(`has token embeddings of width ${nEmbd} but position embeddings of ${wpeWidth}`);
   }
-  const blocks = new Set<number>();
-  for (const name of Object.keys(tensors)) {
-    const m = name.match(/^transformer\.h\.(\d+)\./);
-    if (m) blocks.add(Number(m[1]));
-  }
+  const blockOf = (name: string) => name.match(/^transformer\.h\.(\d+)\./)?.[1] ?? [];
+  const blocks = new Set(Object.keys(tensors).flatMap(blockOf).map(Number));
   const nLayer = blocks.size;
   // Blocks 0..n−1 with one missing would load as a shorter model that silently drops a layer.
   for (let i = 0; i < nLayer; i++) {

@@ -14,10 +14,7 @@ import { Dropout, Embedding, LayerNorm, Linear, Module } from "./module.ts";
  */
 export class KVCache {
   /** Per layer: cached keys and values [B, H, length, D] (empty until the first forward). */
-  readonly layers: {
-    k: Tensor<[number, number, number, number]>;
-    v: Tensor<[number, number, number, number]>;
-  }[] = [];
+  readonly layers: Record<"k" | "v", Tensor<[number, number, number, number]>>[] = [];
   /** Positions cached so far; the next token sits at this position. */
   length = 0;
 
@@ -27,15 +24,12 @@ export class KVCache {
     layer: number,
     k: Tensor<[number, number, number, number]>,
     v: Tensor<[number, number, number, number]>,
-  ): { k: Tensor<[number, number, number, number]>; v: Tensor<[number, number, number, number]> } {
+  ): Record<"k" | "v", Tensor<[number, number, number, number]>> {
     const old = this.layers[layer];
-    const next = old
-      ? {
-        k: concat([old.k, k], 2).realize() as Tensor<[number, number, number, number]>,
-        v: concat([old.v, v], 2).realize() as Tensor<[number, number, number, number]>,
-      }
-      : { k: k.realize(), v: v.realize() };
-    keep(next);
+    const next = keep({
+      k: (old ? concat([old.k, k], 2) : k).realize(),
+      v: (old ? concat([old.v, v], 2) : v).realize(),
+    });
     if (old) old.k.dispose(), old.v.dispose();
     this.layers[layer] = next;
     return next;
@@ -130,11 +124,10 @@ export class MLP extends Module {
   /** MLP for `cfg`, initialized from `seed`. */
   constructor(cfg: GPTConfig, seed: number) {
     super();
-    this.c_fc = new Linear(cfg.nEmbd, 4 * cfg.nEmbd, { seed: seed + 1 });
-    this.c_proj = new Linear(4 * cfg.nEmbd, cfg.nEmbd, {
-      seed: seed + 2,
-      std: 0.02 / Math.sqrt(2 * cfg.nLayer),
-    });
+    const C = cfg.nEmbd;
+    this.c_fc = new Linear(C, 4 * C, { seed: seed + 1 });
+    // Scaled like the attention's c_proj: it too adds to the residual stream.
+    this.c_proj = new Linear(4 * C, C, { seed: seed + 2, std: 0.02 / Math.sqrt(2 * cfg.nLayer) });
     this.dropout = new Dropout(cfg.dropout ?? 0, seed + 3);
   }
   /** [..., C] → [..., C]. */
@@ -190,11 +183,9 @@ export class GPT<V extends number = number> extends Module {
   /** A GPT with GPT-2 initialization (seeded by `cfg.seed`). */
   constructor(cfg: GPTConfig<V>) {
     super();
-    for (const k of ["vocabSize", "blockSize", "nLayer", "nHead", "nEmbd"] as const) {
-      if (!Number.isInteger(cfg[k]) || cfg[k] < 1) {
-        throw new RangeError(`GPT: config.${k} must be a positive integer, got ${cfg[k]}`);
-      }
-    }
+    const sizes = ["vocabSize", "blockSize", "nLayer", "nHead", "nEmbd"] as const;
+    const bad = sizes.find((k) => !Number.isInteger(cfg[k]) || cfg[k] < 1);
+    if (bad) throw new RangeError(`GPT: config.${bad} must be a positive integer, got ${cfg[bad]}`);
     if (cfg.nEmbd % cfg.nHead) {
       throw new RangeError(`GPT: nEmbd ${cfg.nEmbd} is not divisible by nHead ${cfg.nHead}`);
     }
@@ -228,11 +219,9 @@ export class GPT<V extends number = number> extends Module {
     opts: { cache?: KVCache } = {},
   ): Tensor<[B, T, number]> {
     const [, T] = idx.shape;
-    const kv = opts.cache, past = kv ? kv.length : 0;
-    if (past + T > this.config.blockSize) {
-      throw new RangeError(
-        `GPT.forward: sequence length ${past + T} exceeds blockSize ${this.config.blockSize}`,
-      );
+    const kv = opts.cache, past = kv ? kv.length : 0, max = this.config.blockSize;
+    if (past + T > max) {
+      throw new RangeError(`GPT.forward: sequence length ${past + T} exceeds blockSize ${max}`);
     }
     if (kv && keyMask) throw new Error("GPT.forward: keyMask is not supported with a KV cache");
     const { wte, wpe, drop, h, ln_f } = this.transformer;

@@ -23,9 +23,7 @@ export class Module {
       if (v instanceof Tensor) {
         if (v.requiresGrad) out.push([name, v]);
       } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${name}.${i}`));
-      else if (
-        v && typeof v === "object" && (v instanceof Module || Object.getPrototypeOf(v) === Object.prototype)
-      ) {
+      else if (v instanceof Module || (v != null && Object.getPrototypeOf(v) === Object.prototype)) {
         for (const [k, x] of Object.entries(v)) walk(x, name ? `${name}.${k}` : k);
       }
     };
@@ -48,15 +46,10 @@ export class Module {
     const unexpected = Object.keys(sd).filter((k) => !(k in own) && !ignore(k));
     const bad = Object.keys(own).filter((k) => k in sd && fmtShape(sd[k].shape) !== fmtShape(own[k].shape))
       .map((k) => `${k} (expected ${fmtShape(own[k].shape)}, got ${fmtShape(sd[k].shape)})`);
-    if (missing.length || unexpected.length || bad.length) {
-      throw new Error(
-        "loadStateDict: " + [
-          missing.length ? `missing keys: ${missing.join(", ")}` : "",
-          unexpected.length ? `unexpected keys: ${unexpected.join(", ")}` : "",
-          bad.length ? `shape mismatches: ${bad.join(", ")}` : "",
-        ].filter(Boolean).join("; "),
-      );
-    }
+    const lists = { "missing keys": missing, "unexpected keys": unexpected, "shape mismatches": bad };
+    const problems = Object.entries(lists).filter(([, keys]) => keys.length);
+    const list = ([what, keys]: [string, string[]]) => `${what}: ${keys.join(", ")}`;
+    if (problems.length) throw new Error(`loadStateDict: ${problems.map(list).join("; ")}`);
     for (const [k, p] of Object.entries(own)) p.assign(sd[k].dtype === p.dtype ? sd[k] : sd[k].cast(p.dtype));
   }
   /** Switch this module and its children to training mode. */
@@ -149,11 +142,8 @@ export class Dropout extends Module {
   /** Zero each element with probability p and scale the rest by 1/(1−p). */
   forward<S extends Shape>(x: Tensor<S>): Tensor<S> {
     if (!this.training || this.p === 0) return x;
-    const keepMask = rand(x.shape as readonly number[], { seed: this.seed * 1_000_003 + this.#calls++ }).ge(
-      this.p,
-    );
-    return (x as Tensor<Shape>).mul(keepMask.cast(x.dtype)).mul(1 / (1 - this.p)) as Tensor<Shape> as Tensor<
-      S
-    >;
+    const seed = this.seed * 1_000_003 + this.#calls++;
+    const keepMask = rand(x.shape as Shape, { seed }).ge(this.p).cast(x.dtype);
+    return (x as Tensor<Shape>).mul(keepMask).mul(1 / (1 - this.p)) as Tensor<Shape> as Tensor<S>;
   }
 }

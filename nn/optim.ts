@@ -2,14 +2,15 @@
  * Optimizers (SGD with momentum, Adam, AdamW), learning-rate schedules and gradient clipping.
  * State lives on the device next to the parameters; an update is a few fused kernels per tensor.
  */
-import { keep, scope, type Shape, Tensor, tensor, zeros, zerosLike } from "../tensor/mod.ts";
+import { hostWrite, keep, scope, type Shape, Tensor, where, zeros, zerosLike } from "../tensor/mod.ts";
 
 /** What every optimizer has. */
 export interface Optimizer {
   /** Current learning rate (a schedule may set it before each step). */
   lr: number;
-  /** Apply one update from the parameters' `.grad`. */
-  step(): void;
+  /** Apply one update from the parameters' `.grad`; with `ok` (a bool scalar on the device), only
+   * where it is true, so a step can be skipped without reading a value back. */
+  step(ok?: Tensor<[]>): void;
   /** Clear the parameters' gradients. */
   zeroGrad(): void;
   /** Step count and state tensors, for checkpoints. */
@@ -43,10 +44,27 @@ export abstract class OptimizerBase implements Optimizer {
   }
   /** Update one parameter from its gradient. */
   abstract update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void;
-  /** Apply one update to every parameter with a gradient. */
-  step(): void {
-    this.t++;
+  /** The numbers step `t` needs from the host (the learning rate first). */
+  protected coefficients(_t: number): number[] {
+    return [this.lr];
+  }
+  /** This step's `coefficients` as 0-d tensors. They are written into device memory each step (by
+   * `hostWrite`, so also before each replay of a compiled step), not baked into kernels as constants:
+   * a schedule's lr and the step count stay live, and every step reuses the same kernels. */
+  protected coef: Tensor<[]>[] = [];
+  #coef: Tensor<Shape> | null = null;
+  #ok: Tensor<[]> | undefined;
+  /** `t.assign(v)`, unless this step's `ok` is false. */
+  protected put(t: Tensor<Shape>, v: Tensor<Shape>): Tensor<Shape> {
+    return t.assign(this.#ok ? where(this.#ok, v, t) : v);
+  }
+  /** Apply one update to every parameter with a gradient (where `ok`, when given, is true). */
+  step(ok?: Tensor<[]>): void {
+    this.#ok = ok;
+    const coef = this.#coef ??= keep(zeros([this.coefficients(1).length]).realize());
+    hostWrite(coef, () => this.coefficients(++this.t));
     scope(() => {
+      this.coef = coef.split(1).map((c) => c.reshape([]));
       for (const [name, p] of this.params) if (p.grad) this.update(name, p, p.grad);
     });
   }
@@ -61,7 +79,11 @@ export abstract class OptimizerBase implements Optimizer {
   /** Restore `stateDict()` output. */
   loadStateDict(sd: { step: number; state: Record<string, Tensor<Shape>> }): void {
     this.t = sd.step;
-    for (const [k, v] of Object.entries(sd.state)) this.state.set(k, keep(v.detach().realize()));
+    // Into the existing state's memory where there is some (a compiled step holds on to it), else
+    // into new memory: never shared with `sd`, whose owner updates it in place.
+    for (const [k, v] of Object.entries(sd.state)) {
+      this.state.get(k)?.assign(v) ?? this.state.set(k, keep(zerosLike(v).assign(v)));
+    }
   }
 }
 
@@ -75,9 +97,9 @@ export class SGD extends OptimizerBase {
   update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void {
     if (this.momentum) {
       const buf = this.slot(name, "momentum", p);
-      g = buf.assign(buf.mul(this.momentum).add(g));
+      g = this.put(buf, buf.mul(this.momentum).add(g));
     }
-    p.assign(p.sub(g.mul(this.lr)));
+    this.put(p, p.sub(g.mul(this.coef[0])));
   }
 }
 
@@ -113,29 +135,21 @@ export class AdamW extends OptimizerBase {
     this.weightDecay = opts.weightDecay ?? 0;
     this.decay = opts.decay ?? ((_, p) => p.rank >= 2);
   }
-  /** This step's coefficients [stepSize, c2, lr·wd], uploaded once per step, shared by every update. */
-  #coef: Tensor<[]>[] = [];
-  /** One update of every parameter. The coefficients that change from step to step (bias corrections,
-   * a scheduled lr) are 0-d tensors, not constants in the fused expression, so each step reuses the
-   * first step's kernels instead of compiling new ones. */
-  override step(): void {
-    const [b1, b2] = this.betas, t = this.t + 1;
-    scope(() => {
-      const coef = [this.lr / (1 - b1 ** t), 1 / Math.sqrt(1 - b2 ** t), this.lr * this.weightDecay];
-      this.#coef = coef.map((c) => tensor(c));
-      super.step();
-    });
+  /** [stepSize, c2, lr·wd] of step `t`. */
+  protected override coefficients(t: number): number[] {
+    const [b1, b2] = this.betas;
+    return [this.lr / (1 - b1 ** t), 1 / Math.sqrt(1 - b2 ** t), this.lr * this.weightDecay];
   }
   /** m, v moving averages; p ← p − lr·(m̂/(√v̂ + eps) + wd·p). */
   update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void {
-    const [b1, b2] = this.betas, [stepSize, c2, decay] = this.#coef;
+    const [b1, b2] = this.betas, [stepSize, c2, decay] = this.coef;
     const m = this.slot(name, "exp_avg", p), v = this.slot(name, "exp_avg_sq", p);
     const m1 = m.mul(b1).add(g.mul(1 - b1)), v1 = v.mul(b2).add(g.mul(g).mul(1 - b2));
     let next = p.sub(m1.mul(stepSize).div(v1.sqrt().mul(c2).add(this.eps)));
     if (this.weightDecay && this.decay(name, p)) next = next.sub(p.mul(decay));
-    p.assign(next);
-    m.assign(m1);
-    v.assign(v1);
+    this.put(p, next);
+    this.put(m, m1);
+    this.put(v, v1);
   }
 }
 

@@ -8,6 +8,7 @@ import { type BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./bpe.t
 import { gptConfigFromCheckpoint, loadSafetensors, saveSafetensors } from "./checkpoint.ts";
 import { GPT, type GPTConfig } from "./gpt.ts";
 import { needDenoFs, readFileBytes } from "./safetensors.ts";
+import { parseJson } from "../tensor/check.ts";
 
 /** The `config.json` that {@link savePretrained} writes: the GPT2Config keys this GPT uses. */
 export interface GPT2Config {
@@ -68,21 +69,17 @@ export function fromGPT2Config(json: unknown, source = CONFIG): GPTConfig {
   };
   const keys = ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"];
   const [vocabSize, blockSize, nEmbd, nLayer, nHead] = keys.map(size);
-  if (c.model_type !== "gpt2") fail(`model_type ${show("model_type")} is not supported, only "gpt2"`);
+  const unsupported = (k: string, why: string) => fail(`${k} ${show(k)} is not supported${why}`);
+  if (c.model_type !== "gpt2") unsupported("model_type", `, only "gpt2"`);
   if (!GELUS.some((g) => g === c.activation_function)) {
-    fail(
-      `activation_function ${show("activation_function")} is not supported; accepted: ${GELUS.join(", ")} ` +
-        "(the tanh GELU this GPT uses)",
-    );
+    unsupported("activation_function", `; accepted: ${GELUS.join(", ")} (the tanh GELU this GPT uses)`);
   }
-  if (c.layer_norm_epsilon !== 1e-5) {
-    fail(`layer_norm_epsilon ${show("layer_norm_epsilon")} is not supported (this GPT uses 1e-5)`);
-  }
+  if (c.layer_norm_epsilon !== 1e-5) unsupported("layer_norm_epsilon", " (this GPT uses 1e-5)");
   if (c.tie_word_embeddings !== true) {
     fail("tie_word_embeddings must be true (this GPT ties its head to wte)");
   }
   if (c.n_inner != null && c.n_inner !== 4 * nEmbd) {
-    fail(`n_inner ${show("n_inner")} is not supported (this GPT's MLP is 4 * n_embd = ${4 * nEmbd} wide)`);
+    unsupported("n_inner", ` (this GPT's MLP is 4 * n_embd = ${4 * nEmbd} wide)`);
   }
   if (c.scale_attn_by_inverse_layer_idx === true) {
     fail("scale_attn_by_inverse_layer_idx: true is not supported");
@@ -162,12 +159,10 @@ export async function fromPretrained(
       : "";
     throw new Error(`fromPretrained: ${dir} has no ${missing.join(" and no ")}${bin}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(await Deno.readTextFile(path(CONFIG)));
-  } catch (e) {
-    throw new Error(`fromPretrained: ${path(CONFIG)} is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = parseJson(
+    await Deno.readTextFile(path(CONFIG)),
+    (why) => `fromPretrained: ${path(CONFIG)} is not valid JSON: ${why}`,
+  );
   const config = fromGPT2Config(json, path(CONFIG));
   const { tensors } = loadSafetensors(await readFileBytes(path(WEIGHTS)), path(WEIGHTS));
   const bare = !("transformer.wte.weight" in tensors) && "wte.weight" in tensors;

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { isRecord, parseJson } from "../tensor/check.ts";
+
 /** Dtypes this module reads (others are rejected): floats decode to Float32Array, I32 to Int32Array. */
 export type Dtype = "F32" | "F16" | "BF16" | "F64" | "I32";
 
@@ -100,15 +102,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors"): De
   const headerLen = view.getUint32(0, true) + view.getUint32(4, true) * 2 ** 32;
   if (headerLen > bytes.length - 8) fail(`header length ${headerLen} runs past the end of the file`);
   const text = new TextDecoder().decode(bytes.subarray(8, 8 + headerLen));
-  let header: unknown;
-  try {
-    header = JSON.parse(text);
-  } catch (e) {
-    fail(`header is not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) {
-    fail("header is not a JSON object");
-  }
+  const header = parseJson(text, (why) => `${source}: header is not valid JSON (${why})`);
+  if (!isRecord(header)) return fail("header is not a JSON object");
   const seen = new Set<string>();
   for (const key of topLevelKeys(text)) {
     if (seen.has(key)) fail(`duplicate name "${key}" in header`);
@@ -118,12 +113,10 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors"): De
   const tensors: Record<string, RawTensor> = Object.create(null); // a "__proto__" name stays a plain key
   let metadata: Record<string, string> = {};
   const spans: [number, number, string][] = [];
-  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+  for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
-      if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
-        fail("__metadata__ is not an object");
-      }
-      const bad = Object.entries(entry as object).find(([, v]) => typeof v !== "string");
+      if (!isRecord(entry)) return fail("__metadata__ is not an object");
+      const bad = Object.entries(entry).find(([, v]) => typeof v !== "string");
       if (bad) fail(`metadata value for "${bad[0]}" is not a string`);
       metadata = entry as Record<string, string>;
       continue;
@@ -160,18 +153,10 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors"): De
 
 const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
 
-/** IEEE half → float; exact since every f16 value is representable in f32. */
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
 function readData(view: DataView, pos: number, n: number, dtype: Dtype): Float32Array | Int32Array {
   const get = {
     F32: (p: number) => view.getFloat32(p, true),
-    F16: (p: number) => halfToFloat(view.getUint16(p, true)),
+    F16: (p: number) => view.getFloat16(p, true), // exact: every f16 value is representable in f32
     BF16: (p: number) => (u32[0] = view.getUint16(p, true) << 16, f32[0]), // bf16 is the top half of an f32
     F64: (p: number) => view.getFloat64(p, true),
     I32: (p: number) => view.getInt32(p, true),

@@ -45,8 +45,7 @@ export function sampleToken(
     while (n < keepN && acc < o.topP * total) acc += w[n++];
     keepN = Math.max(1, n);
   }
-  const z = w.slice(0, keepN).reduce((a, b) => a + b, 0);
-  let r = u * z;
+  let r = u * w.slice(0, keepN).reduce((a, b) => a + b, 0);
   for (let j = 0; j < keepN; j++) if ((r -= w[j]) < 0) return ids[j];
   return ids[keepN - 1];
 }
@@ -58,8 +57,7 @@ export async function generate(model: GPT, prompts: number[][], o: SampleOptions
     throw new Error("generate: every prompt needs at least one token (e.g. BOS)");
   }
   const rand = rng(o.seed ?? 0);
-  const out = prompts.map((p) => [...p]);
-  const done = prompts.map(() => false);
+  const out = prompts.map((p) => [...p]), done = prompts.map(() => false);
   const V = model.config.vocabSize, maxT = model.config.blockSize;
   const wasTraining = model.training;
   model.eval();

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { isRecord } from "../tensor/check.ts";
+
 /** Options for {@link Tokenizer.encode}. */
 export interface EncodeOptions {
   /** Prepend the BOS id. */
@@ -48,13 +50,8 @@ function wrap(t: Tokenizer, ids: number[], opts: EncodeOptions): number[] {
   return ids;
 }
 
-/** Shared decode: validates ids and renders runs of ordinary ids with `text`, specials per `opts`. */
-function decodeWith(
-  t: Tokenizer,
-  ids: Iterable<number>,
-  opts: DecodeOptions,
-  text: (run: number[]) => string,
-) {
+/** Shared decode: validates ids and renders runs of ordinary ids with `show`, specials per `opts`. */
+function decodeWith(t: Tokenizer, ids: Iterable<number>, opts: DecodeOptions, show: (r: number[]) => string) {
   let out = "", run: number[] = [];
   for (const id of ids) {
     if (!Number.isInteger(id) || id < 0 || id >= t.vocabSize) {
@@ -62,11 +59,11 @@ function decodeWith(
     }
     if (id !== t.bos && id !== t.eos && id !== t.pad) run.push(id);
     else if (opts.specials) {
-      out += text(run) + (id === t.bos ? "<|bos|>" : id === t.eos ? "<|eos|>" : "<|pad|>");
+      out += show(run) + (id === t.bos ? "<|bos|>" : id === t.eos ? "<|eos|>" : "<|pad|>");
       run = [];
     }
   }
-  return out + text(run); // whole runs keep multi-byte UTF-8 sequences together
+  return out + show(run); // whole runs keep multi-byte UTF-8 sequences together
 }
 
 /**
@@ -111,11 +108,8 @@ export class CharTokenizer implements Tokenizer {
 
   /** Builds from a list of distinct single characters (see {@link CharTokenizer.fromCorpus}). */
   constructor(chars: readonly string[]) {
-    for (const c of chars) {
-      if (typeof c !== "string" || [...c].length !== 1) {
-        throw new Error(`CharTokenizer: ${JSON.stringify(c)} is not a single character`);
-      }
-    }
+    const bad = chars.findIndex((c) => typeof c !== "string" || [...c].length !== 1);
+    if (bad >= 0) throw new Error(`CharTokenizer: ${JSON.stringify(chars[bad])} is not a single character`);
     this.chars = [...chars];
     this.#ids = new Map(chars.map((c, i) => [c, i + 3]));
     if (this.#ids.size !== chars.length) throw new Error("CharTokenizer: duplicate characters");
@@ -145,11 +139,10 @@ export class CharTokenizer implements Tokenizer {
   }
   /** Restores a CharTokenizer from {@link CharTokenizer.toJSON}'s output, validating it. */
   static fromJSON(json: unknown): CharTokenizer {
-    const j = json as { type?: unknown; chars?: unknown };
-    if (j?.type !== "char" || !Array.isArray(j.chars)) {
+    if (!isRecord(json) || json.type !== "char" || !Array.isArray(json.chars)) {
       throw new Error(`CharTokenizer.fromJSON: expected {type: "char", chars: string[]}`);
     }
-    return new CharTokenizer(j.chars);
+    return new CharTokenizer(json.chars);
   }
 }
 
@@ -197,11 +190,10 @@ export class WordTokenizer implements Tokenizer {
   }
   /** Restores a WordTokenizer from {@link WordTokenizer.toJSON}'s output. */
   static fromJSON(json: unknown): WordTokenizer {
-    const j = json as { type?: unknown; words?: unknown };
-    if (j?.type !== "word" || !Array.isArray(j.words)) {
+    if (!isRecord(json) || json.type !== "word" || !Array.isArray(json.words)) {
       throw new Error(`WordTokenizer.fromJSON: expected {type: "word", words: string[]}`);
     }
-    return new WordTokenizer(j.words);
+    return new WordTokenizer(json.words);
   }
 }
 

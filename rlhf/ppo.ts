@@ -133,12 +133,7 @@ export function ppoLoss(x: PPOLossInputs, opts: { clip?: number } = {}): PPOLoss
 /** The value loss with clipping: ½·masked mean of max((V − R)², (V_clipped − R)²), where
  * V_clipped = V_old + clip(V − V_old, −c, c) keeps the value head from jumping on one batch. */
 export function valueLoss(
-  x: {
-    values: Tensor<[number, number]>;
-    oldValues: Tensor<[number, number]>;
-    returns: Tensor<[number, number]>;
-    mask: Tensor<[number, number]>;
-  },
+  x: Record<"values" | "oldValues" | "returns" | "mask", Tensor<[number, number]>>,
   opts: { clip?: number } = {},
 ): Tensor<[]> {
   const c = opts.clip ?? 0.2;

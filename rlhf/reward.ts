@@ -5,6 +5,7 @@
  * @module
  */
 import { fromArray, noGrad, rng, scope, stack, type Tensor } from "../tensor/mod.ts";
+import { targetLogProbs } from "../tensor/composite.ts";
 import { GPT } from "../nn/gpt.ts";
 import { Linear, Module } from "../nn/module.ts";
 import { AdamW, clipGradNorm } from "../nn/optim.ts";
@@ -16,10 +17,8 @@ export function tokenLogProbs(
   logits: Tensor<[number, number, number]>,
   tokens: Tensor<[number, number]>,
 ): Tensor<[number, number]> {
-  const [B, T] = tokens.shape;
-  const head = logits.narrow(1, 0, T - 1);
-  const next = tokens.narrow(1, 1, T - 1).unsqueeze(-1);
-  return head.gather(2, next).reshape([B, T - 1]).sub(head.logsumexp(-1));
+  const T = tokens.shape[1]; // logits at t score token t+1 (fused: no [B, T, V] log-probabilities)
+  return targetLogProbs(logits.narrow(1, 0, T - 1), tokens.narrow(1, 1, T - 1));
 }
 
 /** A trainable copy of `model` (same config and weights). */
@@ -80,11 +79,8 @@ export function pairRewards(
   padId: number,
 ): { chosen: Tensor<[number]>; rejected: Tensor<[number]> } {
   const { tokens } = batchPairs(pairs, padId);
-  const lens = [
-    ...pairs.map((p) => p.prompt.length + p.chosen.length),
-    ...pairs.map((p) => p.prompt.length + p.rejected.length),
-  ];
-  const r = rm.forward(tokens, lens);
+  const lengths = (k: "chosen" | "rejected") => pairs.map((p) => p.prompt.length + p[k].length);
+  const r = rm.forward(tokens, [...lengths("chosen"), ...lengths("rejected")]);
   const B = pairs.length;
   return { chosen: r.narrow(0, 0, B), rejected: r.narrow(0, B, B) };
 }

@@ -13,15 +13,8 @@ import { generate, type SampleOptions } from "../nn/sample.ts";
 import { Linear } from "../nn/module.ts";
 import { AdamW, clipGradNorm, type Optimizer } from "../nn/optim.ts";
 import { frozenCopy } from "../dpo/trainer.ts";
-import {
-  AdaptiveKLController,
-  type AdaptiveKLOptions,
-  gae,
-  klPenalizedRewards,
-  ppoLoss,
-  valueLoss,
-  whiten,
-} from "./ppo.ts";
+import { AdaptiveKLController, type AdaptiveKLOptions, gae, klPenalizedRewards } from "./ppo.ts";
+import { ppoLoss, valueLoss, whiten } from "./ppo.ts";
 import { padRight, RewardModel, tokenLogProbs } from "./reward.ts";
 
 /** A ground-truth reward: the completion's text (and its prompt's) → a finite number. */
@@ -166,6 +159,25 @@ function unstack(d: TypedArray, k: number): Float32Array[] {
   return Array.from({ length: k }, (_, i) => Float32Array.from(d.subarray(i * n, (i + 1) * n)));
 }
 
+/** log π and log π_ref of every token of `seqs` ([B, L−1], as {@link tokenLogProbs} lays them out) and
+ * values from `valuesOf` (zeros without one), read back to the host. */
+async function scoreTokens(
+  m: { policy: GPT; reference: GPT },
+  seqs: number[][],
+  padId: number,
+  valuesOf: (hidden: Tensor<[number, number, number]>) => Tensor<[number, number]> | null = () => null,
+): Promise<Float32Array[]> {
+  const d = await scope(() =>
+    noGrad(() => {
+      const tokens = padRight(seqs, padId), hidden = m.policy.hidden(tokens);
+      const lp = tokenLogProbs(m.policy.head(hidden), tokens);
+      const ref = tokenLogProbs(m.reference.forward(tokens), tokens);
+      return stack([lp, ref, valuesOf(hidden)?.narrow(1, 0, lp.shape[1]) ?? lp.mul(0)]).data();
+    })
+  );
+  return unstack(d, 3);
+}
+
 /** Scores of sequences from a reward function on their decoded prompt and completion; `who` names
  * the caller in the error when it throws or returns something other than a finite number. */
 function scoreText(
@@ -185,9 +197,7 @@ function scoreText(
     } catch (e) {
       throw new Error(`${at} threw: ${(e as Error).message}`);
     }
-    if (typeof v !== "number" || !Number.isFinite(v)) {
-      throw new Error(`${at} returned ${v}, not a finite number`);
-    }
+    if (!Number.isFinite(v)) throw new Error(`${at} returned ${v}, not a finite number`);
     return v;
   });
 }
@@ -297,18 +307,8 @@ export abstract class RLTrainer<C extends RLConfig> {
     const scores = await this.score(seqs, promptLens);
     const wasTraining = this.policy.training;
     this.policy.eval();
-    const d = await scope(() =>
-      noGrad(() => {
-        const tokens = padRight(seqs, c.padId);
-        const hidden = this.policy.hidden(tokens);
-        const lp = tokenLogProbs(this.policy.head(hidden), tokens);
-        const ref = tokenLogProbs(this.reference.forward(tokens), tokens);
-        const v = this.valuesOf(hidden)?.narrow(1, 0, L - 1) ?? lp.mul(0);
-        return stack([lp, ref, v]).data();
-      })
-    );
+    const [logProbs, refLogProbs, values] = await scoreTokens(this, seqs, c.padId, (h) => this.valuesOf(h));
     this.policy.train(wasTraining);
-    const [logProbs, refLogProbs, values] = unstack(d, 3);
     return { seqs, promptLens, L, scores, mask, logProbs, refLogProbs, values };
   }
 
@@ -473,24 +473,14 @@ export class RLOOTrainer extends RLTrainer<RLOOConfig> {
 /** Held-out evaluation of a policy: samples one completion per prompt (temperature 1) and returns
  * the mean true reward and the sampled KL(π‖π_ref) = mean over samples of Σ_t log π/π_ref. */
 export async function evaluatePolicy(
-  o: Pick<RLConfig, "maxNewTokens" | "padId" | "eosToken" | "seed"> & {
-    policy: GPT;
-    reference: GPT;
-    prompts: number[][];
-    reward: TextScorer;
-    decode: (ids: number[]) => string;
-  },
+  o:
+    & Pick<RLConfig, "maxNewTokens" | "padId" | "eosToken" | "seed">
+    & { reward: TextScorer }
+    & Required<Pick<RLTrainerOptions<RLConfig>, "policy" | "reference" | "prompts" | "decode">>,
 ): Promise<{ reward: number; kl: number }> {
   const { maxNewTokens, eosToken, seed = 0 } = o;
   const { seqs, promptLens, L, mask } = await sample(o.policy, o.prompts, { maxNewTokens, eosToken, seed });
-  const d = await scope(() =>
-    noGrad(() => {
-      const tokens = padRight(seqs, o.padId);
-      const lp = tokenLogProbs(o.policy.forward(tokens), tokens);
-      return stack([lp, tokenLogProbs(o.reference.forward(tokens), tokens)]).data();
-    })
-  );
-  const [logProbs, refLogProbs] = unstack(d, 2);
+  const [logProbs, refLogProbs] = await scoreTokens(o, seqs, o.padId);
   const kls = sequenceKls({ mask, logProbs, refLogProbs }, L - 1);
   return { reward: mean(scoreText("evaluatePolicy", o.reward, o.decode, seqs, promptLens)), kl: mean(kls) };
 }

@@ -71,6 +71,10 @@ export interface Backend {
   /** out = zeros(shape); out[i with i[axis] := index[i]] += src[i] over index's shape
    * (torch.scatter_add; deterministic order). */
   scatterAdd(index: Src, src: Src, axis: number, shape: readonly number[]): BackendBuffer;
+  /** Overwrite a whole buffer with host data, after every kernel recorded so far. */
+  write(buf: BackendBuffer, data: ArrayLike<number>): void;
+  /** Run a compiled step's recorded launches again (one submit on WebGPU). */
+  replay(arena: Arena): void;
   /** Submit recorded work; resolves when it is queued. */
   flush(): Promise<void>;
   /** Bytes held in the backend's free pool. */
@@ -122,4 +126,51 @@ export function envVar(name: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** What a compiled step (autograd/compile.ts) owns: the launches recorded in its second call, the
+ * buffers they touch that it allocated, and host writes to repeat. Its buffers never go back to a
+ * pool while it lives, so between replays nothing else can overwrite them. */
+export class Arena {
+  /** The backend's recorded launches, in order. */
+  readonly launches: unknown[] = [];
+  /** Host writes to repeat before each replay (an optimizer's step coefficients). */
+  readonly hooks: (() => void)[] = [];
+  /** Buffers allocated while recording, and uploads among them (constants: never reused). */
+  readonly owned: Set<BackendBuffer> = new Set();
+  /** Uploads made while recording: constants of the step, never reused for anything else. */
+  readonly constants: Set<BackendBuffer> = new Set();
+  /** Owned buffers that no tensor holds (reused by later allocations while recording). */
+  readonly spare: BackendBuffer[] = [];
+  /** Backend data made from the launches at the first replay (WebGPU: bind groups). */
+  plan: unknown = null;
+  /** Tensors numbered below this existed before the recording: the step's state. */
+  constructor(readonly since: number) {}
+}
+
+/** Arenas of live compiled steps, and the one recording now. */
+export const arenas: { live: Set<Arena>; current: Arena | null } = { live: new Set(), current: null };
+
+/** Backends allocate through this: a spare buffer of the recording arena, else `fresh()`, which
+ * the arena then owns (uploads as constants). */
+export function arenaAlloc<B extends BackendBuffer>(
+  size: number,
+  dtype: DType,
+  fresh: () => B,
+  upload = false,
+): B {
+  const a = arenas.current;
+  const i = a && !upload
+    ? a.spare.findIndex((b) => b.size === size && b.dtype === dtype && !a.constants.has(b))
+    : -1;
+  if (i >= 0) return a!.spare.splice(i, 1)[0] as B;
+  const b = fresh();
+  if (a) a.owned.add(b), upload && a.constants.add(b);
+  return b;
+}
+
+/** Backends free through this: true when a live arena keeps `buf` (it becomes spare). */
+export function arenaFree(buf: BackendBuffer): boolean {
+  for (const a of arenas.live) if (a.owned.has(buf)) return (a.spare.push(buf), true);
+  return false;
 }

@@ -59,6 +59,20 @@ export function checkNonEmpty(op: string, shape: readonly number[], axes: readon
   }
 }
 
+/** A JSON-style object: not null, not an array. */
+export function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** `text` parsed as JSON; invalid JSON throws an Error with the message `error` makes of the parser's. */
+export function parseJson(text: string, error: (why: string) => string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(error((e as Error).message));
+  }
+}
+
 /** Operands that meet in one op must live on one backend. */
 export function sameBackend(op: string, ops: readonly Lazy[]): void {
   const used = new Set(ops.flatMap((t) => t.form(op).reads.map((r) => r.st.backend.name)));

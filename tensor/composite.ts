@@ -67,16 +67,9 @@ export function targetLogProbs<S extends Shape>(
 ): Tensor<S> {
   // Shape-erased: the shapes are checked at run time just below.
   const [x, t, m] = [logits.detach(), targets as Tensor<any>, mask as Tensor<any> | undefined];
-  const V = x.shape[x.rank - 1];
-  if (
-    x.shape.slice(0, -1).join() !== targets.shape.join() ||
-    (mask && mask.shape.join() !== targets.shape.join())
-  ) {
-    throw new SH.ShapeError(
-      `targetLogProbs: logits ${SH.fmtShape(x.shape)} need targets and mask ${
-        SH.fmtShape(x.shape.slice(0, -1))
-      }`,
-    );
+  const V = x.shape[x.rank - 1], want = SH.fmtShape(x.shape.slice(0, -1));
+  if (SH.fmtShape(targets.shape) !== want || (mask && SH.fmtShape(mask.shape) !== want)) {
+    throw new SH.ShapeError(`targetLogProbs: logits ${SH.fmtShape(x.shape)} need targets and mask ${want}`);
   }
   const keep = (m ? m.cast("bool") : t.eq(t)).unsqueeze(-1).realize(); // [..., 1]
   const safe = where(keep, t.unsqueeze(-1), 0).realize();

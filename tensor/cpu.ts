@@ -4,6 +4,10 @@
  * enough to train small models. Sums accumulate in f64.
  */
 import {
+  type Arena,
+  arenaAlloc,
+  arenaFree,
+  arenas,
   type Backend,
   type BackendBuffer,
   contiguousStrides,
@@ -17,7 +21,7 @@ import {
 } from "./backend.ts";
 import { type DType, type Exp, key } from "./exp.ts";
 import { PRELUDE, render } from "./render/js.ts";
-import { runWasm } from "./render/wasm.ts";
+import { wasmKernel } from "./render/wasm.ts";
 import { matmulF32, threads } from "./wasm.ts";
 
 /** A CPU buffer is a typed array. */
@@ -103,6 +107,14 @@ export function offsets(view: View): Int32Array {
 /** Elements below which maps and reductions stay in JavaScript (copying in and out is not worth it). */
 const WASM_MIN = 1024;
 
+/** Rows × columns of `d` from `at` with strides `s0`, `s1`: the array itself when already row-major,
+ * else packed into `to`. */
+function pack(d: TypedArray, at: number, s0: number, s1: number, R: number, C: number, to: TypedArray) {
+  if (s1 === 1 && s0 === C && d.constructor === to.constructor) return d.subarray(at, at + R * C);
+  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) to[r * C + c] = d[at + r * s0 + c * s1];
+  return to;
+}
+
 /** The map kernels' statement: store the value. */
 const store = (v: string, o: string) => `out[${o}] = ${v};`;
 
@@ -123,12 +135,13 @@ export class CpuBackend implements Backend {
 
   // Freed arrays are reused by size and dtype: allocating (and zeroing) fresh ones each step cost
   // more than the kernels that fill them. Every primitive overwrites all of its output.
-  #pool = new Map<string, TypedArray[]>();
+  #pool = new Map<string, CpuBuffer[]>();
   #pooled = 0;
   #kernels = new Map<string, Kernel>();
   #debug = envVar("TENSOR_DEBUG") ?? "";
   /** Since the last flush: kernels compiled, kernels run, bytes of new arrays. */
   #stats = { compiled: 0, launches: 0, allocated: 0 };
+  #since = performance.now();
 
   /** The kernel for `spec`, compiled on first use (printed under TENSOR_DEBUG=kernels). */
   #kernel(spec: KernelSpec): Kernel {
@@ -153,16 +166,29 @@ export class CpuBackend implements Backend {
     return a;
   }
 
-  alloc(size: number, dtype: DType): BackendBuffer {
-    const hit = this.#pool.get(`${dtype}${size}`)?.pop();
-    if (hit) this.#pooled -= hit.byteLength;
-    return new CpuBuffer(hit ?? this.#array(dtype, size), dtype);
+  /** Run a launch now, and record it when compile is recording a step. */
+  #run(launch: () => void): void {
+    this.#stats.launches++;
+    launch();
+    if (arenas.current) arenas.current.launches.push(launch);
+  }
+
+  alloc(size: number, dtype: DType, upload = false): BackendBuffer {
+    return arenaAlloc(size, dtype, () => {
+      const hit = this.#pool.get(`${dtype}${size}`)?.pop();
+      if (hit) this.#pooled -= hit.data.byteLength;
+      return hit ?? new CpuBuffer(this.#array(dtype, size), dtype);
+    }, upload);
   }
 
   upload(src: ArrayLike<number>, dtype: DType): BackendBuffer {
-    const buf = this.alloc(src.length, dtype);
+    const buf = this.alloc(src.length, dtype, true);
     data(buf).set(src);
     return buf;
+  }
+
+  write(buf: BackendBuffer, src: ArrayLike<number>): void {
+    data(buf).set(src);
   }
 
   read(buf: BackendBuffer): Promise<TypedArray> {
@@ -171,37 +197,37 @@ export class CpuBackend implements Backend {
 
   free(buf: BackendBuffer): void {
     const d = data(buf);
-    if (this.#pooled + d.byteLength > 256 << 20) return; // let the GC have the rest
+    if (arenaFree(buf) || this.#pooled + d.byteLength > 256 << 20) return; // let the GC have the rest
     const k = `${buf.dtype}${d.length}`;
     const list = this.#pool.get(k) ?? [];
-    list.push(d);
+    list.push(buf as CpuBuffer);
     this.#pool.set(k, list);
     this.#pooled += d.byteLength;
+  }
+
+  replay(arena: Arena): void {
+    for (const launch of arena.launches as (() => void)[]) launch();
+    this.#stats.launches += arena.launches.length;
   }
 
   map(e: Exp, inputs: Src[], shape: readonly number[], into?: Src): BackendBuffer {
     const out = into?.buf ?? this.alloc(numel(shape), e.dtype);
     const ov = into?.view ?? { shape, strides: contiguousStrides(shape), offset: 0 };
     const views = [...inputs.map((x) => x.view), ov];
-    this.#stats.launches++;
     // Large f32 maps into a contiguous output run as WebAssembly SIMD (render/wasm.ts) when it covers them.
     const dense = ov.strides.every((s, d) => s === contiguousStrides(shape)[d] || shape[d] === 1);
     const wasm = (x: Src) => ({ data: data(x.buf), view: x.view });
-    if (
-      this.wasm && numel(shape) >= WASM_MIN && dense &&
-      runWasm("map", e, inputs.map(wasm), shape, 0, data(out) as Float32Array, ov.offset)
-    ) {
-      return out;
-    }
-    const spec = { tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store };
-    this.#kernel(spec)(
+    const simd = this.wasm && numel(shape) >= WASM_MIN && dense &&
+      wasmKernel("map", e, inputs.map(wasm), shape, 0, data(out) as Float32Array, ov.offset);
+    if (simd) return (this.#run(simd), out);
+    const k = this.#kernel({ tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store });
+    const [o, xs, s, off] = [
       data(out),
-      null,
       inputs.map((x) => data(x.buf)),
-      shape,
       views.map((v) => v.strides),
       views.map((v) => v.offset),
-    );
+    ];
+    this.#run(() => k(o, null, xs, shape, s, off));
     return out;
   }
 
@@ -215,16 +241,13 @@ export class CpuBackend implements Backend {
     if (this.wasm && !arg && numel(shape) >= WASM_MIN && axes.every((a, i) => a === split + i)) {
       const out = this.alloc(n, e.dtype);
       const wasm = (x: Src) => ({ data: data(x.buf), view: x.view });
-      if (runWasm(op, e, inputs.map(wasm), shape, split, data(out) as Float32Array)) {
-        this.#stats.launches++;
-        return out;
-      }
+      const simd = wasmKernel(op, e, inputs.map(wasm), shape, split, data(out) as Float32Array);
+      if (simd) return (this.#run(simd), out);
       this.free(out);
     }
     const init = op === "sum" ? 0 : op === "max" || op === "argmax" ? -Infinity : Infinity;
-    const acc = new Float64Array(n).fill(init);
+    const acc = new Float64Array(n);
     const out = this.alloc(n, arg ? "i32" : e.dtype);
-    if (arg) data(out).fill(0); // index 0 when nothing beats the initial value
     // Position along the reduced axes, for arg reductions (row-major over those axes only).
     let pos = "0";
     let step = 1;
@@ -252,21 +275,18 @@ export class CpuBackend implements Backend {
       rank: shape.length,
       body,
     };
-    this.#stats.launches++;
-    this.#kernel(spec)(
-      data(out),
-      acc,
-      inputs.map((x) => data(x.buf)),
-      shape,
-      views,
-      [...inputs.map((x) => x.view.offset), 0],
-    );
-    if (!arg) data(out).set(acc);
+    const k = this.#kernel(spec), o = data(out), xs = inputs.map((x) => data(x.buf));
+    const off = [...inputs.map((x) => x.view.offset), 0];
+    this.#run(() => {
+      acc.fill(init);
+      if (arg) o.fill(0); // index 0 when nothing beats the initial value
+      k(o, acc, xs, shape, views, off);
+      if (!arg) o.set(acc);
+    });
     return out;
   }
 
   matmul(a: Src, b: Src): BackendBuffer {
-    this.#stats.launches++;
     const r = a.view.shape.length;
     const [M, K, N] = [a.view.shape[r - 2], a.view.shape[r - 1], b.view.shape[r - 1]];
     const batch = a.view.shape.slice(0, -2);
@@ -282,72 +302,68 @@ export class CpuBackend implements Backend {
     // f32 goes to the WebAssembly SIMD kernel; f64 (the gradcheck oracle) and hosts without SIMD
     // use the plain i-k-j loop over packed operands.
     const f32 = a.buf.dtype === "f32";
-    const A = f32 ? new Float32Array(M * K) : new Float64Array(M * K);
-    const B = f32 ? new Float32Array(K * N) : new Float64Array(K * N), row = new Float64Array(N);
-    // Row-major operands are used in place; others are packed first.
-    const pack = (
-      d: TypedArray,
-      base: number,
-      s0: number,
-      s1: number,
-      R: number,
-      C: number,
-      to: TypedArray,
-    ) => {
-      if (s1 === 1 && s0 === C && d.constructor === to.constructor) return d.subarray(base, base + R * C);
-      for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) to[r * C + c] = d[base + r * s0 + c * s1];
-      return to;
-    };
-    for (let p = 0; p < nb; p++) {
-      const Ap = pack(ad, aBase[p], as0, as1, M, K, A), Bp = pack(bd, bBase[p], bs0, bs1, K, N, B);
-      if (f32 && matmulF32(Ap as Float32Array, Bp as Float32Array, M, K, N, o as Float32Array, p * M * N)) {
-        continue;
-      }
-      for (let i = 0; i < M; i++) {
-        row.fill(0);
-        for (let k = 0; k < K; k++) {
-          const aik = Ap[i * K + k];
-          for (let j = 0; j < N; j++) row[j] += aik * Bp[k * N + j];
+    // Packing buffers are made per launch, so a recorded matmul holds no memory between replays.
+    this.#run(() => {
+      const A = f32 ? new Float32Array(M * K) : new Float64Array(M * K);
+      const B = f32 ? new Float32Array(K * N) : new Float64Array(K * N), row = new Float64Array(N);
+      for (let p = 0; p < nb; p++) {
+        const Ap = pack(ad, aBase[p], as0, as1, M, K, A), Bp = pack(bd, bBase[p], bs0, bs1, K, N, B);
+        if (f32 && matmulF32(Ap as Float32Array, Bp as Float32Array, M, K, N, o as Float32Array, p * M * N)) {
+          continue;
         }
-        o.set(row, p * M * N + i * N);
+        for (let i = 0; i < M; i++) {
+          row.fill(0);
+          for (let k = 0; k < K; k++) {
+            const aik = Ap[i * K + k];
+            for (let j = 0; j < N; j++) row[j] += aik * Bp[k * N + j];
+          }
+          o.set(row, p * M * N + i * N);
+        }
       }
-    }
+    });
     return out;
   }
 
   gather(src: Src, index: Src, axis: number): BackendBuffer {
-    this.#stats.launches++;
     const base = offsets(drop({ ...src.view, shape: index.view.shape }, axis));
     const io = offsets(index.view);
     const [sd, id] = [data(src.buf), data(index.buf)];
     const out = this.alloc(io.length, src.buf.dtype);
     const o = data(out);
     const st = src.view.strides[axis];
-    for (let p = 0; p < io.length; p++) o[p] = sd[base[p] + id[io[p]] * st];
+    this.#run(() => {
+      for (let p = 0; p < io.length; p++) o[p] = sd[base[p] + id[io[p]] * st];
+    });
     return out;
   }
 
   scatterAdd(index: Src, src: Src, axis: number, shape: readonly number[]): BackendBuffer {
-    this.#stats.launches++;
     const strides = contiguousStrides(shape);
     const base = offsets(drop({ shape: index.view.shape, strides, offset: 0 }, axis));
     const [io, so] = [offsets(index.view), offsets(src.view)];
     const [sd, id] = [data(src.buf), data(index.buf)];
-    const acc = new Float64Array(numel(shape));
-    for (let p = 0; p < io.length; p++) acc[base[p] + id[io[p]] * strides[axis]] += sd[so[p]];
-    return this.upload(acc, src.buf.dtype);
+    const acc = new Float64Array(numel(shape)), out = this.alloc(acc.length, src.buf.dtype), o = data(out);
+    this.#run(() => {
+      acc.fill(0);
+      for (let p = 0; p < io.length; p++) acc[base[p] + id[io[p]] * strides[axis]] += sd[so[p]];
+      o.set(acc);
+    });
+    return out;
   }
 
-  /** Nothing is queued on the CPU; under TENSOR_DEBUG=stats, print the counts since the last flush. */
+  /** Nothing is queued on the CPU; under TENSOR_DEBUG=stats, print the counts since the last flush
+   * and the time it took (a step's host time: here the kernels run on the host too). */
   flush(): Promise<void> {
+    const now = performance.now(), us = Math.round((now - this.#since) * 1000);
     if (this.#debug.includes("stats")) {
       const { compiled, launches, allocated } = this.#stats;
       console.log(
-        `[cpu] flush: ${compiled} kernels compiled, ${launches} launches, ${allocated} bytes allocated, ` +
-          `${this.#pooled} bytes pooled`,
+        `[cpu] flush: ${compiled} kernels compiled, ${launches} launches, 0 submits, ${allocated} bytes allocated, ` +
+          `${this.#pooled} bytes pooled, ${us} µs`,
       );
     }
     this.#stats = { compiled: 0, launches: 0, allocated: 0 };
+    this.#since = now;
     return Promise.resolve();
   }
 

@@ -29,26 +29,20 @@ function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType
 
 function flatten(data: Nested, shape: number[], out: number[], depth: number, path: string): boolean {
   // The first leaf fixes the rank: every leaf must sit at that depth, every array above it.
+  const at = path || "top level";
+  const ragged = (detail = "") => new SH.ShapeError(`tensor: ragged nested array at ${at}${detail}`);
   if (!Array.isArray(data)) {
-    if (depth !== shape.length) {
-      throw new SH.ShapeError(`tensor: ragged nested array at ${path || "top level"}`);
-    }
+    if (depth !== shape.length) throw ragged();
     if (typeof data !== "number" && typeof data !== "boolean") {
-      throw new TypeError(`tensor: element at ${path || "top level"} is not a number`);
+      throw new TypeError(`tensor: element at ${at} is not a number`);
     }
     out.push(+data);
     return typeof data === "boolean";
   }
   if (shape.length === depth) {
-    if (out.length > 0) throw new SH.ShapeError(`tensor: ragged nested array at ${path || "top level"}`);
+    if (out.length > 0) throw ragged();
     shape.push(data.length);
-  } else if (shape[depth] !== data.length) {
-    throw new SH.ShapeError(
-      `tensor: ragged nested array at ${path || "top level"} (length ${data.length}, expected ${
-        shape[depth]
-      })`,
-    );
-  }
+  } else if (shape[depth] !== data.length) throw ragged(` (length ${data.length}, expected ${shape[depth]})`);
   let bool = false;
   data.forEach((d, i) => (bool = flatten(d, shape, out, depth + 1, `${path}[${i}]`) || bool));
   return bool;

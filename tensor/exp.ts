@@ -56,17 +56,7 @@ export type Op = Exclude<Exp["op"], "load" | "const" | "idx">;
 export type Leaf = Extract<Exp, { op: "load" | "idx" }>;
 
 /** Ops whose result is bool whatever the operands. */
-export const COMPARE: ReadonlySet<string> = new Set([
-  "lt",
-  "le",
-  "gt",
-  "ge",
-  "eq",
-  "ne",
-  "and",
-  "or",
-  "not",
-]);
+export const COMPARE: ReadonlySet<string> = new Set(["lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not"]);
 
 /** Read input `i` at the current index. */
 export const load = (i: number, dtype: DType): Exp => ({ op: "load", dtype, src: [], i });
@@ -96,9 +86,7 @@ export function key(e: Exp): string {
 }
 
 /** Number of nodes in the tree (fusion stops before trees grow too large). */
-export function size(e: Exp): number {
-  return e.src.reduce((n, s) => n + size(s), 1);
-}
+export const size = (e: Exp): number => e.src.reduce((n, s) => n + size(s), 1);
 
 /** Rebuild a tree bottom-up, letting `f` replace leaves (`load`/`idx`). */
 export function mapLeaves(e: Exp, f: (leaf: Exp) => Exp): Exp {

@@ -11,6 +11,7 @@
  * `scope` and `keep` release tensors early, and finalizers catch the ones dropped.
  */
 import {
+  arenas,
   type Backend,
   type BackendBuffer,
   contiguousStrides,
@@ -41,6 +42,8 @@ const tensorFinalizer = new FinalizationRegistry<null>(() => stats.liveTensors--
 export class Storage {
   /** Forms reading this storage. */
   refs = 0;
+  /** In-place writes so far (`assign`): reads made before one are stale. */
+  version = 0;
   constructor(readonly buf: BackendBuffer, readonly backend: Backend) {
     stats.liveBytes += this.bytes;
     stats.liveBuffers++;
@@ -94,6 +97,8 @@ export interface Read {
   st: Storage;
   /** How it is read (its shape is the form's shape). */
   view: View;
+  /** The storage's version when this read was made. */
+  version: number;
 }
 /** A lazy value: `exp` evaluated at every index, where `load k` reads `reads[k]`. */
 export interface Form {
@@ -115,22 +120,29 @@ const hasIdx = (e: Exp): boolean => {
   X.mapLeaves(e, (l) => ((found ||= l.op === "idx"), l));
   return found;
 };
-/** A form's reads as the backend's sources. */
-export const srcs = (f: Form): Src[] => f.reads.map((r) => ({ buf: r.st.buf, view: r.view }));
+/** A form's reads as the backend's sources; a read of memory since overwritten by `assign` throws. */
+export const srcs = (f: Form): Src[] =>
+  f.reads.map((r) => {
+    if (r.version === r.st.version) return { buf: r.st.buf, view: r.view };
+    throw new Error(
+      `a tensor read memory that a later assign overwrote in place (${r.st.buf.size} elements): ` +
+        "realize() it before the assign to keep the old value",
+    );
+  });
 
 /** The form of a contiguous buffer of `shape`. */
 export function bufferForm(buf: BackendBuffer, shape: readonly number[], backend: Backend): Form {
   const st = new Storage(buf, backend);
   return {
     exp: X.load(0, buf.dtype),
-    reads: [{ st, view: { shape, strides: contiguousStrides(shape), offset: 0 } }],
+    reads: [{ st, view: { shape, strides: contiguousStrides(shape), offset: 0 }, version: 0 }],
   };
 }
 
 /** Apply a movement to a form: `view` maps each read's view, `axis` maps an `idx` leaf. */
 export function moveForm(f: Form, view: (v: View) => View, axis: (a: number) => Exp): Form {
   const exp = hasIdx(f.exp) ? X.mapLeaves(f.exp, (l) => (l.op === "idx" ? axis(l.axis) : l)) : f.exp;
-  return { exp, reads: f.reads.map((r) => ({ st: r.st, view: view(r.view) })) };
+  return { exp, reads: f.reads.map((r) => ({ ...r, view: view(r.view) })) };
 }
 
 /** A view's strides for a new shape without copying (torch's rule), or null when impossible. */
@@ -161,7 +173,7 @@ export function reshapeForm(x: Lazy, to: number[]): Form {
     if (hasIdx(f.exp)) return null;
     const views = f.reads.map((r) => reshapeView(r.view, to));
     return views.every((v) => v)
-      ? { exp: f.exp, reads: f.reads.map((r, i) => ({ st: r.st, view: views[i]! })) }
+      ? { exp: f.exp, reads: f.reads.map((r, i) => ({ ...r, view: views[i]! })) }
       : null;
   };
   return move(x.form("reshape")) ?? move({ exp: X.load(0, x.dtype), reads: [contiguousRead(x, "reshape")] })!;
@@ -171,6 +183,7 @@ export function reshapeForm(x: Lazy, to: number[]): Form {
 // The lazy array: shape, dtype, form and ownership (the Tensor class adds the ops)
 
 const scopes: Set<Lazy>[] = [];
+let made = 0; // tensors made so far: compile tells state (made before a recording) from the step's own
 
 /** What every tensor is underneath: a shape, a dtype and a form it owns. See `Tensor`. */
 export class Lazy<S extends Shape = Shape> {
@@ -178,6 +191,8 @@ export class Lazy<S extends Shape = Shape> {
   readonly shape: S;
   /** Element type. */
   readonly dtype: DType;
+  /** @internal Order of creation. */
+  readonly id: number = made++;
   #form: Form | null;
 
   /** @internal Made by ops and creation functions. */
@@ -269,6 +284,20 @@ export function contiguousRead(t: Lazy, op: string): Read {
   const f = t.form(op);
   return isLoad(f) && isContig(f.reads[0].view) ? f.reads[0] : materialize(t, f).reads[0];
 }
+
+/** Overwrite `t`'s memory (made contiguous first) with host numbers `values()` now and, inside a
+ * compiled step, again before every replay: how host state that changes per step (an optimizer's
+ * step count and learning rate) reaches a replayed step. */
+export function hostWrite(t: Lazy, values: () => ArrayLike<number>): void {
+  const r = contiguousRead(t, "hostWrite"), be = r.st.backend;
+  const write = () => be.write(r.st.buf, values());
+  write();
+  arenas.current?.hooks.push(write);
+  t.setForm({ exp: X.load(0, t.dtype), reads: [{ ...r, version: ++r.st.version }] });
+}
+
+/** @internal How many tensors have been made (ids below it exist now). */
+export const tensorsMade = (): number => made;
 
 // ---------------------------------------------------------------------------------------------
 // Fusion

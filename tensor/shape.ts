@@ -188,16 +188,13 @@ export type NormAxis<S extends Shape, A extends number, Op extends string = "axi
   : AxisIn<S, A> extends infer N extends number ? N
   : AxisErr<Op, A, S>;
 
-function axisIn(op: string, axis: number, rank: number, shape: readonly number[]): number {
+/** Axis `axis` of `shape` made non-negative; throws if out of range. `rank` is the shape's unless an op
+ * counts axes of a shape with a dim added (unsqueeze, stack: one more). */
+export function normAxis(op: string, axis: number, shape: readonly number[], rank = shape.length): number {
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
     fail(`${op}: axis ${axis} is out of range for shape ${fmtShape(shape)}`);
   }
   return axis < 0 ? axis + rank : axis;
-}
-
-/** Axis `axis` of `shape` made non-negative; throws if out of range. */
-export function normAxis(op: string, axis: number, shape: readonly number[]): number {
-  return axisIn(op, axis, shape.length, shape);
 }
 
 // ---- broadcast (elementwise ops, expand, where) -------------------------------------------------------
@@ -424,7 +421,7 @@ export type Unsqueeze<S extends Shape, D extends number> = number extends S["len
 
 /** Where unsqueeze inserts its 1: `axis` in [-(rank+1), rank], made non-negative. */
 export function unsqueezeAxis(shape: readonly number[], axis: number): number {
-  return axisIn("unsqueeze", axis, shape.length + 1, shape);
+  return normAxis("unsqueeze", axis, shape, shape.length + 1);
 }
 
 /** @internal S without its 1s; `number[]` if some dim is runtime-only or generic (it may be 1). */
@@ -582,7 +579,7 @@ export type Stack<Ss extends readonly Shape[], Axis extends number> = Ss extends
 /** The shape of stacking equal shapes along a new axis `axis`. */
 export function stackShape(shapes: readonly (readonly number[])[], axis: number): number[] {
   if (shapes.length === 0) fail("stack: needs at least one tensor");
-  const first = shapes[0], n = axisIn("stack", axis, first.length + 1, first);
+  const first = shapes[0], n = normAxis("stack", axis, first, first.length + 1);
   for (const s of shapes) {
     if (s.length !== first.length || s.some((d, i) => d !== first[i])) {
       fail(`stack: shapes ${fmtShape(first)} and ${fmtShape(s)} differ`);

@@ -61,23 +61,19 @@ export function runBackward<T extends object>(
   }
   const grads = new Map<T, T>([[root, seed]]);
   noGrad(() => {
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i];
+    for (const t of order.reverse()) {
       const g = grads.get(t);
       if (!g) continue;
       grads.delete(t);
       const node = nodeOf(t);
-      if (!node) {
-        leaf(t, g);
-        continue;
+      if (!node) leaf(t, g);
+      else {
+        const gs = node.backward(g);
+        node.inputs.forEach((x, k) => {
+          const gk = gs[k], prev = grads.get(x);
+          if (gk) grads.set(x, prev ? add(prev, gk) : gk);
+        });
       }
-      const gs = node.backward(g);
-      node.inputs.forEach((x, k) => {
-        const gk = gs[k];
-        if (!gk) return;
-        const prev = grads.get(x);
-        grads.set(x, prev ? add(prev, gk) : gk);
-      });
     }
   });
 }

@@ -8,7 +8,14 @@
  * closures recorded on the tape (tape.ts) and are written with the same ops, so higher layers
  * never see either.
  */
-import { type BackendBuffer, contiguousStrides, numel, type ReduceOp, type TypedArray } from "./backend.ts";
+import {
+  arenas,
+  type BackendBuffer,
+  contiguousStrides,
+  numel,
+  type ReduceOp,
+  type TypedArray,
+} from "./backend.ts";
 import { checkDType, checkNonEmpty, sameBackend } from "./check.ts";
 import { CpuBuffer, offsets } from "./cpu.ts";
 import * as X from "./exp.ts";
@@ -24,6 +31,7 @@ import {
   keep,
   Lazy,
   moveForm,
+  type Read,
   realizeForm,
   realRead,
   reshapeForm,
@@ -119,19 +127,26 @@ export class Tensor<
   // ---- reading -------------------------------------------------------------------------------
 
   /** The elements in row-major order (waits for the device). bool reads as Uint8Array. */
-  async data(): Promise<TypedArray> {
-    const r = contiguousRead(this, "data");
-    const out = await r.st.backend.read(r.st.buf);
-    return out.length === this.size ? out : out.subarray(r.view.offset, r.view.offset + this.size);
-  }
-  /** The single element of a one-element tensor. */
-  async item(): Promise<number> {
-    if (this.size !== 1) {
-      throw new SH.ShapeError(
-        `item: tensor of shape ${SH.fmtShape(this.shape)} has ${this.size} elements, not 1`,
+  data(): Promise<TypedArray> {
+    if (arenas.current) { // thrown now, not as a rejection, so the recording stops here
+      throw new Error(
+        "compile: the step reads a value (data/item) while recording; a replay cannot branch on data: " +
+          "return the tensor from the step and read it afterwards",
       );
     }
-    return (await this.data())[0];
+    return (async () => {
+      const r = contiguousRead(this, "data");
+      const out = await r.st.backend.read(r.st.buf);
+      return out.length === this.size ? out : out.subarray(r.view.offset, r.view.offset + this.size);
+    })();
+  }
+  /** The single element of a one-element tensor. */
+  item(): Promise<number> {
+    if (this.size !== 1) {
+      const msg = `item: tensor of shape ${SH.fmtShape(this.shape)} has ${this.size} elements, not 1`;
+      return Promise.reject(new SH.ShapeError(msg));
+    }
+    return this.data().then((d) => d[0]); // data() refuses at once while compile records
   }
   /** Nested arrays of the elements. */
   async toArray(): Promise<Nested> {
@@ -195,18 +210,42 @@ export class Tensor<
   contiguous(): Tensor<S> {
     const f = this.form("contiguous");
     if (isLoad(f) && isContig(f.reads[0].view)) return this;
-    return unary(this, "contiguous", (x) => x, (g) => g).realize();
+    const t = unary(this, "contiguous", (x) => x, (g) => g);
+    contiguousRead(t, "contiguous"); // realize() would keep a strided plain read as it is
+    return t;
   }
-  /** Replace this tensor's value with `v`'s (same shape), in place: how optimizers update
-   * parameters. The tape is not involved. */
+  /** Replace this tensor's value with `v`'s (same shape): how optimizers update parameters. A
+   * tensor that is a whole contiguous buffer is written in place (its memory stays put, which
+   * compiled steps rely on); a lazy tensor made from the old value and used afterwards throws. The
+   * tape is not involved. */
   assign(v: Tensor<S>): this {
     if (SH.fmtShape(v.shape) !== SH.fmtShape(this.shape)) {
       throw new SH.ShapeError(
         `assign: shape ${SH.fmtShape(v.shape)} differs from ${SH.fmtShape(this.shape)}`,
       );
     }
-    const r = contiguousRead(v.dtype === this.dtype ? v : v.cast(this.dtype), "assign");
-    this.setForm({ exp: X.load(0, this.dtype), reads: [r] });
+    const src = v.dtype === this.dtype ? v : v.cast(this.dtype), f = this.form("assign"), own = f.reads[0];
+    sameBackend("assign", [this, src]);
+    const whole = isLoad(f) && isContig(own.view) && own.view.offset === 0 && own.st.buf.size === this.size;
+    if (!whole && arenas.current && this.id < arenas.current.since) {
+      throw new Error(
+        `compile: assign replaced a tensor of shape ${SH.fmtShape(this.shape)} made before the step ` +
+          "(it was lazy or a view, so not updated in place): realize() state before compiling",
+      );
+    }
+    let g = src.form("assign");
+    // Reads of this memory through another view (x.assign(x.T)) would race the writes: copy first.
+    const view = (r: Read) => `${r.view.offset};${r.view.strides}`;
+    using copy = whole && g.reads.some((r) => r.st === own.st && view(r) !== view(own))
+      ? src.contiguous()
+      : null;
+    if (copy) g = copy.form("assign");
+    // Otherwise into new memory, never shared with `v` (so a later in-place write cannot reach it).
+    const be = src.backendOf(), into = whole ? { buf: own.st.buf, view: own.view } : undefined;
+    const buf = be.map(g.exp, srcs(g), this.shape, into);
+    this.setForm(
+      whole ? { ...f, reads: [{ ...own, version: ++own.st.version }] } : bufferForm(buf, this.shape, be),
+    );
     return this;
   }
 

@@ -79,18 +79,16 @@ const CODES: Record<string, number[]> = {
     "i.trunc_f": 0xf8, "f.convert_i": 0xfa, "d.promote": 0x5f, "d.add": 0xf0,
   }).map(([k, op]) => [k, simd(op)])),
 };
-const lanes = (
-  a: number[],
-  T: typeof Float32Array | typeof Int32Array,
-) => [...new Uint8Array(T.from(a).buffer)];
+/** The `i4:`/`f4:` immediates: a v128 constant of four `T` lanes. */
+const v128 = (T: typeof Float32Array | typeof Int32Array) => (a: number[]): number[] =>
+  simd(0x0c, ...new Uint8Array(T.from(a.length === 4 ? a : [a[0], a[0], a[0], a[0]]).buffer));
 /** Instructions with an immediate, written `name:n`; `i4:` and `f4:` are v128 constants of four
  * i32 or f32 lanes (one value is splat). */
 // deno-fmt-ignore
 const IMM: Record<string, (a: number[]) => number[]> = {
   get: ([n]) => get(n), set: ([n]) => set(n), tee: ([n]) => tee(n), call: ([n]) => [0x10, n], br: ([n]) => [0x0c, n],
   br_if: ([n]) => [0x0d, n], i32: ([n]) => i32(n), "f.lane": ([n]) => simd(0x1f, n), "d.lane": ([n]) => simd(0x21, n),
-  i4: (a) => simd(0x0c, ...lanes(a.length === 4 ? a : [a[0], a[0], a[0], a[0]], Int32Array)),
-  f4: (a) => simd(0x0c, ...lanes(a.length === 4 ? a : [a[0], a[0], a[0], a[0]], Float32Array)),
+  i4: v128(Int32Array), f4: v128(Float32Array),
 };
 /** Assemble whitespace-separated instructions (a tiny WAT): names from CODES, `name:n[,n…]` from
  * IMM, and bare numbers (or Infinity, NaN) as f32x4 constants. */
@@ -125,16 +123,13 @@ function tile(fma: boolean): number[] {
     const c = ops(get(cp), get(ldc), i32(r), MUL, ADD);
     code.push(...ops(c, load(0), set(acc + 2 * r), c, load(16), set(acc + 2 * r + 1)));
   }
+  // Accumulator c += a · B half h: one fused multiply-add, or a multiply and an add.
+  const mac = (c: number, h: number) =>
+    ops(fma ? ops(get(a), get(b + h), get(c), MADD) : ops(get(c), get(a), get(b + h), FMUL, FADD), set(c));
   const body = ops(get(bp), load(0), set(b), get(bp), load(16), set(b + 1), bump(bp, i32(4 * NR)));
   for (let r = 0; r < MR; r++) {
     body.push(...ops(get(row[r]), splat(0), set(a), bump(row[r], i32(4))));
-    for (let h = 0; h < 2; h++) {
-      const c = acc + 2 * r + h;
-      body.push(
-        ...(fma ? ops(get(a), get(b + h), get(c), MADD) : ops(get(c), get(a), get(b + h), FMUL, FADD)),
-        ...set(c),
-      );
-    }
+    for (let h = 0; h < 2; h++) body.push(...mac(acc + 2 * r + h, h));
   }
   code.push(...loop(k, body));
   for (let r = 0; r < MR; r++) {
@@ -160,18 +155,12 @@ function mm(): number[] {
 }
 
 /** A function: its parameter and result types, and its body (locals, code, 0x0b). */
-export interface Func {
-  params: number[];
-  results: number[];
-  body: number[];
-}
+export type Func = { params: number[]; results: number[]; body: number[] };
 
 /** A module of `funcs` importing memory "m"."m" (shared, up to 4 GiB, if `shared`) and exporting the
  * last function as "f". */
 export function moduleBytes(funcs: Func[], shared = false): Uint8Array<ArrayBuffer> {
-  const type = (
-    f: Func,
-  ): number[] => [0x60, ...vec(f.params.map((t) => [t])), ...vec(f.results.map((t) => [t]))];
+  const type = (f: Func) => [0x60, ...vec(f.params.map((t) => [t])), ...vec(f.results.map((t) => [t]))];
   const body = (b: number[]): number[] => [...uleb(b.length), ...b];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0], // "\0asm", version 1
@@ -240,12 +229,7 @@ onmessage = ({ data: d }) => {
   if (state) close();
   timer = setTimeout(() => Atomics.compareExchange(ctl, me, 0, 2) === 0 && close(), 500);
 };`;
-interface Pool {
-  ctl: Int32Array;
-  workers: Worker[];
-  sent: Set<number>[];
-  url: string;
-}
+type Pool = { ctl: Int32Array; workers: Worker[]; sent: Set<number>[]; url: string };
 let pool: Pool | null | undefined;
 
 function startPool(): Pool | null {
@@ -296,12 +280,10 @@ export function parallel(f: Kernel, calls: number[][][]): void {
 /** An f32 view of the shared memory, grown to at least `bytes`; null when it cannot grow. */
 export function heap(bytes: number): Float32Array | null {
   if (!memory) return null;
-  if (bytes > memory.buffer.byteLength) {
-    try {
-      memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
-    } catch {
-      return null; // past wasm32's 4 GiB, or out of memory
-    }
+  try {
+    if (bytes > memory.buffer.byteLength) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
+  } catch {
+    return null; // past wasm32's 4 GiB, or out of memory
   }
   if (f32view.buffer !== memory.buffer) f32view = new Float32Array(memory.buffer); // growing detaches
   return f32view;
@@ -378,10 +360,6 @@ export function matmulF32(
     }),
   );
   if (N === Np) out.set(h.subarray(co, co + M * N), outOffset);
-  else {
-    for (let i = 0; i < M; i++) {
-      for (let j = 0, src = co + i * Np, dst = outOffset + i * N; j < N; j++) out[dst + j] = h[src + j];
-    }
-  }
+  else for (let i = 0; i < M; i++) out.set(h.subarray(co + i * Np, co + i * Np + N), outOffset + i * N);
   return true;
 }

@@ -74,15 +74,16 @@ for (const backend of ["cpu", "webgpu"] as const) {
       const text = await run(backend, "stats");
       const m = text.match(
         new RegExp(
-          `^\\[${backend}\\] flush: (\\d+) kernels compiled, (\\d+) launches, (\\d+) bytes allocated, ` +
-            `(\\d+) bytes pooled$`,
+          `^\\[${backend}\\] flush: (\\d+) kernels compiled, (\\d+) launches, (\\d+) submits, ` +
+            `(\\d+) bytes allocated, (\\d+) bytes pooled, (\\d+) µs$`,
           "m",
         ),
       );
       assert.ok(m, `no stats line in:\n${text}`);
-      const [compiled, launches, allocated] = m.slice(1, 4).map(Number);
+      const [compiled, launches, submits, allocated] = m.slice(1, 5).map(Number);
       assert.equal(compiled, 1, "one fused kernel: the chain into the sum");
       assert.equal(launches, 1);
+      assert.equal(submits, backend === "cpu" ? 0 : 1, "webgpu: the kernel and the read's copy, one submit");
       assert.ok(allocated >= 6 * 4, `allocated ${allocated}: at least the 6-float input`);
       assert.doesNotMatch(text, /---- \w+ kernel/); // sources only when asked
     },

@@ -5,7 +5,7 @@ import type { View } from "../tensor/backend.ts";
 import { CpuBackend } from "../tensor/cpu.ts";
 import * as X from "../tensor/exp.ts";
 import { rng } from "../tensor/mod.ts";
-import { runWasm } from "../tensor/render/wasm.ts";
+import { wasmKernel } from "../tensor/render/wasm.ts";
 
 const js = new CpuBackend(), wasm = new CpuBackend();
 js.wasm = false;
@@ -136,16 +136,16 @@ Deno.test("wasm renderer: exp, log, tanh, sigmoid within 2e-7 relative of Math.*
   ];
   for (const [op, ref, draw] of cases) {
     const x = Float32Array.from({ length: n }, draw), out = new Float32Array(n);
-    assert.ok(
-      runWasm(
-        "map",
-        X.un(op, X.load(0, "f32")),
-        [{ data: x, view: { shape: [n], strides: [1], offset: 0 } }],
-        [n],
-        0,
-        out,
-      ),
+    const run = wasmKernel(
+      "map",
+      X.un(op, X.load(0, "f32")),
+      [{ data: x, view: { shape: [n], strides: [1], offset: 0 } }],
+      [n],
+      0,
+      out,
     );
+    assert.ok(run);
+    run();
     let worst = 0;
     for (let i = 0; i < n; i++) {
       const want = ref(x[i]);

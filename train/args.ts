@@ -6,6 +6,9 @@
 import { parseArgs } from "node:util";
 import { LOSS_TYPES, type LossType } from "../mod.ts";
 
+/** The loss types whose formula has the label-smoothing ε (dpo/loss.ts); the others refuse the flag. */
+const SMOOTHED: readonly LossType[] = ["sigmoid", "robust", "simpo"];
+
 const OPTIONS = {
   data: {
     type: "string",
@@ -19,11 +22,16 @@ const OPTIONS = {
   },
   beta: { type: "string", default: "0.1", help: "DPO β: strength of the KL anchor to the reference" },
   loss: { type: "string", default: "sigmoid", help: `loss type: ${LOSS_TYPES.join(", ")}` },
-  "label-smoothing": { type: "string", default: "0", help: "label noise ε for conservative/robust DPO" },
+  "label-smoothing": {
+    type: "string",
+    default: "0",
+    help: `label noise ε for conservative/robust DPO (--loss ${SMOOTHED.join(", ")} only)`,
+  },
   lr: { type: "string", default: "0.001", help: "DPO peak learning rate" },
   steps: { type: "string", default: "", help: "DPO steps (default 120, quick 40)" },
   "batch-size": { type: "string", default: "32", help: "preference pairs per DPO step" },
   "precompute-ref": { type: "boolean", default: false, help: "compute reference log-probs once up front" },
+  "no-compile": { type: "boolean", default: false, help: "run SFT and DPO steps eagerly, not replayed" },
   backend: {
     type: "string",
     default: "auto",
@@ -80,6 +88,8 @@ export interface Flags {
   batchSize: number;
   /** `--precompute-ref`. */
   precomputeRef: boolean;
+  /** Not `--no-compile`: SFT and DPO steps are recorded once per shape and replayed. */
+  compile: boolean;
   /** `--backend`. */
   backend: "cpu" | "webgpu" | "auto";
   /** `--seed`. */
@@ -126,6 +136,9 @@ function num(k: keyof typeof RANGES, raw: string): number {
   }
   return x;
 }
+
+/** The built-in task's finished SFT stage (and its previous copy). */
+const SFT_DONE = ["sft.safetensors", "sft.safetensors.prev"];
 
 /** Files whose presence makes a folder a run that --resume can continue. */
 const RESUMABLE = /^(metrics\.jsonl|prefs\.jsonl|.*\.safetensors(\.prev)?)$/;
@@ -175,6 +188,7 @@ export function parseFlags(argv: string[]): Flags | null {
     steps: options.steps ? num("steps", options.steps) : null,
     batchSize: num("batch-size", options["batch-size"]),
     precomputeRef: options["precompute-ref"],
+    compile: !options["no-compile"],
     backend: options.backend as Flags["backend"],
     seed: num("seed", options.seed),
     out: options.out || `runs/${new Date().toISOString().replace(/[:.]/g, "-")}`,
@@ -203,10 +217,20 @@ export function parseFlags(argv: string[]): Flags | null {
     );
   }
   if (loss === "simpo") refuse("precompute-ref", "with --loss simpo (SimPO has no reference)");
+  if (!SMOOTHED.includes(loss)) {
+    refuse("label-smoothing", `with --loss ${loss} (only ${SMOOTHED.join(", ")} use it)`);
+  }
   if (flags.resume && !options.out) throw new Error("train.ts: --resume needs --out DIR (the run to resume)");
   if (flags.resume && !resumable(options.out)) {
     throw new Error(
       `train.ts: --resume: ${options.out} holds no run to resume (no metrics.jsonl or checkpoint)`,
+    );
+  }
+  // The built-in task's --init only starts SFT: once the folder holds the SFT model, it would be unused.
+  if (flags.resume && !flags.data && flags.init && SFT_DONE.some((f) => isFile(`${options.out}/${f}`))) {
+    refuse(
+      "init",
+      `with --resume here: ${options.out} already holds the SFT model it would start (sft.safetensors)`,
     );
   }
   return flags;
@@ -216,6 +240,14 @@ export function parseFlags(argv: string[]): Flags | null {
 export function isFolder(path: string): boolean {
   try {
     return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
   } catch {
     return false;
   }

@@ -77,13 +77,11 @@ export function render(e: Exp, leaf: (l: Leaf) => string): { defs: string[]; val
     n.src.forEach(tally);
   };
   tally(e);
-  const names = new Map<string, string>();
-  const defs: string[] = [];
+  const names = new Map<string, string>(), defs: string[] = [];
   const walk = (n: Exp): string => {
     if (n.op === "const") return literal(n.v);
     if (n.op === "load" || n.op === "idx") return leaf(n);
-    const k = key(n);
-    const seen = names.get(k);
+    const k = key(n), seen = names.get(k);
     if (seen) return seen;
     const code = TEMPLATES[n.op](n, ...n.src.map(walk));
     if (count.get(k)! < 2) return code;

@@ -173,12 +173,12 @@ function merge(
 }
 
 /**
- * Run `e` over `shape` with WebAssembly SIMD: a map into `out` from `at` (row-major), or a reduction
- * of the last `shape.length - split` axes into `out` (one float per row). Inputs are copied into
- * wasm memory and the result out. Returns false, having written nothing, when this case is not
- * covered (the caller runs the JavaScript kernel).
+ * A kernel running `e` over `shape` with WebAssembly SIMD: a map into `out` from `at` (row-major), or
+ * a reduction of the last `shape.length - split` axes into `out` (one float per row). Each call
+ * copies the inputs into wasm memory and the result out. Null when this case is not covered (the
+ * caller runs the JavaScript kernel).
  */
-export function runWasm(
+export function wasmKernel(
   mode: Mode,
   e: Exp,
   inputs: { data: ArrayLike<number>; view: View }[],
@@ -186,9 +186,9 @@ export function runWasm(
   split: number,
   out: Float32Array,
   at = 0,
-): boolean {
+): (() => void) | null {
   if (e.dtype !== "f32" || !inputs.every((x) => x.data instanceof Float32Array) || !supported(e)) {
-    return false;
+    return null;
   }
   const views = inputs.map((x) => x.view);
   // Rows × columns: for a map, the longest run of trailing dims every input reads with stride 1 or 0.
@@ -197,25 +197,26 @@ export function runWasm(
     cols = merge(shape, views, d, shape.length);
     if (cols && cols.s.every((s) => s === 0 || s === 1)) rows = merge(shape, views, 0, d);
   }
-  if (!rows || !cols || rows.s.some((s) => s < 0)) return false;
-  if (rows.n === 0) return true; // nothing to write
+  if (!rows || !cols || rows.s.some((s) => s < 0)) return null;
+  if (rows.n === 0) return () => {}; // nothing to write
   const splats = cols.s.map((s) => s === 0 || cols.n === 1);
   const k = `${mode}|${splats.map(Number).join("")}|${key(e)}`;
   if (!kernels.has(k)) kernels.set(k, instantiate([...MATH, kernel(mode, e, splats)]));
   const f = kernels.get(k);
-  if (!f) return false;
+  if (!f) return null;
   // Copy each input's span to a 16-byte aligned place, with 16 bytes of slack for the last lanes.
   const spans = inputs.map((_, i) => (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n));
-  if (spans.some((n) => n > 2 * numel(shape) + 4)) return false; // a sparse view: not worth copying
+  if (spans.some((n) => n > 2 * numel(shape) + 4)) return null; // a sparse view: not worth copying
   const ptrs = spans.reduce((p, n) => [...p, p[p.length - 1] + 4 * Math.ceil(n / 4 + 1)], [0]);
   const count = mode === "map" ? rows.n * cols.n : rows.n;
-  const h = heap(4 * (ptrs[ptrs.length - 1] + count + 4));
-  if (!h) return false;
-  inputs.forEach((x, i) =>
-    h.set((x.data as Float32Array).subarray(x.view.offset, x.view.offset + spans[i]), ptrs[i])
-  );
   const o = ptrs[ptrs.length - 1];
-  if (rows.n > 0) f(rows.n, cols.n, 4 * o, ...inputs.flatMap((_, i) => [4 * ptrs[i], 4 * rows.s[i]]));
-  out.set(h.subarray(o, o + count), at);
-  return true;
+  return () => {
+    const h = heap(4 * (o + count + 4));
+    if (!h) throw new Error(`cpu: WebAssembly memory cannot grow to ${4 * (o + count + 4)} bytes`);
+    inputs.forEach((x, i) =>
+      h.set((x.data as Float32Array).subarray(x.view.offset, x.view.offset + spans[i]), ptrs[i])
+    );
+    f(rows.n, cols.n, 4 * o, ...inputs.flatMap((_, i) => [4 * ptrs[i], 4 * rows.s[i]]));
+    out.set(h.subarray(o, o + count), at);
+  };
 }

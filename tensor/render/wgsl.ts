@@ -37,14 +37,9 @@ export function literal(v: number, dtype: DType): string {
     const bits = new Uint32Array(new Float32Array([f]).buffer)[0];
     return `${Number.isFinite(f) ? "bitcast<f32>" : "f32bits_"}(0x${bits.toString(16)}u)`;
   }
-  let s = String(f); // exact: every f32 is a double
-  for (let p = 1; p <= 9; p++) {
-    const t = f.toPrecision(p);
-    if (Math.fround(Number(t)) === f && Math.abs(Number(t)) <= F32_MAX) {
-      s = t;
-      break;
-    }
-  }
+  // The shortest decimal that rounds back to f (else String(f), exact: every f32 is a double).
+  const fits = (t: string) => Math.fround(Number(t)) === f && Math.abs(Number(t)) <= F32_MAX;
+  let s = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((p) => f.toPrecision(p)).find(fits) ?? String(f);
   s = /[.e]/.test(s) ? `${s}f` : `${s}.0f`;
   return f < 0 ? `(${s})` : s;
 }

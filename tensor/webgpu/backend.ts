@@ -6,6 +6,9 @@
  * up to f32 rounding.
  */
 import {
+  type Arena,
+  arenaAlloc,
+  arenaFree,
   type Backend,
   type BackendBuffer,
   contiguousStrides,
@@ -105,17 +108,29 @@ export class WebGpuBackend implements Backend {
     return new WebGpuBackend(await Gpu.create());
   }
 
-  alloc(size: number, dtype: DType): BackendBuffer {
+  alloc(size: number, dtype: DType, upload = false): BackendBuffer {
     wgslType(dtype);
-    return new GpuBuffer(size, dtype, this.gpu.acquire(size * 4));
+    return arenaAlloc(size, dtype, () => new GpuBuffer(size, dtype, this.gpu.acquire(size * 4)), upload);
   }
 
   upload(data: ArrayLike<number>, dtype: DType): BackendBuffer {
-    const t = wgslType(dtype);
-    const host = new { f32: Float32Array, i32: Int32Array, u32: Uint32Array }[t](data);
-    const buf = this.alloc(host.length, dtype);
-    this.gpu.write(raw(buf), host);
+    const buf = this.alloc(data.length, dtype, true);
+    this.gpu.write(raw(buf), this.host(data, dtype));
     return buf;
+  }
+
+  /** Host data as the typed array a buffer of `dtype` holds (bool as u32). */
+  private host(data: ArrayLike<number>, dtype: DType) {
+    return new { f32: Float32Array, i32: Int32Array, u32: Uint32Array }[wgslType(dtype)](data);
+  }
+
+  write(buf: BackendBuffer, data: ArrayLike<number>): void {
+    this.gpu.submit(); // queue writes land before pending work: submit that first
+    this.gpu.write(raw(buf), this.host(data, buf.dtype));
+  }
+
+  replay(arena: Arena): void {
+    this.gpu.replay(arena);
   }
 
   async read(buf: BackendBuffer): Promise<TypedArray> {
@@ -128,7 +143,7 @@ export class WebGpuBackend implements Backend {
 
   free(buf: BackendBuffer): void {
     const b = buf as GpuBuffer;
-    if (b.freed) return;
+    if (b.freed || arenaFree(buf)) return;
     b.freed = true;
     this.gpu.release(b.raw);
   }

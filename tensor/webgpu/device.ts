@@ -6,7 +6,7 @@
  * (device loss, out-of-memory, invalid kernels) turned into an Error on the next call.
  */
 import type { Binding } from "./kernels.ts";
-import { envVar } from "../backend.ts";
+import { type Arena, arenas, envVar } from "../backend.ts";
 
 /** A pooled GPU buffer: `cap` bytes; `use` is the submit number that last used it. */
 export interface Raw {
@@ -49,7 +49,8 @@ export class Gpu {
   private readonly groups = new Map<string, GPUBindGroup>();
   private readonly debug = envVar("TENSOR_DEBUG") ?? "";
   /** Since the last `report`: pipelines compiled, dispatches recorded, bytes of new buffers. */
-  private stats = { compiled: 0, launches: 0, allocated: 0 };
+  private stats = { compiled: 0, launches: 0, submits: 0, allocated: 0 };
+  private since = performance.now();
   private readonly lost: Promise<never>;
 
   private constructor(readonly device: GPUDevice, adapter: GPUAdapter) {
@@ -190,6 +191,7 @@ export class Gpu {
       this.groups.set(key, group);
     }
     for (const b of bufs) b.use = this.submits;
+    arenas.current?.launches.push({ pipe, layout, bufs, params: Int32Array.from(params), grid });
     this.pass ??= this.encoder.beginComputePass();
     this.pass.setPipeline(pipe);
     this.pass.setBindGroup(0, group, [at]);
@@ -229,6 +231,56 @@ export class Gpu {
     return p;
   }
 
+  /** Encode a compiled step's launches as one pass of the pending encoder (with the inputs' copies
+   * before it and the results' reads after it, a replayed step is one submit). The first replay
+   * makes the plan: every launch's uniforms in one buffer, written once, and a bind group each. */
+  replay(arena: Arena): void {
+    this.check();
+    type Launch = { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; bufs: Raw[]; params: Int32Array };
+    const launches = arena.launches as (Launch & { grid: [number, number, number?] })[];
+    const plan = (arena.plan ??= this.plan(launches)) as { group: GPUBindGroup; at: number }[];
+    this.pass?.end();
+    const pass = this.encoder.beginComputePass();
+    launches.forEach(({ pipe, grid, bufs }, i) => {
+      for (const b of bufs) b.use = this.submits;
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, plan[i].group, [plan[i].at]);
+      pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
+    });
+    pass.end();
+    this.pass = undefined;
+    this.pending += launches.length;
+    this.stats.launches += launches.length;
+  }
+
+  private plan(launches: { layout: GPUBindGroupLayout; bufs: Raw[]; params: Int32Array }[]) {
+    const align = this.limits.minUniformBufferOffsetAlignment, at: number[] = [];
+    let end = 0;
+    for (const l of launches) {
+      at.push(end), end += Math.ceil(Math.max(16, 4 * l.params.length) / align) * align;
+    }
+    const data = new Int32Array(end / 4);
+    launches.forEach((l, i) => data.set(l.params, at[i] / 4));
+    const uniforms = this.device.createBuffer({
+      size: Math.max(end, 16),
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.device.queue.writeBuffer(uniforms, 0, data);
+    return launches.map((l, i) => ({
+      at: at[i],
+      group: this.device.createBindGroup({
+        layout: l.layout,
+        entries: [
+          {
+            binding: 0,
+            resource: { buffer: uniforms, size: Math.max(1, Math.ceil(l.params.length / 4)) * 16 },
+          },
+          ...l.bufs.map((b, k) => ({ binding: k + 1, resource: { buffer: b.buf } })),
+        ],
+      }),
+    }));
+  }
+
   /** Submit the pending encoder (if it holds work) and start a new one. */
   submit(): void {
     this.pass?.end();
@@ -240,22 +292,25 @@ export class Gpu {
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = this.device.createCommandEncoder();
     this.submits++;
+    this.stats.submits++;
     this.pending = 0;
     this.arenaUsed = 0;
     for (const r of this.deferred) this.toPool(r);
     this.deferred = [];
   }
 
-  /** With TENSOR_DEBUG=stats, print one line of counts since the last report (the backend reports
-   * at each flush, a training step's end). */
+  /** With TENSOR_DEBUG=stats, print one line of counts since the last report, and the host time (the
+   * backend reports at each flush, a training step's end). */
   report(): void {
+    const now = performance.now(), us = Math.round((now - this.since) * 1000);
+    this.since = now;
     if (!this.debug.includes("stats")) return;
-    const { compiled, launches, allocated } = this.stats;
+    const { compiled, launches, submits, allocated } = this.stats;
     console.log(
-      `[webgpu] flush: ${compiled} kernels compiled, ${launches} launches, ${allocated} bytes allocated, ` +
-        `${this.pooled} bytes pooled`,
+      `[webgpu] flush: ${compiled} kernels compiled, ${launches} launches, ${submits} submits, ` +
+        `${allocated} bytes allocated, ${this.pooled} bytes pooled, ${us} µs`,
     );
-    this.stats = { compiled: 0, launches: 0, allocated: 0 };
+    this.stats = { compiled: 0, launches: 0, submits: 0, allocated: 0 };
   }
 
   /** Copy `bytes` of a buffer to the host: staging copy, submit, map (racing device loss). */

@@ -71,9 +71,8 @@ export function dot(from: number, to: number, stridesAt: number): string {
 }
 
 /** `line(i, j)` for every i of `rows` and j of `cols`, joined: the statements of a register block. */
-export function block(rows: number[], cols: number[], line: (i: number, j: number) => string): string {
-  return rows.flatMap((i) => cols.map((j) => line(i, j))).join("");
-}
+export const block = (rows: number[], cols: number[], line: (i: number, j: number) => string): string =>
+  rows.flatMap((i) => cols.map((j) => line(i, j))).join("");
 
 /** Where view `k` starts in the params of the map and reduce kernels over a rank-`rank` shape:
  * [n, nReduced, shape[rank], then per view: offset, strides[rank]]. */
@@ -108,17 +107,9 @@ export function mapKernel({ value, inputs, bindings, rank, extraParams = 0 }: Ma
 }
 
 /** What `reduceKernel` builds. */
-export interface ReduceKernel {
+export interface ReduceKernel extends Omit<MapKernel, "extraParams"> {
   /** The reduction. */
   op: ReduceOp;
-  /** The element expression, with `load k` rendered as `B{slot}[o{k}]`. */
-  value: string;
-  /** How many inputs `value` reads (views 0..inputs-1). */
-  inputs: number;
-  /** The storage bindings; the output is the last. */
-  bindings: Binding[];
-  /** Rank of the shape (after merging dims). */
-  rank: number;
   /** How many leading dims index outputs; the rest are reduced. */
   outer: number;
   /** Threads per output: a power of two up to 256 (`threadsPer`). */
@@ -197,9 +188,7 @@ ${tree}  if (lane == 0u && g < u32(${p(0)})) { ${write} }`;
 }
 
 /** Threads per output for a reduction of `n` elements. */
-export function threadsPer(n: number): number {
-  return n >= 2048 ? 256 : n >= 256 ? 64 : n >= 32 ? 8 : 1;
-}
+export const threadsPer = (n: number): number => n >= 2048 ? 256 : n >= 256 ? 64 : n >= 32 ? 8 : 1;
 
 /**
  * scatter-add over a contiguous rank-`rank` output: each output element sums, in index order
@@ -234,12 +223,9 @@ ${unravel("o", 0, rank, 2)}  var acc = ${type}(0);
   return kernel({ params: sv + 1 + rank, bindings, body });
 }
 
+const READ_VEC4: Binding = { type: "vec4<f32>", write: false };
 /** The bindings of both matmul kernels: A and B (vec4<f32>, read), C (f32, written). */
-export const MATMUL_BINDINGS: Binding[] = [
-  { type: "vec4<f32>", write: false },
-  { type: "vec4<f32>", write: false },
-  { type: "f32", write: true },
-];
+export const MATMUL_BINDINGS: Binding[] = [READ_VEC4, READ_VEC4, { type: "f32", write: true }];
 
 /** A register block of `matmulVec4Kernel`: each thread computes `tm` rows × `tb` vec4 columns of C,
  * and a workgroup is `wx` × `wy` threads. */
@@ -284,12 +270,9 @@ ${unravel("wid.z", 0, nb, 4)}  let ab = (${p(4 + 3 * nb)}${dot(0, nb, 4 + nb)}) 
     body += "    }\n";
   }
   body += "  }\n  let cb = i32(wid.z) * M * N;\n";
-  body += block(
-    rows,
-    cols,
-    (i, j) =>
-      `  if (m0 + ${i} < M) { for (var q = 0; q < 4; q++) { let n = (c0 + ${j}) * 4 + q;
-    if (n < N) { B2[cb + (m0 + ${i}) * N + n] = c${i}_${j}[q]; } } }\n`,
-  );
+  const store = (i: number, j: number) =>
+    `  if (m0 + ${i} < M) { for (var q = 0; q < 4; q++) { let n = (c0 + ${j}) * 4 + q;
+    if (n < N) { B2[cb + (m0 + ${i}) * N + n] = c${i}_${j}[q]; } } }\n`;
+  body += block(rows, cols, store);
   return kernel({ params: 6 + 3 * nb, bindings: MATMUL_BINDINGS, body, workgroupSize: wx * wy });
 }

@@ -72,16 +72,11 @@ ${block(R, J, (r, j) => `  var c${r}_${j} = vec4<f32>();\n`)}`;
         k < K && n < N4); }\n`
     ).join("");
   // Registers into workgroup memory (A transposed: component u of the vec4 is k = 4·kq + u).
-  const stage = LA.map((l) =>
-    `    ${
-      guard(
-        BM * KQ,
-        l,
-        `let i = i32(lid) + ${256 * l}; let m = i / ${KQ}; let k = 4 * (i % ${KQ});
-    ${[0, 1, 2, 3].map((u) => `As[(k + ${u}) * ${AQ} + m / 4][m % 4] = xa${l}[${u}];`).join(" ")}`,
-      )
-    }\n`
-  ).join("") + LB.map((l) => `    ${guard(BK * BQ, l, `Bs[i32(lid) + ${256 * l}] = xb${l};`)}\n`).join("");
+  const stageA = (l: number) =>
+    `let i = i32(lid) + ${256 * l}; let m = i / ${KQ}; let k = 4 * (i % ${KQ});
+    ${[0, 1, 2, 3].map((u) => `As[(k + ${u}) * ${AQ} + m / 4][m % 4] = xa${l}[${u}];`).join(" ")}`;
+  const stage = LA.map((l) => `    ${guard(BM * KQ, l, stageA(l))}\n`).join("") +
+    LB.map((l) => `    ${guard(BK * BQ, l, `Bs[i32(lid) + ${256 * l}] = xb${l};`)}\n`).join("");
   // One k of the slab, unrolled (BK of them): tm/4 + tn/4 vec4 reads feed tm·tn FMAs.
   const step = (k: number) =>
     `    {\n${I.map((i) => `      let a${i} = As[${k * AQ} + ty * ${tm / 4} + ${i}];\n`).join("")}${
@@ -100,15 +95,12 @@ ${[...Array(BK).keys()].map(step).join("")}  }
   let cb = i32(wid.z) * M * N;
 `;
   // Stores: row m0 + ty·tm + r, columns 4·(n0 + tx + 16·j) + q; guarded for the M and N edges.
-  body += R.map((r) =>
-    `  { let m = m0 + ty * ${tm} + ${r};
-    if (m < M) {\n${
-      J.map((j) =>
-        `      for (var q = 0; q < 4; q++) { let n = 4 * (n0 + tx + ${16 * j}) + q;
-        if (n < N) { B2[cb + m * N + n] = c${r}_${j}[q]; } }\n`
-      ).join("")
-    }    } }\n`
-  ).join("");
+  const store = (r: number, j: number) =>
+    `      for (var q = 0; q < 4; q++) { let n = 4 * (n0 + tx + ${16 * j}) + q;
+        if (n < N) { B2[cb + m * N + n] = c${r}_${j}[q]; } }\n`;
+  const row = (r: number) =>
+    `  { let m = m0 + ty * ${tm} + ${r};\n    if (m < M) {\n${block([r], J, store)}    } }\n`;
+  body += R.map(row).join("");
   return kernel({ params: 7 + 3 * nb, bindings: MATMUL_BINDINGS, body, decls });
 }
 
