@@ -13,6 +13,7 @@
  * `rpo_alpha` term pools all chosen tokens of the batch.
  */
 import { concat, type Tensor } from "../tensor/mod.ts";
+import { checkNumber } from "../tensor/check.ts";
 import { targetLogProbs } from "../tensor/composite.ts";
 
 /** Sum (or, with `average`, mean) over positions of log p(token[t+1] | tokens ≤ t), counting only
@@ -138,17 +139,23 @@ const LOSSES: Record<LossType, (x: LossInputs) => Tensor<[number]>> = {
 /** The loss types, for validation and `--help`. */
 export const LOSS_TYPES: readonly LossType[] = Object.keys(LOSSES) as LossType[];
 
+/** Checks the options `o` (`who` names the caller in errors): finite numbers, β > 0, ε in [0, 0.5), a
+ * known loss type. */
+export function checkLossOptions(o: DPOLossOptions, who: string): void {
+  checkNumber(`${who}: beta`, o.beta ?? 0.1, "> 0", (b) => b > 0);
+  checkNumber(`${who}: labelSmoothing`, o.labelSmoothing ?? 0, "in [0, 0.5)", (e) => e >= 0 && e < 0.5);
+  checkNumber(`${who}: simpoGamma`, o.simpoGamma ?? 0.5, "a finite number", () => true);
+  const type = o.lossType ?? "sigmoid";
+  if (!LOSS_TYPES.includes(type)) {
+    throw new RangeError(`${who}: unknown lossType "${type}" (one of ${LOSS_TYPES.join(", ")})`);
+  }
+}
+
 /** The DPO loss family. Every formula is on the policy/reference log-ratios of chosen (c) and
  * rejected (r) completions and h = c − r. */
 export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult {
+  checkLossOptions(o, "dpoLoss");
   const beta = o.beta ?? 0.1, eps = o.labelSmoothing ?? 0, type = o.lossType ?? "sigmoid";
-  if (!(beta > 0)) throw new RangeError(`dpoLoss: beta must be > 0, got ${beta}`);
-  if (!(eps >= 0 && eps < 0.5)) {
-    throw new RangeError(`dpoLoss: labelSmoothing must be in [0, 0.5), got ${eps}`);
-  }
-  if (!LOSS_TYPES.includes(type)) {
-    throw new RangeError(`dpoLoss: unknown lossType "${type}" (one of ${LOSS_TYPES.join(", ")})`);
-  }
   const noRef = o.referenceFree || type === "simpo";
   if (!noRef && (!x.referenceChosen || !x.referenceRejected)) {
     throw new Error("dpoLoss: reference log-probs are required unless referenceFree (or simpo) is set");

@@ -10,7 +10,8 @@ import { GPT } from "../nn/gpt.ts";
 import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
 import { loadCheckpoint, saveCheckpoint } from "../nn/checkpoint.ts";
 import type { EncodedPair } from "./data.ts";
-import { dpoLoss, type DPOLossOptions, sequenceLogProbs } from "./loss.ts";
+import { checkLossOptions, dpoLoss, type DPOLossOptions, sequenceLogProbs } from "./loss.ts";
+import { checkInt, parseJson } from "../tensor/check.ts";
 
 /** Trainer settings (loss options included). */
 export interface DPOConfig extends DPOLossOptions {
@@ -77,6 +78,7 @@ const METRICS = [
   "logps/chosen",
   "logps/rejected",
 ] as const;
+type Metric = (typeof METRICS)[number];
 
 /** Pad chosen and rejected sequences of `pairs` into one [2B, L] batch (chosen rows first) with a
  * mask marking completion tokens. L is the longest sequence, rounded up to a multiple of `padTo` but
@@ -199,6 +201,9 @@ export class DPOTrainer {
     config: DPOConfig;
   }) {
     if (!o.train.length) throw new Error("DPOTrainer: no training pairs");
+    const c = o.config;
+    checkLossOptions(c, "DPOTrainer");
+    for (const k of ["steps", "batchSize"] as const) checkInt(`DPOTrainer: ${k}`, c[k]);
     this.policy = o.policy;
     this.config = o.config;
     // As in TRL, IPO and SimPO compare per-token averages of log-probs, every other loss sums.
@@ -302,30 +307,19 @@ export class DPOTrainer {
     this.optimizer.lr = lr;
     const idx = this.#nextBatch();
     const t0 = performance.now();
-    const real = idx.reduce(
-      (n, i) =>
-        n + 2 * this.train[i].prompt.length + this.train[i].chosen.length + this.train[i].rejected.length,
-      0,
-    );
+    const pairs = idx.map((i) => this.train[i]);
+    const real = pairs.reduce((n, p) => n + 2 * p.prompt.length + p.chosen.length + p.rejected.length, 0);
     const v = await scope(() => this.#step(...this.#inputs(idx, this.train, this.#refCache)).data());
-    const bad = !Number.isFinite(v[0])
-      ? `loss is ${v[0]}`
-      : !Number.isFinite(v[7])
-      ? `gradient norm is ${v[7]}`
-      : "";
+    const bad = ([["loss", v[0]], ["gradient norm", v[7]]] as const).find(([, x]) => !Number.isFinite(x));
     if (bad) {
-      throw new Error(
-        `DPOTrainer: ${bad} at step ${this.stepCount + 1}; stopped before the update (lower lr or beta?)`,
-      );
+      const at = `${bad[0]} is ${bad[1]} at step ${this.stepCount + 1}`;
+      throw new Error(`DPOTrainer: ${at}; stopped before the update (lower lr or beta?)`);
     }
     await flush(); // the step's end (TENSOR_DEBUG=stats reports per flush)
     this.stepCount++;
     return {
       step: this.stepCount,
-      ...Object.fromEntries(METRICS.map((name, k) => [name, v[k]])) as Record<
-        (typeof METRICS)[number],
-        number
-      >,
+      ...Object.fromEntries(METRICS.map((name, k) => [name, v[k]])) as Record<Metric, number>,
       grad_norm: v[7],
       learning_rate: lr,
       tokens_per_s: real / ((performance.now() - t0) / 1000),
@@ -375,17 +369,15 @@ export class DPOTrainer {
     if (!/^\d+$/.test(metadata.step ?? "") || step > steps) {
       fail(`has step ${JSON.stringify(metadata.step)}, not a step count in 0..${steps}`);
     }
-    let shuffle: { draws: number; order: number[] } = { draws: 0, order: [] };
-    try {
-      shuffle = JSON.parse(metadata.shuffle ?? "");
-    } catch {
-      fail("has no shuffle state (metadata shuffle)");
-    }
-    if (
-      !Number.isInteger(shuffle.draws) || !Array.isArray(shuffle.order) ||
-      shuffle.order.some((i) => !(i >= 0 && i < this.train.length))
-    ) {
+    const noShuffle = () => `DPOTrainer: ${source} has no shuffle state (metadata shuffle)`;
+    const shuffle = parseJson(metadata.shuffle ?? "", noShuffle) as { draws: number; order: number[] };
+    if (!Array.isArray(shuffle.order) || shuffle.order.some((i) => !(i >= 0 && i < this.train.length))) {
       fail(`has a shuffle state for other training pairs`);
+    }
+    // An epoch of n pairs takes n − 1 draws: `steps` batches need at most steps · batchSize + n.
+    const most = steps * this.config.batchSize + this.train.length;
+    if (!(Number.isInteger(shuffle.draws) && shuffle.draws >= 0 && shuffle.draws <= most)) {
+      fail(`has ${shuffle.draws} shuffle draws, not an integer in 0..${most} (steps × batchSize + pairs)`);
     }
     const [opt, model] = [true, false].map((o) =>
       Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith("optimizer.") === o))

@@ -5,6 +5,7 @@
  * (and Conv1D weight layouts [in, out]) match its checkpoints.
  */
 import { arange, concat, keep, type Shape, type Tensor, tril, where } from "../tensor/mod.ts";
+import { checkInt, isRecord } from "../tensor/check.ts";
 import { Dropout, Embedding, LayerNorm, Linear, Module } from "./module.ts";
 
 /**
@@ -184,8 +185,8 @@ export class GPT<V extends number = number> extends Module {
   constructor(cfg: GPTConfig<V>) {
     super();
     const sizes = ["vocabSize", "blockSize", "nLayer", "nHead", "nEmbd"] as const;
-    const bad = sizes.find((k) => !Number.isInteger(cfg[k]) || cfg[k] < 1);
-    if (bad) throw new RangeError(`GPT: config.${bad} must be a positive integer, got ${cfg[bad]}`);
+    if (!isRecord(cfg)) throw new TypeError(`GPT: config must be an object, got ${cfg}`);
+    for (const k of sizes) checkInt(`GPT: config.${k}`, cfg[k]);
     if (cfg.nEmbd % cfg.nHead) {
       throw new RangeError(`GPT: nEmbd ${cfg.nEmbd} is not divisible by nHead ${cfg.nHead}`);
     }

@@ -4,6 +4,7 @@
  * Functions touch the file system only when called.
  * @module
  */
+import { checkInt } from "../tensor/check.ts";
 import { type BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./bpe.ts";
 import { gptConfigFromCheckpoint, loadSafetensors, saveSafetensors } from "./checkpoint.ts";
 import { GPT, type GPTConfig } from "./gpt.ts";
@@ -61,12 +62,7 @@ export function fromGPT2Config(json: unknown, source = CONFIG): GPTConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) return fail("not a JSON object");
   const c: Record<string, unknown> = { ...DEFAULTS, ...json };
   const show = (k: string) => JSON.stringify(c[k]);
-  const size = (k: string): number => {
-    const v = c[k];
-    return typeof v === "number" && Number.isInteger(v) && v > 0
-      ? v
-      : fail(`${k} must be a positive integer, got ${show(k)}`);
-  };
+  const size = (k: string): number => checkInt(`${source}: ${k}`, c[k]);
   const keys = ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"];
   const [vocabSize, blockSize, nEmbd, nLayer, nHead] = keys.map(size);
   const unsupported = (k: string, why: string) => fail(`${k} ${show(k)} is not supported${why}`);

@@ -10,6 +10,7 @@
  * @module
  */
 import { concat, type Tensor, where, zeros } from "../tensor/mod.ts";
+import { checkNumber } from "../tensor/check.ts";
 
 /** Σ x·mask / Σ mask over every element (0 when the mask is empty). */
 export function maskedMean(x: Tensor<[number, number]>, mask: Tensor<[number, number]>): Tensor<[]> {
@@ -161,11 +162,9 @@ export class AdaptiveKLController {
   readonly options: AdaptiveKLOptions;
   /** A controller starting at `o.initKlCoef`. */
   constructor(o: AdaptiveKLOptions) {
-    if (!(o.target > 0 && o.horizon > 0 && o.initKlCoef >= 0)) {
-      throw new RangeError(
-        `AdaptiveKLController: need target > 0, horizon > 0 and initKlCoef ≥ 0, got ${JSON.stringify(o)}`,
-      );
-    }
+    checkNumber("AdaptiveKLController: target", o.target, "> 0", (v) => v > 0);
+    checkNumber("AdaptiveKLController: horizon", o.horizon, "> 0", (v) => v > 0);
+    checkNumber("AdaptiveKLController: initKlCoef", o.initKlCoef, "≥ 0", (v) => v >= 0);
     this.options = o;
     this.value = o.initKlCoef;
   }

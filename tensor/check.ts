@@ -51,6 +51,20 @@ export function checkData(op: string, data: ArrayLike<number>, dtype: DType): vo
   }
 }
 
+/** `v` if it is a finite number for which `ok` holds; a RangeError "`what` must be `rule`, got `v`"
+ * otherwise. One check for every numeric option and argument. */
+export function checkNumber(what: string, v: unknown, rule: string, ok: (v: number) => boolean): number {
+  if (typeof v === "number" && Number.isFinite(v) && ok(v)) return v;
+  const got = typeof v === "string" ? `"${v}"` : Math.abs(v as number) === Infinity ? `${v} (not finite)` : v;
+  throw new RangeError(`${what} must be ${rule}, got ${got}`);
+}
+
+/** `v` if it is an integer ≥ `min` (1 or 0); a RangeError naming `what` otherwise. */
+export function checkInt(what: string, v: unknown, min = 1): number {
+  const rule = min ? "a positive integer" : "a non-negative integer";
+  return checkNumber(what, v, rule, (n) => Number.isInteger(n) && n >= min);
+}
+
 /** max/min/argmax/argmin have no value for an empty axis: an error, as in torch. */
 export function checkNonEmpty(op: string, shape: readonly number[], axes: readonly number[]): void {
   const a = axes.find((d) => shape[d] === 0);

@@ -8,7 +8,7 @@
 import * as SH from "./shape.ts";
 import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
 import { arange } from "./create.ts";
-import { checkIndex, concat, record, type Tensor, where } from "./tensor.ts";
+import { checkIndex, concat, record, Tensor, where } from "./tensor.ts";
 
 /** Join same-shaped tensors along a new axis. */
 export function stack<const T extends readonly Tensor<any>[], const A extends number = 0>(
@@ -45,6 +45,7 @@ export function crossEntropy<L extends Shape, T extends Shape, M extends Shape =
       `crossEntropy: logits ${SH.fmtShape(logits.shape)} do not match targets ${SH.fmtShape(targets.shape)}`,
     );
   }
+  if (opts instanceof Tensor) throw new TypeError("crossEntropy: opts is a tensor; pass a mask as { mask }");
   const ignore = opts.ignoreIndex ?? -100;
   checkIndex("crossEntropy", targets, logits.shape[logits.rank - 1], ignore);
   let keepM = (targets as Tensor<any>).ne(ignore);

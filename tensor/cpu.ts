@@ -22,7 +22,7 @@ import {
 import { type DType, type Exp, key } from "./exp.ts";
 import { PRELUDE, render } from "./render/js.ts";
 import { wasmKernel } from "./render/wasm.ts";
-import { matmulF32, threads } from "./wasm.ts";
+import { matmulF32, type Operand, threads } from "./wasm.ts";
 
 /** A CPU buffer is a typed array. */
 export class CpuBuffer implements BackendBuffer {
@@ -106,14 +106,6 @@ export function offsets(view: View): Int32Array {
 
 /** Elements below which maps and reductions stay in JavaScript (copying in and out is not worth it). */
 const WASM_MIN = 1024;
-
-/** Rows × columns of `d` from `at` with strides `s0`, `s1`: the array itself when already row-major,
- * else packed into `to`. */
-function pack(d: TypedArray, at: number, s0: number, s1: number, R: number, C: number, to: TypedArray) {
-  if (s1 === 1 && s0 === C && d.constructor === to.constructor) return d.subarray(at, at + R * C);
-  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) to[r * C + c] = d[at + r * s0 + c * s1];
-  return to;
-}
 
 /** The map kernels' statement: store the value. */
 const store = (v: string, o: string) => `out[${o}] = ${v};`;
@@ -294,28 +286,24 @@ export class CpuBackend implements Backend {
     const out = this.alloc(nb * M * N, a.buf.dtype);
     const o = data(out);
     const [ad, bd] = [data(a.buf), data(b.buf)];
-    // Offsets of each batch's [0,0] element, then pack each operand contiguously for the i-k-j loop.
+    // Offsets of each batch's [0,0] element; operands are read through their strides.
     const aBase = offsets({ shape: batch, strides: a.view.strides.slice(0, -2), offset: a.view.offset });
     const bBase = offsets({ shape: batch, strides: b.view.strides.slice(0, -2), offset: b.view.offset });
     const [as0, as1] = a.view.strides.slice(-2);
     const [bs0, bs1] = b.view.strides.slice(-2);
-    // f32 goes to the WebAssembly SIMD kernel; f64 (the gradcheck oracle) and hosts without SIMD
-    // use the plain i-k-j loop over packed operands.
-    const f32 = a.buf.dtype === "f32";
-    // Packing buffers are made per launch, so a recorded matmul holds no memory between replays.
+    // f32 goes to the WebAssembly SIMD kernel (which packs operands into its memory); f64 (the
+    // gradcheck oracle) and hosts without SIMD use the plain i-k-j loop.
+    const f32 = a.buf.dtype === "f32" && b.buf.dtype === "f32";
     this.#run(() => {
-      const A = f32 ? new Float32Array(M * K) : new Float64Array(M * K);
-      const B = f32 ? new Float32Array(K * N) : new Float64Array(K * N), row = new Float64Array(N);
+      const row = new Float64Array(N);
       for (let p = 0; p < nb; p++) {
-        const Ap = pack(ad, aBase[p], as0, as1, M, K, A), Bp = pack(bd, bBase[p], bs0, bs1, K, N, B);
-        if (f32 && matmulF32(Ap as Float32Array, Bp as Float32Array, M, K, N, o as Float32Array, p * M * N)) {
-          continue;
-        }
+        const [A, B] = [[ad, aBase[p], as0, as1], [bd, bBase[p], bs0, bs1]] as Operand[];
+        if (f32 && matmulF32(A, B, [M, K, N], o as Float32Array, p * M * N)) continue;
         for (let i = 0; i < M; i++) {
           row.fill(0);
           for (let k = 0; k < K; k++) {
-            const aik = Ap[i * K + k];
-            for (let j = 0; j < N; j++) row[j] += aik * Bp[k * N + j];
+            const aik = ad[A[1] + i * as0 + k * as1], bk = B[1] + k * bs0;
+            for (let j = 0; j < N; j++) row[j] += aik * bd[bk + j * bs1];
           }
           o.set(row, p * M * N + i * N);
         }

@@ -13,7 +13,7 @@ import type { DType } from "./exp.ts";
 import { bufferForm, fuse, hostCopy } from "./lazy.ts";
 import * as SH from "./shape.ts";
 import type { FromNested, Shape } from "./shape.ts";
-import { type Nested, Tensor } from "./tensor.ts";
+import { checkIndex, type Nested, Tensor } from "./tensor.ts";
 
 function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType): Tensor<S> {
   const backend = getBackend();
@@ -79,7 +79,8 @@ export function fromArray<const S extends Shape>(
 /** A tensor of `shape` filled with `value` (no memory until it is used). */
 export function full<const S extends Shape>(shape: S, value: number, dtype: DType = "f32"): Tensor<S> {
   checkShape("full", shape);
-  return new Tensor(shape, { exp: X.cnst(value, checkDType("full", dtype)), reads: [] });
+  checkData("full: fill", [value], checkDType("full", dtype));
+  return new Tensor(shape, { exp: X.cnst(value, dtype), reads: [] });
 }
 /** Zeros. */
 export function zeros<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
@@ -113,6 +114,7 @@ export function arange(start: number, end?: number, step = 1, dtype?: DType): Te
   const n = Math.max(0, Math.ceil((end - start) / step));
   if (n > MAX_ELEMENTS) throw new RangeError(`arange: ${n} elements, more than 2^31`);
   const dt = checkDType("arange", dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32"));
+  checkData("arange: start and step", [start, step], dt);
   const i = X.cast(X.idx(0), dt);
   return new Tensor([n], {
     exp: X.bin("add", X.bin("mul", i, X.cnst(step, dt)), X.cnst(start, dt)),
@@ -185,28 +187,28 @@ export function oneHot<I extends Shape>(
   n: number,
   dtype: DType = "f32",
 ): Tensor<[...I, number]> {
-  const x = (index as Tensor<any>).unsqueeze(-1);
-  const to = [...index.shape, n];
+  const x = (index as Tensor<any>).unsqueeze(-1), to = checkShape("oneHot", [...index.shape, n]);
+  checkIndex("oneHot", index, n);
   return new Tensor(
     to,
-    fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(to.length - 1)), dtype), "oneHot"),
+    fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(index.rank)), dtype), "oneHot"),
   ) as any;
 }
 
 /** A bool mask [rows, cols] that is true on and below diagonal `k` (j ≤ i + k). */
 export function tril<R extends number, C extends number = R>(rows: R, cols?: C, k = 0): Tensor<[R, C]> {
-  return diagonalMask("le", rows, cols ?? rows, k);
+  return diagonalMask("tril", rows, cols ?? rows, k);
 }
 
 /** A bool mask [rows, cols] that is true on and above diagonal `k` (j ≥ i + k). */
 export function triu<R extends number, C extends number = R>(rows: R, cols?: C, k = 0): Tensor<[R, C]> {
-  return diagonalMask("ge", rows, cols ?? rows, k);
+  return diagonalMask("triu", rows, cols ?? rows, k);
 }
 
-/** The mask `j op i + k` over [rows, cols] (i the row, j the column). */
-function diagonalMask(op: "le" | "ge", rows: number, cols: number, k: number): any {
-  return new Tensor([rows, cols], {
-    exp: X.bin(op, X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
+/** The mask `j ≤ i + k` (tril) or `j ≥ i + k` (triu) over [rows, cols] (i the row, j the column). */
+function diagonalMask(op: "tril" | "triu", rows: number, cols: number, k: number): any {
+  return new Tensor(checkShape(op, [rows, cols]), {
+    exp: X.bin(op === "tril" ? "le" : "ge", X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
     reads: [],
   });
 }

@@ -16,7 +16,7 @@ import {
   type ReduceOp,
   type TypedArray,
 } from "./backend.ts";
-import { checkDType, checkNonEmpty, sameBackend } from "./check.ts";
+import { checkDType, checkInt, checkNonEmpty, sameBackend } from "./check.ts";
 import { CpuBuffer, offsets } from "./cpu.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
@@ -518,6 +518,7 @@ export class Tensor<
   split<const A extends number = 0>(size: number | number[], axis: A = 0 as A): Tensor<Split<S, A>>[] {
     const a = SH.normAxis("split", axis, this.shape);
     const n = this.shape[a];
+    if (typeof size === "number") checkInt("split: size", size);
     const sizes = typeof size === "number"
       ? Array.from({ length: Math.ceil(n / size) }, (_, i) => Math.min(size, n - i * size))
       : size;
@@ -693,11 +694,7 @@ export function record<T extends Tensor<any>>(
 }
 
 function constTensor(v: number, like: DType): Tensor<[]> {
-  const dtype: DType = like === "f32" || like === "f64"
-    ? like
-    : Number.isInteger(v)
-    ? (like === "bool" ? "i32" : like)
-    : "f32";
+  const dtype = isFloat(like) ? like : !Number.isInteger(v) ? "f32" : like === "bool" ? "i32" : like;
   return new Tensor([], { exp: X.cnst(v, dtype), reads: [] });
 }
 

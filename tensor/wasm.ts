@@ -5,9 +5,9 @@
  * accumulate in f32, unlike the f64 JavaScript kernel; they use relaxed SIMD's fused multiply-add
  * where the host validates it.
  *
- * Inside wasm memory: A as given (row-major; rows are read in place), B packed by JavaScript into
- * panels of 8 columns, k-major (Bp[j/8][k][j%8]: one contiguous 32-byte step per k), and C padded
- * to a multiple of 4 rows and 8 columns (padding is zero; only the valid part of C is copied out).
+ * Inside wasm memory: A and B packed by JavaScript, straight from their strided views, into panels
+ * of 5 rows of A (Ap[i/5][k][i%5]) and 8 columns of B (Bp[j/8][k][j%8]), one contiguous step per k,
+ * zero-padded; then C padded to a multiple of 5 rows and 8 columns (only its valid part is copied out).
  * The module exports a function over a block of tiles; JavaScript loops over cache blocks.
  *
  * @module
@@ -102,56 +102,60 @@ export function asm(src: string): number[] {
   });
 }
 
-/** Rows and columns of C per tile, held in registers: 6 × 8 = twelve v128 accumulators (with two
- * of B and one of A, 15 of x86-64's 16 vector registers). */
-const MR = 6, NR = 8;
-/** Cache blocks, in rows of A and steps of k (tuned on a 2-core Zen 3: 96 × 256 f32 = 96 KiB). */
-const MC = 16 * MR, KC = 256;
+/** Rows and columns of C per tile, held in registers: 5 × 8 = ten v128 accumulators, two of B, four
+ * rows of A and one of them splat: the 15 vector registers V8 allocates on x86-64. */
+const MR = 5, NR = 8;
+/** Cache blocks, in rows of A and steps of k (100 × 256 f32 = 100 KiB of packed A in L2). */
+const MC = 20 * MR, KC = 256;
+/** i8x16.shuffle of a vector with itself: its lane j in all four. */
+const lane = (j: number) => simd(0x0d, ...Array.from({ length: 16 }, (_, i) => 4 * j + (i & 3)));
 
 /**
- * tile(ap, bp, cp, k, lda, ldc): adds A·B over k steps into one MR×8 block of C (byte addresses and
- * strides). Per k: two v128 loads of B, and per row one splat of A times both, into 2·MR
- * accumulators. Locals: 0-5 params, then pointers to A rows 1 to MR-1, the accumulators (row r,
- * half h at acc + 2r + h), the two B vectors, the splat of A.
+ * tile(ap, bp, cp, k, ldc, add): one MR×8 block of C (byte address cp, rows ldc bytes apart) gets
+ * A·B over k steps, added to it if `add` (else it starts from zero). A and B are packed panels: per k,
+ * MR floats of A and 8 of B. Deno's V8 bounds-checks every load with a dynamic address, so loads are
+ * what to save: per k, two v128 loads of B, one of A's rows 0-3 (each splat by a shuffle) and a
+ * load32_splat of row 4, for 2·MR multiply-adds. Locals: 0-5 params, the accumulators (row r, half h
+ * at acc + 2r + h), the two B vectors, four rows of A, one splat.
  */
 function tile(fma: boolean): number[] {
-  const [ap, bp, cp, k, lda, ldc] = [0, 1, 2, 3, 4, 5], acc = 5 + MR, b = acc + 2 * MR, a = b + 2;
-  const row = [ap, ...Array.from({ length: MR - 1 }, (_, r) => 6 + r)]; // locals pointing into A's rows
-  const code: number[] = [];
-  for (let r = 1; r < MR; r++) code.push(...ops(get(row[r - 1]), get(lda), ADD, set(row[r])));
-  for (let r = 0; r < MR; r++) { // start from C (row r at cp + r·ldc): blocks of k accumulate
+  const [ap, bp, cp, k, ldc, add] = [0, 1, 2, 3, 4, 5], acc = 6, b = acc + 2 * MR, a = b + 2, s = a + 1;
+  const code = ops(get(add), [0x04, 0x40]); // if add: load C (else the zero-initialised locals)
+  for (let r = 0; r < MR; r++) {
     const c = ops(get(cp), get(ldc), i32(r), MUL, ADD);
     code.push(...ops(c, load(0), set(acc + 2 * r), c, load(16), set(acc + 2 * r + 1)));
   }
-  // Accumulator c += a · B half h: one fused multiply-add, or a multiply and an add.
+  code.push(0x0b);
+  // Accumulator c += splat · B half h: one fused multiply-add, or a multiply and an add.
   const mac = (c: number, h: number) =>
-    ops(fma ? ops(get(a), get(b + h), get(c), MADD) : ops(get(c), get(a), get(b + h), FMUL, FADD), set(c));
-  const body = ops(get(bp), load(0), set(b), get(bp), load(16), set(b + 1), bump(bp, i32(4 * NR)));
+    ops(fma ? ops(get(s), get(b + h), get(c), MADD) : ops(get(c), get(s), get(b + h), FMUL, FADD), set(c));
+  const body = ops(get(bp), load(0), set(b), get(bp), load(16), set(b + 1));
   for (let r = 0; r < MR; r++) {
-    body.push(...ops(get(row[r]), splat(0), set(a), bump(row[r], i32(4))));
+    const shuffled = r - (r % 4) + 1 < MR; // rows in groups of four from one load; a lone last row splat
+    if (shuffled && r % 4 === 0) body.push(...ops(get(ap), load(4 * r), set(a)));
+    body.push(...ops(shuffled ? ops(get(a), get(a), lane(r % 4)) : ops(get(ap), splat(4 * r)), set(s)));
     for (let h = 0; h < 2; h++) body.push(...mac(acc + 2 * r + h, h));
   }
-  code.push(...loop(k, body));
+  code.push(...loop(k, ops(body, bump(ap, i32(4 * MR)), bump(bp, i32(4 * NR)))));
   for (let r = 0; r < MR; r++) {
     code.push(...ops(get(cp), get(acc + 2 * r), store(0), get(cp), get(acc + 2 * r + 1), store(16)));
     code.push(...bump(cp, get(ldc)));
   }
-  return ops(vec([[MR - 1, I32], [2 * MR + 3, V128]]), code, [0x0b]);
+  return ops(vec([[2 * MR + 4, V128]]), code, [0x0b]);
 }
 
 /**
- * mm(ap, bp, cp, mp, np, k, K, ldc): tile over mp row panels × np column panels, k steps each,
- * column panel outer (its B panel stays in L1 across row panels). A rows and B panels are K floats
- * long; C rows ldc bytes. Callers ensure mp, np, k ≥ 1. Locals: 0-7 params, 8 lda, 9 i, 10 pa, 11 pc.
+ * mm(ap, bp, cp, mp, np, k, K, ldc, add): tile over mp row panels × np column panels, k steps each,
+ * column panel outer (its B panel stays in L1 across row panels). Panels of A and B are K steps long;
+ * C rows ldc bytes. Callers ensure mp, np, k ≥ 1. Locals: 0-8 params, 9 i, 10 pa, 11 pc.
  */
 function mm(): number[] {
-  const [ap, bp, cp, mp, np, k, K, ldc, lda, i, pa, pc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const call = ops(get(pa), get(bp), get(pc), get(k), get(lda), get(ldc), [0x10, 0]); // call tile
-  const inner = ops(call, bump(pa, ops(get(lda), i32(MR), MUL)), bump(pc, ops(get(ldc), i32(MR), MUL)));
+  const [ap, bp, cp, mp, np, k, K, ldc, add, i, pa, pc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const call = ops(get(pa), get(bp), get(pc), get(k), get(ldc), get(add), [0x10, 0]); // call tile
+  const inner = ops(call, bump(pa, ops(get(K), i32(4 * MR), MUL)), bump(pc, ops(get(ldc), i32(MR), MUL)));
   const outer = ops(get(mp), set(i), get(ap), set(pa), get(cp), set(pc), loop(i, inner));
   outer.push(...bump(bp, ops(get(K), i32(4 * NR), MUL)), ...bump(cp, i32(4 * NR)));
-  const code = ops(get(K), i32(4), MUL, set(lda), loop(np, outer));
-  return ops(vec([[4, I32]]), code, [0x0b]);
+  return ops(vec([[3, I32]]), loop(np, outer), [0x0b]);
 }
 
 /** A function: its parameter and result types, and its body (locals, code, 0x0b). */
@@ -289,58 +293,67 @@ export function heap(bytes: number): Float32Array | null {
   return f32view;
 }
 
-const I32S = [I32, I32, I32, I32, I32, I32, I32, I32];
-/** mm(ap, bp, cp, mp, np, k, K, ldc): with relaxed SIMD's FMA when it validates, else mul + add. */
+const I32S = [I32, I32, I32, I32, I32, I32, I32, I32, I32];
+/** mm(ap, bp, cp, mp, np, k, K, ldc, add): with relaxed SIMD's FMA when it validates, else mul + add. */
 let mmKernel: Kernel | null | undefined;
 /** Multiply-adds (M·K·N) from which a matmul is split across threads (measured: smaller ones lose
  * more to the hand-off than they gain). */
 const PAR_MIN = 1 << 20;
 const mmFuncs = (fma: boolean): Func[] => [
-  { params: I32S.slice(2), results: [], body: tile(fma) },
+  { params: I32S.slice(3), results: [], body: tile(fma) },
   { params: I32S, results: [], body: mm() },
 ];
 
+/** A matrix operand: its array, where it starts, and its row and column strides (in elements). */
+export type Operand = readonly [data: Float32Array, at: number, row: number, col: number];
+
+/** Pack the R×C matrix `d` into the heap from `to` as panels of P rows, each C steps of P values (row
+ * r, column c at to + (r - r % P)·C + c·P + r % P), zeros past row R. The inner loop runs along the
+ * smaller stride. */
+function panels([d, at, sr, sc]: Operand, R: number, C: number, P: number, to: number) {
+  const h = f32view, last = to + (Math.ceil(R / P) - 1) * P * C;
+  h.fill(0, last, last + P * C);
+  for (let c = 0; c < C && sr < sc; c++) {
+    for (let r0 = 0, o = to + c * P, s = at + c * sc; r0 < R; r0 += P, o += P * C, s += P * sr) {
+      for (let r = 0; r < Math.min(P, R - r0); r++) h[o + r] = d[s + r * sr];
+    }
+  }
+  for (let r = 0; r < R && sr >= sc; r++) {
+    const o = to + (r - r % P) * C + r % P, s = at + r * sr;
+    for (let c = 0; c < C; c++) h[o + c * P] = d[s + c * sc];
+  }
+}
+
 /**
- * C = A·B in f32 with WebAssembly SIMD: writes `out[outOffset + i*N + j] = Σ_k A[i*K + k]·B[k*N + j]`
- * for contiguous row-major A (M×K) and B (K×N). Accumulates in f32 (error ~ K·2⁻²⁴ of Σ|a||b|).
+ * C = A·B in f32 with WebAssembly SIMD: writes `out[at + i*N + j] = Σ_k A[i, k]·B[k, j]` for A (M×K)
+ * and B (K×N) read through their strides (transposed and broadcast views need no copy). Accumulates
+ * in f32 (error ~ K·2⁻²⁴ of Σ|a||b|).
  *
- * @param A M×K row-major, read from index 0.
- * @param B K×N row-major, read from index 0.
- * @param M rows of A and C.
- * @param K columns of A, rows of B.
- * @param N columns of B and C.
- * @param out receives C (M×N row-major) starting at `outOffset`.
- * @param outOffset where C starts in `out`.
+ * @param a holds A[i, k] at `a[0][a[1] + i*a[2] + k*a[3]]`.
+ * @param b holds B[k, j] at `b[0][b[1] + k*b[2] + j*b[3]]`.
+ * @param M rows of A and C; K, columns of A and rows of B; N, columns of B and C.
+ * @param out receives C (M×N row-major) starting at `at`.
  * @returns false (and writes nothing) when WebAssembly SIMD is unavailable or its memory cannot grow
  * enough; the caller then falls back to JavaScript.
  */
 export function matmulF32(
-  A: Float32Array,
-  B: Float32Array,
-  M: number,
-  K: number,
-  N: number,
+  a: Operand,
+  b: Operand,
+  [M, K, N]: number[],
   out: Float32Array,
-  outOffset: number,
+  at: number,
 ): boolean {
   if (mmKernel === undefined) mmKernel = instantiate(mmFuncs(true)) ?? instantiate(mmFuncs(false));
   if (!mmKernel) return false;
   if (M === 0 || N === 0) return true;
-  if (K === 0) return (out.fill(0, outOffset, outOffset + M * N), true);
+  if (K === 0) return (out.fill(0, at, at + M * N), true);
   const mp = Math.ceil(M / MR), np = Math.ceil(N / NR), Mp = mp * MR, Np = np * NR;
-  // Element offsets: A as given (padded to Mp rows), packed B, then C (Mp × Np).
-  const [ao, bo, co] = [0, Mp * K, Mp * K + K * Np];
+  // Element offsets: A and B packed into panels (zero-padded), then C (Mp × Np).
+  const [bo, co] = [Mp * K, Mp * K + K * Np];
   const h = heap(4 * (co + Mp * Np));
   if (!h) return false;
-  // Zero the padding (rows of A, columns of B's last panel): it only reaches dropped cells of C, but
-  // stale bits there could be NaNs or denormals, which are slow on some CPUs.
-  h.set(A.length === M * K ? A : A.subarray(0, M * K), ao);
-  h.fill(0, ao + M * K, ao + Mp * K);
-  if (N !== Np) h.fill(0, bo + (np - 1) * K * NR, bo + np * K * NR);
-  for (let k = 0; k < K; k++) {
-    for (let j = 0, src = k * N; j < N; j++) h[bo + ((j >> 3) * K + k) * NR + (j & 7)] = B[src + j];
-  }
-  h.fill(0, co, co + Mp * Np);
+  panels(a, M, K, MR, 0);
+  panels([b[0], b[1], b[3], b[2]], N, K, NR, bo);
   // Threads take equal runs of row panels (or of column panels, when there are more of those). In
   // each, cache blocking: MC rows × KC steps of A stay in L2 while each KC × 8 panel of B sits in L1.
   const P = mp >= np ? mp : np, T = Math.min(M * K * N >= PAR_MIN ? threads() : 1, P);
@@ -352,14 +365,14 @@ export function matmulF32(
       for (let k0 = 0; k0 < K; k0 += KC) {
         for (let i0 = r0; i0 < r1; i0 += MC / MR) {
           const cp = 4 * (co + i0 * MR * Np + c0 * NR), kc = Math.min(KC, K - k0);
-          const [ap, bp] = [4 * (ao + i0 * MR * K + k0), 4 * (bo + c0 * K * NR + k0 * NR)];
-          calls.push([ap, bp, cp, Math.min(MC / MR, r1 - i0), c1 - c0, kc, K, 4 * Np]);
+          const [ap, bp] = [4 * (i0 * MR * K + k0 * MR), 4 * (bo + c0 * K * NR + k0 * NR)];
+          calls.push([ap, bp, cp, Math.min(MC / MR, r1 - i0), c1 - c0, kc, K, 4 * Np, k0 ? 1 : 0]);
         }
       }
       return calls;
     }),
   );
-  if (N === Np) out.set(h.subarray(co, co + M * N), outOffset);
-  else for (let i = 0; i < M; i++) out.set(h.subarray(co + i * Np, co + i * Np + N), outOffset + i * N);
+  if (N === Np) out.set(h.subarray(co, co + M * N), at);
+  else for (let i = 0; i < M; i++) out.set(h.subarray(co + i * Np, co + i * Np + N), at + i * N);
   return true;
 }

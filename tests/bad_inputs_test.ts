@@ -86,6 +86,14 @@ const midSft = folder("midsft", { "metrics.jsonl": "" });
 const sftDone = folder("sftdone", { "metrics.jsonl": "", "sft.safetensors": "" });
 const sftPrev = folder("sftprev", { "metrics.jsonl": "", "sft.safetensors.prev": "" });
 const flags = (...argv: string[]) => () => parseFlags(argv);
+/** A DPO trainer of one pair (1 step of 1 pair) with `config` changed. */
+const trainer = (config: Record<string, unknown>) =>
+  new M.DPOTrainer({
+    policy: gpt,
+    reference: null,
+    train: [{ prompt: [1], chosen: [2], rejected: [3] }],
+    config: { beta: 0.1, lr: 1e-3, steps: 1, batchSize: 1, padId: 0, referenceFree: true, ...config },
+  });
 
 const cases: Case[] = [
   // Tensor creation: nested data, counts, dtypes, shapes, scalars.
@@ -1015,6 +1023,84 @@ const cases: Case[] = [
     [
       "GPT.forward",
       "exceeds blockSize 8",
+    ],
+  ],
+
+  // Found by probing after the first table: each was a silent wrong value, a hang, an obscure TypeError
+  // or an error naming the wrong op.
+  ["create", "full i32 with 1.5", () => M.full([2], 1.5, "i32"), RangeError, ["full", "value 1.5", "i32"]],
+  ["create", "full i32 with NaN", () => M.full([2], NaN, "i32"), RangeError, ["full", "value NaN", "i32"]],
+  ["create", "full bool with 2", () => M.full([2], 2, "bool"), RangeError, ["full", "value 2", "bool"]],
+  ["create", "arange i32 by 0.5", () => M.arange(0, 1.5, 0.5, "i32"), RangeError, [
+    "arange: start and step",
+    "value 0.5",
+    "i32",
+  ]],
+  ["create", "tril(-1)", () => M.tril(-1), ShapeError, ["tril", "invalid shape [-1, -1]"]],
+  ["create", "tril(2.5)", () => M.tril(2.5), ShapeError, ["tril", "invalid shape [2.5, 2.5]"]],
+  ["create", "triu(-2)", () => M.triu(-2), ShapeError, ["triu", "invalid shape [-2, -2]"]],
+  ["create", "oneHot index 3 of 3", () => M.oneHot(idx([3]), 3), RangeError, [
+    "oneHot",
+    "index 3 is out of range for size 3",
+  ]],
+  ["create", "oneHot index -1", () => M.oneHot(idx([0, -1]), 3), RangeError, ["oneHot", "index -1"]],
+  ["create", "oneHot of 0 classes", () => M.oneHot(idx([0]), -1), ShapeError, [
+    "oneHot",
+    "invalid shape [1, -1]",
+  ]],
+  ["movement", "split into pieces of 0", () => M.zeros([4]).split(0), RangeError, [
+    "split: size must be a positive integer, got 0",
+  ]],
+  ["nn", "GPT of null", () => new M.GPT(null as any), TypeError, ["GPT: config must be an object, got null"]],
+  ["dpo", "a trainer of batchSize 0", () => trainer({ batchSize: 0 }), RangeError, [
+    "DPOTrainer: batchSize must be a positive integer, got 0",
+  ]],
+  ["dpo", "a trainer of beta -1", () => trainer({ beta: -1 }), RangeError, [
+    "DPOTrainer: beta must be > 0, got -1",
+  ]],
+  ["movement", "split into pieces of -1", () => M.zeros([4]).split(-1), RangeError, [
+    "split: size",
+    "got -1",
+  ]],
+  [
+    "composite",
+    "crossEntropy with a mask for options",
+    () => T.crossEntropy(M.zeros([2, 3]), idx([0, 1]), t([1, 0])),
+    TypeError,
+    [
+      "crossEntropy",
+      "opts is a tensor; pass a mask as { mask }",
+    ],
+  ],
+  ["dpo", "beta Infinity", () => M.dpoLoss(logProbs, { beta: Infinity }), RangeError, [
+    "dpoLoss: beta must be > 0, got Infinity (not finite)",
+  ]],
+  [
+    "dpo",
+    "simpoGamma NaN",
+    () => M.dpoLoss(pairLogProbs, { lossType: "simpo", simpoGamma: NaN }),
+    RangeError,
+    [
+      "dpoLoss: simpoGamma must be a finite number, got NaN",
+    ],
+  ],
+  [
+    "dpo",
+    "a trainer of simpoGamma Infinity",
+    () => trainer({ lossType: "simpo", simpoGamma: Infinity }),
+    RangeError,
+    [
+      "DPOTrainer: simpoGamma",
+      "Infinity (not finite)",
+    ],
+  ],
+  [
+    "dpo",
+    "restore 1e12 shuffle draws",
+    () => trainer({}).restore(sd, { step: "0", shuffle: J({ draws: 1e12, order: [] }) }),
+    Error,
+    [
+      "DPOTrainer: checkpoint has 1000000000000 shuffle draws, not an integer in 0..2",
     ],
   ],
 

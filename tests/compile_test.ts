@@ -1,7 +1,9 @@
 // compile(): replayed steps equal eager ones bit for bit (MLP, tiny-GPT SFT, DPO; CPU and WebGPU),
 // re-recording on new shapes, refusals (reads while recording, replaced state, async steps), constant
-// memory over 1,000 replays, and assign's in-place contract that compiled steps rely on.
+// memory over 1,000 replays (compile_memory_test.ts), and assign's in-place contract that compiled
+// steps rely on.
 import assert from "node:assert/strict";
+import { mlp, test } from "./compile_util.ts";
 import {
   AdamW,
   compile,
@@ -9,38 +11,14 @@ import {
   DPOTrainer,
   type EncodedPair,
   GPT,
-  Linear,
   lrAt,
-  memoryStats,
   randn,
   scope,
-  setBackend,
-  SGD,
   type Shape,
   stack,
   type Tensor,
   tensor,
 } from "../mod.ts";
-
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-const BACKENDS = adapter ? ["cpu", "webgpu"] as const : ["cpu"] as const;
-if (!adapter) console.log("compile tests on webgpu skipped: no WebGPU adapter");
-
-/** Run `fn` on each backend (cpu last, so later tests start there). */
-function test(name: string, fn: (backend: "cpu" | "webgpu") => void | Promise<void>) {
-  Deno.test({ name: `compile: ${name}`, sanitizeOps: false, sanitizeResources: false }, async () => {
-    for (const b of [...BACKENDS].reverse()) {
-      await setBackend(b);
-      try {
-        await fn(b);
-      } catch (e) {
-        throw new Error(`on ${b}: ${(e as Error).message}`, { cause: e });
-      } finally {
-        await setBackend("cpu");
-      }
-    }
-  });
-}
 
 const equalData = async (a: Tensor<Shape>[], b: Tensor<Shape>[], what: string) => {
   for (let i = 0; i < a.length; i++) {
@@ -48,20 +26,6 @@ const equalData = async (a: Tensor<Shape>[], b: Tensor<Shape>[], what: string) =
     assert.ok(x.every((v, k) => Object.is(v, y[k])), `${what}: tensor ${i} differs`);
   }
 };
-
-/** An MLP and an SGD-with-momentum step on it (lr scheduled: it reaches replays by hostWrite). */
-function mlp() {
-  const l1 = new Linear(12, 16, { seed: 1 }), l2 = new Linear(16, 3, { seed: 2 });
-  const params = [...l1.parameters(), ...l2.parameters()], opt = new SGD(params, 0.05, 0.9);
-  const step = (x: Tensor<readonly [number, 12]>, y: Tensor<readonly [number, 3]>) => {
-    const d = l2.forward(l1.forward(x).relu()).sub(y), loss = d.mul(d).mean();
-    loss.backward();
-    opt.step();
-    opt.zeroGrad();
-    return loss;
-  };
-  return { params, opt, step };
-}
 
 test("an MLP step, 100 times: losses and parameters equal the eager run bit for bit", async () => {
   const eager = mlp(), compiled = mlp(), step = compile(compiled.step);
@@ -172,21 +136,6 @@ test("state that cannot be updated in place, and asynchronous steps, are refused
   const async = compile((x: Tensor<[2]>) => Promise.resolve(x) as unknown as Tensor<[2]>);
   async(tensor([1, 1]));
   assert.throws(() => async(tensor([1, 1])), /compile: the step must be synchronous/);
-});
-
-test("live and pooled bytes stay constant over 1,000 replays", async (b) => {
-  const { step } = mlp(), compiled = compile(step);
-  const x = randn([8, 12], { seed: 1 }), y = randn([8, 3], { seed: 2 });
-  const at: ReturnType<typeof memoryStats>[] = [];
-  for (let i = 0; i < (b === "webgpu" ? 300 : 1000); i++) {
-    await scope(() => compiled(x, y).item());
-    if (i === 9 || i === (b === "webgpu" ? 299 : 999)) at.push(memoryStats());
-  }
-  // Not strict equality: garbage from earlier tests may be finalized meanwhile (live bytes go to the pool).
-  const held = (m: ReturnType<typeof memoryStats>) => m.liveBytes + m.pooledBytes;
-  assert.ok(held(at[1]) <= held(at[0]), `held bytes grew: ${JSON.stringify(at)}`);
-  assert.ok(at[1].liveTensors <= at[0].liveTensors, `live tensors grew: ${JSON.stringify(at)}`);
-  compiled.dispose(), x.dispose(), y.dispose();
 });
 
 test("assign writes in place; a tensor made from the old value then throws; x.assign(x.T) is exact", async () => {

@@ -37,7 +37,7 @@ function check(
 /** Multiply seeded M×K and K×N matrices into a fresh output and check every value. */
 function run(M: number, K: number, N: number, seed = M * 1000 + K * 10 + N): void {
   const [A, B, out] = [random(M * K, seed), random(K * N, seed + 1), new Float32Array(M * N)];
-  assert.equal(matmulF32(A, B, M, K, N, out, 0), true);
+  assert.equal(matmulF32([A, 0, K, 1], [B, 0, N, 1], [M, K, N], out, 0), true);
   check(A, B, M, K, N, out);
 }
 
@@ -57,23 +57,64 @@ Deno.test("wasm matmul: exact values, output offset, longer inputs, empty shapes
   // [[1, 2], [3, 4]] · [[5, 6], [7, 8]] = [[19, 22], [43, 50]], written after 3 untouched cells.
   const out = new Float32Array(7).fill(-1);
   assert.equal(
-    matmulF32(new Float32Array([1, 2, 3, 4, 9]), new Float32Array([5, 6, 7, 8]), 2, 2, 2, out, 3),
+    matmulF32(
+      [new Float32Array([1, 2, 3, 4, 9]), 0, 2, 1],
+      [new Float32Array([5, 6, 7, 8]), 0, 2, 1],
+      [2, 2, 2],
+      out,
+      3,
+    ),
     true,
   );
   assert.deepEqual([...out], [-1, -1, -1, 19, 22, 43, 50]);
   // K = 0 gives zeros; M = 0 or N = 0 writes nothing.
   const z = new Float32Array(4).fill(7);
-  assert.equal(matmulF32(new Float32Array(0), new Float32Array(0), 2, 0, 2, z, 0), true);
+  assert.equal(
+    matmulF32([new Float32Array(0), 0, 0, 1], [new Float32Array(0), 0, 2, 1], [2, 0, 2], z, 0),
+    true,
+  );
   assert.deepEqual([...z], [0, 0, 0, 0]);
-  assert.equal(matmulF32(new Float32Array(0), new Float32Array(6), 0, 3, 2, z, 0), true);
+  assert.equal(
+    matmulF32([new Float32Array(0), 0, 3, 1], [new Float32Array(6), 0, 2, 1], [0, 3, 2], z, 0),
+    true,
+  );
   assert.deepEqual([...z], [0, 0, 0, 0]);
   // Batched use: each matrix of a batch from subarrays, into its slice of one output.
   const [nb, M, K, N] = [3, 17, 16, 17];
   const [A, B, o] = [random(nb * M * K, 7), random(nb * K * N, 8), new Float32Array(nb * M * N)];
   for (let p = 0; p < nb; p++) {
-    assert.equal(matmulF32(A.subarray(p * M * K), B.subarray(p * K * N), M, K, N, o, p * M * N), true);
+    assert.equal(matmulF32([A, p * M * K, K, 1], [B, p * K * N, N, 1], [M, K, N], o, p * M * N), true);
   }
   for (let p = 0; p < nb; p++) {
     check(A.subarray(p * M * K), B.subarray(p * K * N), M, K, N, o.subarray(p * M * N));
+  }
+});
+
+Deno.test("wasm matmul reads operands through their strides: transposed, offset, broadcast", () => {
+  // A = X^T for a row-major K×M X, B = Y^T for a row-major N×K Y (the backward pass's A^T·B and A·B^T),
+  // at odd sizes (not multiples of the 5×8 tile), K = 1, and a broadcast (stride-0) operand.
+  for (const [M, K, N] of [[7, 13, 9], [1, 1, 1], [33, 1, 17], [130, 70, 300], [64, 257, 40]]) {
+    const [X, Y, out] = [random(3 + K * M, M + K), random(N * K, N), new Float32Array(M * N)];
+    assert.equal(matmulF32([X, 3, 1, M], [Y, 0, 1, K], [M, K, N], out, 0), true);
+    const A = Float32Array.from({ length: M * K }, (_, i) => X[3 + (i % K) * M + Math.floor(i / K)]);
+    check(
+      A,
+      Float32Array.from({ length: K * N }, (_, i) => Y[(i % N) * K + Math.floor(i / N)]),
+      M,
+      K,
+      N,
+      out,
+    );
+    const row = random(K, 5); // every row of A is `row`: stride 0 between rows
+    assert.equal(matmulF32([row, 0, 0, 1], [Y, 0, 1, K], [M, K, N], out, 0), true);
+    const Ab = Float32Array.from({ length: M * K }, (_, i) => row[i % K]);
+    check(
+      Ab,
+      Float32Array.from({ length: K * N }, (_, i) => Y[(i % N) * K + Math.floor(i / N)]),
+      M,
+      K,
+      N,
+      out,
+    );
   }
 });
