@@ -58,11 +58,8 @@ const each = (r: StepResult, f: (t: Tensor<any>) => Tensor<any>): StepResult =>
 
 /** A copy of `t` in new memory (results leave the arena, which the next replay overwrites). */
 function copy(t: Tensor<any>): Tensor<any> {
-  const be = t.backendOf();
-  return new Tensor(
-    t.shape,
-    bufferForm(be.map(load(0, t.dtype), [realRead(t, "compile")], t.shape), t.shape, be),
-  );
+  const be = t.backendOf(), buf = be.map(load(0, t.dtype), [realRead(t, "compile")], t.shape);
+  return new Tensor(t.shape, bufferForm(buf, t.shape, be));
 }
 
 /** Record `fn` once per input shapes and replay it afterwards (see the module comment). */

@@ -3,7 +3,8 @@
  * walking the fields (`transformer.h.0.attn.c_attn.weight`), so a model laid out like Hugging
  * Face's has Hugging Face's names for free.
  */
-import { embedding, keep, layerNorm, ones, rand, randn, type Shape, Tensor, zeros } from "../tensor/mod.ts";
+import { embedding, hostWrite, keep, layerNorm, ones, randn, type Shape, Tensor } from "../tensor/mod.ts";
+import { rng, zeros } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
 
 /** A parameter: a kept leaf tensor that requires grad. */
@@ -142,8 +143,10 @@ export class Dropout extends Module {
   /** Zero each element with probability p and scale the rest by 1/(1−p). */
   forward<S extends Shape>(x: Tensor<S>): Tensor<S> {
     if (!this.training || this.p === 0) return x;
-    const seed = this.seed * 1_000_003 + this.#calls++;
-    const keepMask = rand(x.shape as Shape, { seed }).ge(this.p).cast(x.dtype);
+    // Uniform draws by hostWrite: a compiled step draws a new mask at every replay, as an eager one does.
+    const n = x.size, seed = () => this.seed * 1_000_003 + this.#calls++;
+    const keepMask = hostWrite(zeros(x.shape as Shape), () => Float32Array.from({ length: n }, rng(seed())))
+      .ge(this.p).cast(x.dtype);
     return (x as Tensor<Shape>).mul(keepMask).mul(1 / (1 - this.p)) as Tensor<Shape> as Tensor<S>;
   }
 }

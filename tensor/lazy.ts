@@ -287,13 +287,17 @@ export function contiguousRead(t: Lazy, op: string): Read {
 
 /** Overwrite `t`'s memory (made contiguous first) with host numbers `values()` now and, inside a
  * compiled step, again before every replay: how host state that changes per step (an optimizer's
- * step count and learning rate) reaches a replayed step. */
-export function hostWrite(t: Lazy, values: () => ArrayLike<number>): void {
+ * step count and learning rate, dropout's draws) reaches a replayed step. Returns `t`. */
+export function hostWrite<T extends Lazy>(t: T, values: () => ArrayLike<number>): T {
   const r = contiguousRead(t, "hostWrite"), be = r.st.backend;
-  const write = () => be.write(r.st.buf, values());
+  // Memory a recording step made may serve its other launches too: the writes get a constant of their own.
+  const own = arenas.current?.owned.has(r.st.buf) ? be.upload(new Float32Array(t.size), t.dtype) : null;
+  const write = () => be.write(own ?? r.st.buf, values());
   write();
   arenas.current?.hooks.push(write);
-  t.setForm({ exp: X.load(0, t.dtype), reads: [{ ...r, version: ++r.st.version }] });
+  if (own) t.setForm(bufferForm(own, t.shape, be));
+  else t.setForm({ exp: X.load(0, t.dtype), reads: [{ ...r, version: ++r.st.version }] });
+  return t;
 }
 
 /** @internal How many tensors have been made (ids below it exist now). */

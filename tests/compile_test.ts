@@ -95,6 +95,29 @@ test("DPOTrainer compiled (default) equals compile: false, metrics and weights, 
   await equalData(compiled.params, eager.params, "policy");
 });
 
+test("dropout draws a new mask at every replay (hostWrite), as eagerly: a GPT with dropout 0.3", async () => {
+  const config = { vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8, seed: 4, dropout: 0.3 };
+  const make = () => {
+    const model = new GPT(config), opt = new AdamW(model.namedParameters(), { lr: 1e-2 });
+    return (ids: Tensor<[number, number]>) => {
+      const loss = crossEntropy(model.forward(ids.narrow(1, 0, 7)), ids.narrow(1, 1, 7));
+      loss.backward();
+      opt.step();
+      opt.zeroGrad();
+      return loss;
+    };
+  };
+  const eager = make(), step = compile(make());
+  const ids = randn([4, 8], { seed: 9 }).abs().mul(3).clamp(0, 10).cast("i32");
+  const losses: number[][] = [[], []];
+  for (let i = 0; i < 8; i++) {
+    losses[0].push(await scope(() => eager(ids).item()));
+    losses[1].push(await scope(() => step(ids).item()));
+  }
+  assert.deepEqual(losses[1], losses[0]);
+  step.dispose(), ids.dispose();
+});
+
 test("a new input shape records again; a bounded cache drops the oldest and stays exact", async () => {
   const eager = mlp(), compiled = mlp(), step = compile(compiled.step, { cache: 1 });
   for (const n of [4, 4, 4, 6, 6, 6, 4, 4, 4, 6]) {
