@@ -169,6 +169,9 @@ export async function precomputeReference(
   return out;
 }
 
+/** A batch's inputs (see `#inputs`). */
+type Batch = [Tensor<[number, number]>, Tensor<[number, number]>, ...Tensor<[number]>[]];
+
 /** Trains a policy with DPO. Construct, then `await train()` (or call `step()` yourself). */
 export class DPOTrainer {
   /** The model being aligned. */
@@ -260,34 +263,19 @@ export class DPOTrainer {
 
   /** Loss and metrics tensors of a batch from `#inputs` (shared by training and evaluation). */
   #forward(ins: Tensor<Shape>[]) {
-    const [tokens, mask, counts, cached] = ins as [
-      Tensor<[number, number]>,
-      Tensor<[number, number]>,
-      ...Tensor<[number]>[],
-    ];
+    const [tokens, mask, counts, cached] = ins as Batch;
     const pol = batchLogProbs(this.policy, tokens, mask, counts, this.#average), B = counts.shape[0] / 2;
     let [refC, refR]: (Tensor<[number]> | undefined)[] = cached?.split(B) ?? [];
     if (this.reference && !cached) {
       const ref = noGrad(() => batchLogProbs(this.reference!, tokens, mask, counts, this.#average));
       [refC, refR] = [ref.chosen, ref.rejected];
     }
-    const out = dpoLoss({
-      policyChosen: pol.chosen,
-      policyRejected: pol.rejected,
-      referenceChosen: refC,
-      referenceRejected: refR,
-      policyChosenAvg: pol.chosenAvg,
-    }, this.config);
-    const c = out.chosenRewards, r = out.rejectedRewards;
-    const metrics: Tensor<[]>[] = [ // in METRICS' order
-      out.loss.detach(),
-      c.mean(),
-      r.mean(),
-      c.gt(r).cast("f32").mean(),
-      c.sub(r).mean(),
-      pol.chosen.detach().mean(),
-      pol.rejected.detach().mean(),
-    ];
+    const logps = { policyChosen: pol.chosen, policyRejected: pol.rejected, policyChosenAvg: pol.chosenAvg };
+    const out = dpoLoss({ ...logps, referenceChosen: refC, referenceRejected: refR }, this.config);
+    const c = out.chosenRewards, r = out.rejectedRewards, lp = [pol.chosen, pol.rejected];
+    // In METRICS' order.
+    const metrics: Tensor<[]>[] = [out.loss.detach(), c.mean(), r.mean(), c.gt(r).cast("f32").mean()];
+    metrics.push(c.sub(r).mean(), ...lp.map((l) => l.detach().mean()));
     return { loss: out.loss, metrics };
   }
 

@@ -7,6 +7,7 @@
 import { arange, concat, keep, type Shape, type Tensor, tril, where } from "../tensor/mod.ts";
 import { checkInt, isRecord } from "../tensor/check.ts";
 import { Dropout, Embedding, LayerNorm, Linear, Module } from "./module.ts";
+import { fromPretrained } from "./pretrained.ts";
 
 /**
  * Keys and values of every layer for one batch of sequences, so generation feeds only the new
@@ -180,6 +181,11 @@ export class GPT<V extends number = number> extends Module {
   };
   /** The configuration (with defaults filled in). */
   readonly config: Required<GPTConfig<V>>;
+  /** The model of a Hugging Face folder (config.json + model.safetensors): `fromPretrained(dir)`'s,
+   * which also gives the folder's tokenizer. */
+  static async fromPretrained(dir: string): Promise<GPT> {
+    return (await fromPretrained(dir)).model;
+  }
 
   /** A GPT with GPT-2 initialization (seeded by `cfg.seed`). */
   constructor(cfg: GPTConfig<V>) {

@@ -65,8 +65,8 @@ export interface Backend {
   /** Batched matmul: a is [...batch, M, K], b is [...batch, K, N] (batch dims already broadcast
    * through strides), result contiguous [...batch, M, N] in a's float dtype. */
   matmul(a: Src, b: Src): BackendBuffer;
-  /** out[i] = src[i with i[axis] := index[i]] over index's shape (torch.gather). Indices are
-   * checked by the frontend. */
+  /** out[i] = src[i with i[axis] := index[i]] over index's shape (torch.gather); src's view spans
+   * the source's whole `axis`. Indices are checked by the frontend (the CPU backend checks again). */
   gather(src: Src, index: Src, axis: number): BackendBuffer;
   /** out = zeros(shape); out[i with i[axis] := index[i]] += src[i] over index's shape
    * (torch.scatter_add; deterministic order). */

@@ -107,6 +107,13 @@ export function offsets(view: View): Int32Array {
 /** Elements below which maps and reductions stay in JavaScript (copying in and out is not worth it). */
 const WASM_MIN = 1024;
 
+/** `i` when it indexes an axis of size `n` (the frontend checks indices too, but not those a compiled
+ * step's replay meets). */
+function inRange(i: number, n: number, op: string): number {
+  if (i >= 0 && i < n) return i;
+  throw new RangeError(`${op}: index ${i} is out of range for size ${n}`);
+}
+
 /** The map kernels' statement: store the value. */
 const store = (v: string, o: string) => `out[${o}] = ${v};`;
 
@@ -318,9 +325,9 @@ export class CpuBackend implements Backend {
     const [sd, id] = [data(src.buf), data(index.buf)];
     const out = this.alloc(io.length, src.buf.dtype);
     const o = data(out);
-    const st = src.view.strides[axis];
+    const [st, n] = [src.view.strides[axis], src.view.shape[axis]];
     this.#run(() => {
-      for (let p = 0; p < io.length; p++) o[p] = sd[base[p] + id[io[p]] * st];
+      for (let p = 0; p < io.length; p++) o[p] = sd[base[p] + inRange(id[io[p]], n, "gather") * st];
     });
     return out;
   }
@@ -331,9 +338,12 @@ export class CpuBackend implements Backend {
     const [io, so] = [offsets(index.view), offsets(src.view)];
     const [sd, id] = [data(src.buf), data(index.buf)];
     const acc = new Float64Array(numel(shape)), out = this.alloc(acc.length, src.buf.dtype), o = data(out);
+    const [sa, n] = [strides[axis], shape[axis]];
     this.#run(() => {
       acc.fill(0);
-      for (let p = 0; p < io.length; p++) acc[base[p] + id[io[p]] * strides[axis]] += sd[so[p]];
+      for (let p = 0; p < io.length; p++) {
+        acc[base[p] + inRange(id[io[p]], n, "scatterAdd") * sa] += sd[so[p]];
+      }
       o.set(acc);
     });
     return out;

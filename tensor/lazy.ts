@@ -28,7 +28,7 @@ import { fmtShape, type Shape } from "./shape.ts";
 // ---------------------------------------------------------------------------------------------
 // Storage
 
-const stats = { liveBytes: 0, liveBuffers: 0, liveTensors: 0 };
+const stats = { liveBytes: 0, liveBuffers: 0, liveTensors: 0, peakBytes: 0 };
 // A safety net for tensors dropped without dispose(): their buffers go back when collected.
 const finalizer = new FinalizationRegistry<{ buf: BackendBuffer; backend: Backend; bytes: number }>((h) => {
   stats.liveBytes -= h.bytes;
@@ -47,6 +47,7 @@ export class Storage {
   constructor(readonly buf: BackendBuffer, readonly backend: Backend) {
     stats.liveBytes += this.bytes;
     stats.liveBuffers++;
+    stats.peakBytes = Math.max(stats.peakBytes, stats.liveBytes);
     finalizer.register(this, { buf, backend, bytes: this.bytes }, this);
   }
   /** Bytes held. */
@@ -68,15 +69,21 @@ export class Storage {
   }
 }
 
-/** Memory in use: bytes and buffers held by live tensors, bytes pooled by the backend, and the
- * number of live (undisposed) tensors. */
+/** Memory in use: bytes and buffers held by live tensors, bytes pooled by the backend, the number of
+ * live (undisposed) tensors, and the most bytes live at once since the start or `resetPeakBytes()`. */
 export function memoryStats(): {
   liveBytes: number;
   liveBuffers: number;
   pooledBytes: number;
   liveTensors: number;
+  peakBytes: number;
 } {
   return { ...stats, pooledBytes: getBackend().pooledBytes() };
+}
+
+/** Start `memoryStats().peakBytes` over from the bytes live now (like torch's reset_peak_memory_stats). */
+export function resetPeakBytes(): void {
+  stats.peakBytes = stats.liveBytes;
 }
 
 /** Submit queued device work (a training step's end). */

@@ -10,7 +10,7 @@ export { crossEntropy, embedding, layerNorm, stack } from "./composite.ts";
 export { arange, fromArray, full, fullLike, ones, onesLike, tensor, zeros, zerosLike } from "./create.ts";
 export { manualSeed, permutation, rand, randLike, randn, randnLike, rng } from "./create.ts";
 export { oneHot, tril, triu } from "./create.ts";
-export { flush, hostWrite, keep, Lazy, memoryStats, scope } from "./lazy.ts";
+export { flush, hostWrite, keep, Lazy, memoryStats, resetPeakBytes, scope } from "./lazy.ts";
 export { getBackend, setBackend } from "./backends.ts";
 export type { BinaryOp, DType, Exp, UnaryOp } from "./exp.ts";
 export type { Arena, Backend, BackendBuffer, ReduceOp, Src, TypedArray, View } from "./backend.ts";

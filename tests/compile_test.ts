@@ -132,6 +132,14 @@ test("a new input shape records again; a bounded cache drops the oldest and stay
   await equalData(compiled.params, eager.params, "parameters");
 });
 
+Deno.test("compile: on the CPU a replay still refuses an index out of range (the frontend's check does not run)", () => {
+  const table = tensor([[1, 2], [3, 4], [5, 6]]).realize();
+  const look = compile((ids: Tensor<[number]>) => table.indexSelect(0, ids).sum());
+  for (let i = 0; i < 3; i++) look(tensor([0, 2], "i32")); // eager, recorded, replayed
+  assert.throws(() => look(tensor([0, 3], "i32")), /gather: index 3 is out of range for size 3/);
+  look.dispose(), table.dispose();
+});
+
 test("reading a value inside the step is refused while recording", () => {
   const w = tensor([1, 2]).realize();
   const bad = compile((x: Tensor<[2]>) => {

@@ -59,7 +59,7 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 const names = async (dir: string) => (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
 const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(path));
 
-Deno.test("savePretrained → fromPretrained: same config, identical logits, same tokenizer", async () => {
+Deno.test("savePretrained → fromPretrained (and GPT.fromPretrained): same config, identical logits, same tokenizer", async () => {
   await withDir(async (root) => {
     const model = new GPT({ ...CFG, seed: 7 });
     const tokenizer = tinyTokenizer();
@@ -78,8 +78,11 @@ Deno.test("savePretrained → fromPretrained: same config, identical logits, sam
       tokenizer.encode(text, { allowedSpecial: "all" }),
     );
     assert.ok(tokenizer.encode(" the").includes(257), "the merges survive");
+    const viaClass = await GPT.fromPretrained(dir); // the static form gives the same model
+    assert.deepEqual(await logitsOf(viaClass, tokens), await logitsOf(model, tokens));
     model.dispose();
     loaded.model.dispose();
+    viaClass.dispose();
   });
 });
 
