@@ -12,7 +12,7 @@
  * and the SFT term averages each chosen completion's per-token log-prob, then the pairs, where TRL's
  * `rpo_alpha` term pools all chosen tokens of the batch.
  */
-import { concat, type Tensor } from "../tensor/mod.ts";
+import { concat, ShapeError, type Tensor } from "../tensor/mod.ts";
 import { checkNumber } from "../tensor/check.ts";
 import { targetLogProbs } from "../tensor/composite.ts";
 
@@ -156,6 +156,12 @@ export function checkLossOptions(o: DPOLossOptions, who: string): void {
 export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult {
   checkLossOptions(o, "dpoLoss");
   const beta = o.beta ?? 0.1, eps = o.labelSmoothing ?? 0, type = o.lossType ?? "sigmoid";
+  const pc = `[${x.policyChosen.shape}]`, bad = Object.entries(x).find(([, t]) => t && `[${t.shape}]` !== pc);
+  if (bad) {
+    throw new ShapeError(
+      `dpoLoss: shapes ${pc} and [${bad[1].shape}] cannot broadcast (policyChosen, ${bad[0]})`,
+    );
+  }
   const noRef = o.referenceFree || type === "simpo";
   if (!noRef && (!x.referenceChosen || !x.referenceRejected)) {
     throw new Error("dpoLoss: reference log-probs are required unless referenceFree (or simpo) is set");

@@ -4,7 +4,7 @@
  * the token embedding. Fields are laid out like Hugging Face's GPT2LMHeadModel, so parameter names
  * (and Conv1D weight layouts [in, out]) match its checkpoints.
  */
-import { arange, concat, keep, type Shape, type Tensor, tril, where } from "../tensor/mod.ts";
+import { arange, concat, keep, type Shape, ShapeError, type Tensor, tril, where } from "../tensor/mod.ts";
 import { checkInt, isRecord } from "../tensor/check.ts";
 import { Dropout, Embedding, LayerNorm, Linear, Module } from "./module.ts";
 import { fromPretrained } from "./pretrained.ts";
@@ -226,6 +226,9 @@ export class GPT<V extends number = number> extends Module {
     opts: { cache?: KVCache } = {},
   ): Tensor<[B, T, number]> {
     const [, T] = idx.shape;
+    if (idx.rank !== 2 || !T) {
+      throw new ShapeError(`GPT.forward: tokens must be [B, T] with T ≥ 1, got [${idx.shape.join(", ")}]`);
+    }
     const kv = opts.cache, past = kv ? kv.length : 0, max = this.config.blockSize;
     if (past + T > max) {
       throw new RangeError(`GPT.forward: sequence length ${past + T} exceeds blockSize ${max}`);

@@ -6,6 +6,7 @@
 import { embedding, hostWrite, keep, layerNorm, ones, randn, type Shape, Tensor } from "../tensor/mod.ts";
 import { rng, zeros } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
+import { isRecord } from "../tensor/check.ts";
 
 /** A parameter: a kept leaf tensor that requires grad. */
 export function param<S extends Shape>(t: Tensor<S>): Tensor<S> {
@@ -42,11 +43,13 @@ export class Module {
   /** Copy values into the parameters by name. Every parameter must be present with its shape;
    * keys for which `ignore(name)` is true are skipped; any other unknown key is an error. */
   loadStateDict(sd: Record<string, Tensor<Shape>>, ignore: (name: string) => boolean = () => false): void {
+    if (!isRecord(sd)) throw new TypeError(`loadStateDict: expected an object of name → tensor, got ${sd}`);
     const own = this.stateDict();
+    const shape = (v: unknown) => v instanceof Tensor ? fmtShape(v.shape) : `${v} (not a tensor)`;
     const missing = Object.keys(own).filter((k) => !(k in sd));
     const unexpected = Object.keys(sd).filter((k) => !(k in own) && !ignore(k));
-    const bad = Object.keys(own).filter((k) => k in sd && fmtShape(sd[k].shape) !== fmtShape(own[k].shape))
-      .map((k) => `${k} (expected ${fmtShape(own[k].shape)}, got ${fmtShape(sd[k].shape)})`);
+    const bad = Object.keys(own).filter((k) => k in sd && shape(sd[k]) !== fmtShape(own[k].shape))
+      .map((k) => `${k} (expected ${fmtShape(own[k].shape)}, got ${shape(sd[k])})`);
     const lists = { "missing keys": missing, "unexpected keys": unexpected, "shape mismatches": bad };
     const problems = Object.entries(lists).filter(([, keys]) => keys.length);
     const list = ([what, keys]: [string, string[]]) => `${what}: ${keys.join(", ")}`;

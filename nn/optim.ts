@@ -3,6 +3,10 @@
  * State lives on the device next to the parameters; an update is a few fused kernels per tensor.
  */
 import { hostWrite, keep, scope, type Shape, Tensor, where, zeros, zerosLike } from "../tensor/mod.ts";
+import { checkInt, checkNumber } from "../tensor/check.ts";
+import { fmtShape } from "../tensor/shape.ts";
+
+const nonNegative = (v: number) => v >= 0;
 
 /** What every optimizer has. */
 export interface Optimizer {
@@ -34,7 +38,10 @@ export abstract class OptimizerBase implements Optimizer {
   /** Optimize `params` (tensors, or [name, tensor] pairs) at learning rate `lr`. */
   constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], public lr: number) {
     this.params = named(params);
+    checkNumber(`${this.constructor.name}: lr`, lr, "≥ 0", nonNegative);
   }
+  /** The state slots a parameter may have (what `loadStateDict` accepts after "name."). */
+  protected slots: string[] = [];
   /** The state slot `key` of parameter `name`, created as zeros. */
   protected slot(name: string, key: string, like: Tensor<Shape>): Tensor<Shape> {
     const k = `${name}.${key}`;
@@ -78,6 +85,17 @@ export abstract class OptimizerBase implements Optimizer {
   }
   /** Restore `stateDict()` output. */
   loadStateDict(sd: { step: number; state: Record<string, Tensor<Shape>> }): void {
+    const who = `${this.constructor.name}.loadStateDict`;
+    checkInt(`${who}: step`, sd.step, 0);
+    // Every state tensor is checked before anything changes.
+    const want = new Map<string, string>();
+    for (const [n, p] of this.params) for (const s of this.slots) want.set(`${n}.${s}`, fmtShape(p.shape));
+    const shape = (v: unknown) => v instanceof Tensor ? fmtShape(v.shape) : `${v}`;
+    const [k, v] = Object.entries(sd.state).find(([k, v]) => shape(v) !== want.get(k)) ?? [];
+    if (k !== undefined) {
+      const why = want.has(k) ? `expected ${want.get(k)}` : `not a slot (${this.slots}) of a parameter`;
+      throw new Error(`${who}: state ${k} is ${shape(v)}, ${why}`);
+    }
     this.t = sd.step;
     // Into the existing state's memory where there is some (a compiled step holds on to it), else
     // into new memory: never shared with `sd`, whose owner updates it in place.
@@ -89,9 +107,12 @@ export abstract class OptimizerBase implements Optimizer {
 
 /** Stochastic gradient descent with optional momentum. */
 export class SGD extends OptimizerBase {
+  /** Its state: a momentum buffer per parameter. */
+  protected override slots = ["momentum"];
   /** SGD at `lr`, with `momentum` (0 = none). */
   constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], lr: number, readonly momentum = 0) {
     super(params, lr);
+    checkNumber("SGD: momentum", momentum, "≥ 0", nonNegative);
   }
   /** p ← p − lr·(μ·buf + g). */
   update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void {
@@ -119,6 +140,8 @@ export interface AdamOptions {
 
 /** Adam (Kingma & Ba, 2015) with decoupled weight decay (AdamW, Loshchilov & Hutter, 2019). */
 export class AdamW extends OptimizerBase {
+  /** Its state: first and second moments per parameter. */
+  protected override slots = ["exp_avg", "exp_avg_sq"];
   /** Moment decay rates. */
   readonly betas: [number, number];
   /** Denominator guard. */
@@ -130,9 +153,11 @@ export class AdamW extends OptimizerBase {
   /** AdamW over `params` (names let `decay` choose). */
   constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], opts: AdamOptions = {}) {
     super(params, opts.lr ?? 1e-3);
+    const who = this.constructor.name;
     this.betas = opts.betas ?? [0.9, 0.999];
-    this.eps = opts.eps ?? 1e-8;
-    this.weightDecay = opts.weightDecay ?? 0;
+    this.betas.forEach((b, i) => checkNumber(`${who}: betas[${i}]`, b, "in [0, 1)", (v) => v >= 0 && v < 1));
+    this.eps = checkNumber(`${who}: eps`, opts.eps ?? 1e-8, "≥ 0", nonNegative);
+    this.weightDecay = checkNumber(`${who}: weightDecay`, opts.weightDecay ?? 0, "≥ 0", nonNegative);
     this.decay = opts.decay ?? ((_, p) => p.rank >= 2);
   }
   /** [stepSize, c2, lr·wd] of step `t`. */
@@ -189,8 +214,7 @@ export function lrAt(
 export function clipGradNorm(params: Tensor<Shape>[], maxNorm: number): Tensor<[]> {
   const grads = params.map((p) => p.grad).filter((g): g is Tensor<Shape> => !!g);
   if (!grads.length) return zeros([]);
-  let sq: Tensor<Shape> = grads[0].mul(grads[0]).sum();
-  for (const g of grads.slice(1)) sq = sq.add(g.mul(g).sum());
+  const sq = grads.map((g) => g.mul(g).sum()).reduce((a, b) => a.add(b));
   const norm = sq.sqrt().realize();
   const coef = norm.add(1e-6).div(maxNorm).maximum(1).realize(); // ≥ 1: divide by it
   for (const g of grads) g.assign(g.div(coef));

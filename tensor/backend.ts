@@ -93,29 +93,13 @@ export function contiguousStrides(shape: readonly number[]): number[] {
 }
 
 /** Number of elements of a shape. */
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
+export const numel = (shape: readonly number[]): number => shape.reduce((n, d) => n * d, 1);
 
-/** Bytes per element of a dtype as stored on the host. */
-export function bytesPer(dtype: DType): number {
-  return dtype === "f64" ? 8 : dtype === "bool" ? 1 : 4;
-}
-
+// The typed array each dtype is held in on the host (bool as 0/1 bytes).
+const HOST_ARRAYS = { f32: Float32Array, f64: Float64Array, i32: Int32Array, bool: Uint8Array };
 /** A host typed array for a dtype. */
 export function hostArray(dtype: DType, n: number): TypedArray {
-  switch (dtype) {
-    case "f32":
-      return new Float32Array(n);
-    case "f64":
-      return new Float64Array(n);
-    case "i32":
-      return new Int32Array(n);
-    case "bool":
-      return new Uint8Array(n);
-  }
+  return new HOST_ARRAYS[dtype](n);
 }
 
 /** An environment variable, or undefined when unset or without env permission (the library imports

@@ -8,6 +8,7 @@
 import * as SH from "./shape.ts";
 import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
 import { arange } from "./create.ts";
+import { checkNumber } from "./check.ts";
 import { checkIndex, concat, record, Tensor, where } from "./tensor.ts";
 
 /** Join same-shaped tensors along a new axis. */
@@ -89,7 +90,15 @@ export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends S
   bias?: Tensor<Bs>,
   eps = 1e-5,
 ): Tensor<S> {
-  const t = x as Tensor<any>;
+  const t = x as Tensor<any>, D = `[${t.shape[t.rank - 1]}]`, fmt = SH.fmtShape;
+  if (!t.rank) throw new SH.ShapeError("layerNorm: a 0-d input has no last axis to normalize");
+  const bad = [weight, bias].find((p) => p && fmt(p.shape) !== D);
+  if (bad) {
+    throw new SH.ShapeError(
+      `layerNorm: input ${fmt(t.shape)} needs weight and bias ${D}, got ${fmt(bad.shape)}`,
+    );
+  }
+  checkNumber("layerNorm: eps", eps, "≥ 0", (e) => e >= 0);
   const mu = t.mean(-1, true);
   const d = t.sub(mu);
   let y = d.mul(d.mul(d).mean(-1, true).add(eps).rsqrt());

@@ -29,12 +29,14 @@ import { fmtShape, type Shape } from "./shape.ts";
 // Storage
 
 const stats = { liveBytes: 0, liveBuffers: 0, liveTensors: 0, peakBytes: 0 };
-// A safety net for tensors dropped without dispose(): their buffers go back when collected.
-const finalizer = new FinalizationRegistry<{ buf: BackendBuffer; backend: Backend; bytes: number }>((h) => {
+// Give a storage's buffer back to its backend (its last release, or its finalizer).
+function drop(h: { buf: BackendBuffer; backend: Backend; bytes: number }): void {
   stats.liveBytes -= h.bytes;
   stats.liveBuffers--;
   h.backend.free(h.buf);
-});
+}
+// A safety net for tensors dropped without dispose(): their buffers go back when collected.
+const finalizer = new FinalizationRegistry(drop);
 // Tensors collected without dispose() stop counting as live.
 const tensorFinalizer = new FinalizationRegistry<null>(() => stats.liveTensors--);
 
@@ -63,9 +65,7 @@ export class Storage {
   release(): void {
     if (--this.refs > 0) return;
     finalizer.unregister(this);
-    stats.liveBytes -= this.bytes;
-    stats.liveBuffers--;
-    this.backend.free(this.buf);
+    drop(this);
   }
 }
 
@@ -122,11 +122,8 @@ export const isContig = (v: View): boolean => {
   const s = contiguousStrides(v.shape);
   return v.shape.every((n, d) => n === 1 || s[d] === v.strides[d]);
 };
-const hasIdx = (e: Exp): boolean => {
-  let found = false;
-  X.mapLeaves(e, (l) => ((found ||= l.op === "idx"), l));
-  return found;
-};
+// Whether an expression reads an index (`idx` leaves key as `#axis`).
+const hasIdx = (e: Exp): boolean => X.key(e).includes("#");
 /** A form's reads as the backend's sources; a read of memory since overwritten by `assign` throws. */
 export const srcs = (f: Form): Src[] =>
   f.reads.map((r) => {

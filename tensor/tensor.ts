@@ -135,6 +135,7 @@ export class Tensor<
       );
     }
     return (async () => {
+      if (pending.length) await drainChecks();
       const r = contiguousRead(this, "data");
       const out = await r.st.backend.read(r.st.buf);
       return out.length === this.size ? out : out.subarray(r.view.offset, r.view.offset + this.size);
@@ -874,21 +875,35 @@ function scatterAdd(
 }
 
 // Indices are checked on the host: on the CPU the buffer is the host copy, device uploads keep one
-// (create.ts); computed indices on a device go unchecked.
+// (create.ts). Indices computed on a device get a small check kernel now, read with the next value
+// read back (`data`), which throws naming the op.
+const pending: { op: string; n: number; range: Tensor<[2]> }[] = [];
 export function checkIndex(op: string, index: Tensor<any>, n: number, ignore?: number) {
   if (index.dtype !== "i32") throw new TypeError(`${op}: index must be i32, got ${index.dtype}`);
   let f = index.form(op);
   if (!isLoad(f) && index.backendOf().name === "cpu") f = realizeForm(index, op);
-  if (!isLoad(f)) return;
-  const { st, view } = f.reads[0];
-  const host = st.buf instanceof CpuBuffer ? st.buf.data : hostCopy.get(st.buf);
-  if (!host) return;
-  for (const o of offsets(view)) {
-    const v = host[o];
-    if ((v < 0 || v >= n) && v !== ignore) {
-      throw new RangeError(`${op}: index ${v} is out of range for size ${n}`);
-    }
+  const r = isLoad(f) ? f.reads[0] : null;
+  const host = r && (r.st.buf instanceof CpuBuffer ? r.st.buf.data : hostCopy.get(r.st.buf));
+  if (!host) {
+    let ok = index.ge(0).and(index.lt(n));
+    if (ignore !== undefined) ok = ok.or(index.eq(ignore));
+    const bad = where(ok, 0, index), range = concat([bad.min().reshape([1]), bad.max().reshape([1])]);
+    return void pending.push({ op, n, range: keep(range.realize()) });
   }
+  const v = Array.from(offsets(r!.view), (o) => host[o]).find((v) => (v < 0 || v >= n) && v !== ignore);
+  if (v !== undefined) throw new RangeError(`${op}: index ${v} is out of range for size ${n}`);
+}
+
+/** Read the pending device index checks; throw for the first that failed. */
+async function drainChecks(): Promise<void> {
+  const list = pending.splice(0);
+  const ranges = await Promise.all(list.map((p) => p.range.data().finally(() => p.range.dispose())));
+  const k = ranges.findIndex(([lo, hi], i) => lo < 0 || hi >= list[i].n), [lo, hi] = ranges[k] ?? [];
+  if (k < 0) return;
+  const { op, n } = list[k];
+  throw new RangeError(
+    `${op}: index ${lo < 0 ? lo : hi} (computed on the device) is out of range for size ${n}`,
+  );
 }
 
 function nest(vals: number[], shape: readonly number[]): Nested {

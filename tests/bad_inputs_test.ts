@@ -538,6 +538,102 @@ const cases: Case[] = [
     "-0.1",
   ]],
   ["nn", "Dropout p = 1", () => new T.Dropout(1), RangeError, ["Dropout", "got 1"]],
+  ["nn", "GPT.forward of 1-D tokens", () => gpt.forward(idx([1, 2]) as any), ShapeError, [
+    "GPT.forward: tokens must be [B, T] with T ≥ 1, got [2]",
+  ]],
+  ["nn", "GPT.forward of no tokens", () => gpt.forward(idx([[]]) as any), ShapeError, [
+    "GPT.forward: tokens must be [B, T] with T ≥ 1, got [1, 0]",
+  ]],
+  ["nn", "loadStateDict(null)", () => gpt.loadStateDict(null as any), TypeError, [
+    "loadStateDict: expected an object of name → tensor, got null",
+  ]],
+  [
+    "nn",
+    "loadStateDict with an undefined value",
+    () => gpt.loadStateDict({ ...sd, "transformer.wte.weight": undefined } as any),
+    Error,
+    [
+      "shape mismatches: transformer.wte.weight (expected [10, 8], got undefined (not a tensor))",
+    ],
+  ],
+  [
+    "nn",
+    "loadStateDict with an array for a tensor",
+    () => {
+      const k = "transformer.wte.weight";
+      return gpt.loadStateDict({ ...sd, [k]: [1, 2] } as any);
+    },
+    Error,
+    ["shape mismatches: transformer.wte.weight (expected [10, 8], got 1,2 (not a tensor))"],
+  ],
+  ["nn", "layerNorm of a 0-d tensor", () => T.layerNorm(t(1)), ShapeError, [
+    "layerNorm: a 0-d input has no last axis to normalize",
+  ]],
+  [
+    "nn",
+    "layerNorm weight of the wrong size",
+    () => T.layerNorm(t([[1, 2, 3]]), t([1, 1, 1, 1])),
+    ShapeError,
+    [
+      "layerNorm: input [1, 3] needs weight and bias [3], got [4]",
+    ],
+  ],
+  ["nn", "layerNorm eps -1", () => T.layerNorm(t([[1, 2, 3]]), undefined, undefined, -1), RangeError, [
+    "layerNorm: eps must be ≥ 0, got -1",
+  ]],
+  ["nn", "AdamW lr NaN", () => new M.AdamW(gpt.parameters(), { lr: NaN }), RangeError, [
+    "AdamW: lr must be ≥ 0, got NaN",
+  ]],
+  ["nn", "AdamW betas [1.5, 0.9]", () => new M.AdamW(gpt.parameters(), { betas: [1.5, 0.9] }), RangeError, [
+    "AdamW: betas[0] must be in [0, 1), got 1.5",
+  ]],
+  ["nn", "AdamW eps -1", () => new M.AdamW(gpt.parameters(), { eps: -1 }), RangeError, [
+    "AdamW: eps must be ≥ 0, got -1",
+  ]],
+  ["nn", "SGD lr -1", () => new M.SGD(gpt.parameters(), -1), RangeError, ["SGD: lr must be ≥ 0, got -1"]],
+  ["nn", "SGD momentum Infinity", () => new M.SGD(gpt.parameters(), 0.1, Infinity), RangeError, [
+    "SGD: momentum must be ≥ 0, got Infinity (not finite)",
+  ]],
+  [
+    "nn",
+    "optimizer state with step NaN",
+    () => new M.AdamW(gpt.namedParameters()).loadStateDict({ step: NaN, state: {} }),
+    RangeError,
+    [
+      "AdamW.loadStateDict: step must be a non-negative integer, got NaN",
+    ],
+  ],
+  [
+    "nn",
+    "optimizer state for no parameter",
+    () => new M.AdamW(gpt.namedParameters()).loadStateDict({ step: 1, state: { "nope.exp_avg": t([1]) } }),
+    Error,
+    [
+      "AdamW.loadStateDict: state nope.exp_avg is [1], not a slot (exp_avg,exp_avg_sq) of a parameter",
+    ],
+  ],
+  [
+    "nn",
+    "optimizer state of the wrong shape",
+    () =>
+      new M.AdamW(gpt.namedParameters()).loadStateDict({
+        step: 1,
+        state: { "transformer.wte.weight.exp_avg": t([1]) },
+      }),
+    Error,
+    [
+      "state transformer.wte.weight.exp_avg is [1], expected [10, 8]",
+    ],
+  ],
+  [
+    "dpo",
+    "a reference of another shape",
+    () => M.dpoLoss({ ...logProbs, referenceChosen: lp([0, 1]) }),
+    ShapeError,
+    [
+      "dpoLoss: shapes [1] and [2] cannot broadcast (policyChosen, referenceChosen)",
+    ],
+  ],
   ["nn", "Linear of -1 inputs", () => new M.Linear(-1, 2), ShapeError, ["invalid shape [-1, 2]"]],
   ["nn", "Embedding of 2.5 rows", () => new M.Embedding(2.5, 2), ShapeError, ["invalid shape [2.5, 2]"]],
   ["nn", "forward past blockSize", () => gpt.forward(M.zeros([1, 9], "i32")), RangeError, [
@@ -1255,7 +1351,15 @@ Deno.test({
         ["GPT.forward", () => model.forward(gi), []],
         [
           "dpoLoss",
-          () => M.dpoLoss({ ...logProbs, policyChosen: gv, policyRejected: c.narrow(0, 0, 1).reshape([2]) }),
+          () => {
+            const row = c.narrow(0, 0, 1).reshape([2]);
+            return M.dpoLoss({
+              policyChosen: gv,
+              policyRejected: row,
+              referenceChosen: row,
+              referenceRejected: row,
+            });
+          },
           [],
         ],
       ];
@@ -1264,6 +1368,46 @@ Deno.test({
           .catch((e) => Promise.reject(new Error(`${name}: ${e.message}`)));
       }
       assert.equal(mixed.length, 11);
+    } finally {
+      await M.setBackend("cpu");
+    }
+  },
+});
+
+// Indices computed on the device (no host copy to check): a check kernel runs with the op, and the next
+// read throws naming the op and the offending index.
+Deno.test({
+  name: "bad inputs: webgpu: out-of-range indices computed on the device throw at the next read",
+  ignore: !adapter,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    try {
+      await M.setBackend("webgpu");
+      const dev = (v: M.Nested) => t(v as number[]).cast("i32"); // a cast: computed on the device
+      const table = t([[1, 2], [3, 4], [5, 6]]).realize();
+      const cases: [string, () => M.Tensor<any>, string][] = [
+        [
+          "indexSelect",
+          () => table.indexSelect(0, dev([0, 3])),
+          "indexSelect: index 3 (computed on the device)",
+        ],
+        ["gather", () => table.gather(1, dev([[0, 1], [2, 0], [1, 1]])), "gather: index 2 (computed"],
+        ["embedding", () => T.embedding(table, dev([2, -1])), "embedding: index -1 (computed on the device)"],
+        [
+          "scatterAdd",
+          () => t([0, 0]).scatterAdd(0, dev([1, 5]), t([1, 1])),
+          "scatterAdd: index 5 (computed",
+        ],
+        ["crossEntropy", () => T.crossEntropy(table, dev([1, 2, 3])), "crossEntropy: index 3 (computed"],
+      ];
+      for (const [name, fn, fragment] of cases) {
+        await refuses(() => fn().data(), RangeError, [fragment])
+          .catch((e) => Promise.reject(new Error(`${name}: ${e.message}`)));
+      }
+      // In range, or the ignored index of crossEntropy: no error.
+      assert.equal((await table.indexSelect(0, dev([2, 0])).data()).length, 4);
+      assert.ok(Number.isFinite(await T.crossEntropy(table, dev([1, -100, 0])).item()));
     } finally {
       await M.setBackend("cpu");
     }

@@ -150,15 +150,12 @@ function kernel(mode: Mode, e: Exp, splats: boolean[]): Func {
 }
 
 const kernels = new Map<string, ((...args: number[]) => void) | null>();
+/** Merged dims: their size and each view's stride. */
+type Dim = { n: number; s: number[] };
 
 /** Merge dims [a, b) of `shape` into one for every view, skipping size-1 dims: the merged size and
  * each view's stride, or null when a view's strides there are not nested (a transpose, a slice). */
-function merge(
-  shape: readonly number[],
-  views: View[],
-  a: number,
-  b: number,
-): { n: number; s: number[] } | null {
+function merge(shape: readonly number[], views: View[], a: number, b: number): Dim | null {
   let n = 1;
   const s = views.map(() => 0);
   for (let d = b - 1; d >= a; d--) {
@@ -187,12 +184,10 @@ export function wasmKernel(
   out: Float32Array,
   at = 0,
 ): (() => void) | null {
-  if (e.dtype !== "f32" || !inputs.every((x) => x.data instanceof Float32Array) || !supported(e)) {
-    return null;
-  }
+  if (e.dtype !== "f32" || !inputs.every((x) => x.data instanceof Float32Array) || !supported(e)) return null;
   const views = inputs.map((x) => x.view);
   // Rows × columns: for a map, the longest run of trailing dims every input reads with stride 1 or 0.
-  let rows: { n: number; s: number[] } | null = null, cols: { n: number; s: number[] } | null = null;
+  let rows: Dim | null = null, cols: Dim | null = null;
   for (let d = mode === "map" ? 0 : split; d <= (mode === "map" ? shape.length - 1 : split) && !rows; d++) {
     cols = merge(shape, views, d, shape.length);
     if (cols && cols.s.every((s) => s === 0 || s === 1)) rows = merge(shape, views, 0, d);
@@ -208,8 +203,7 @@ export function wasmKernel(
   const spans = inputs.map((_, i) => (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n));
   if (spans.some((n) => n > 2 * numel(shape) + 4)) return null; // a sparse view: not worth copying
   const ptrs = spans.reduce((p, n) => [...p, p[p.length - 1] + 4 * Math.ceil(n / 4 + 1)], [0]);
-  const count = mode === "map" ? rows.n * cols.n : rows.n;
-  const o = ptrs[ptrs.length - 1];
+  const count = mode === "map" ? rows.n * cols.n : rows.n, o = ptrs[ptrs.length - 1];
   return () => {
     const h = heap(4 * (o + count + 4));
     if (!h) throw new Error(`cpu: WebAssembly memory cannot grow to ${4 * (o + count + 4)} bytes`);

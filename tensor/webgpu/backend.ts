@@ -53,16 +53,17 @@ interface Dim {
   n: number;
   s: number[];
 }
+/** One view's strides, in elements. */
+type Strides = readonly number[];
+
+/** A kernel's params: `head`, the dims' sizes, then each view's offset and its stride in every dim. */
+function dimParams(head: number[], ds: Dim[], offsets: number[]): number[] {
+  return [...head, ...ds.map((d) => d.n), ...offsets.flatMap((o, k) => [o, ...ds.map((d) => d.s[k])])];
+}
 
 /** Dims `from..to` with their stride in every view. When `merge`, dims contiguous in every view
  * are merged and size-1 dims dropped (not when the expression reads `idx`: its axes must stay). */
-function dims(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-  from: number,
-  to: number,
-  merge = true,
-) {
+function dims(shape: readonly number[], strides: readonly Strides[], from: number, to: number, merge = true) {
   const out: Dim[] = [];
   for (let d = from; d < to; d++) {
     const last = out[out.length - 1];
@@ -170,18 +171,15 @@ export class WebGpuBackend implements Backend {
   }
 
   map(e: Exp, inputs: Src[], shape: readonly number[], into?: Src): BackendBuffer {
-    const out = into?.buf ?? this.alloc(numel(shape), e.dtype);
-    const n = numel(shape);
+    const n = numel(shape), out = into?.buf ?? this.alloc(n, e.dtype);
     if (n === 0) return out;
     const ov: View = into?.view ?? { shape, strides: contiguousStrides(shape), offset: 0 };
     const views = [...inputs.map((x) => x.view), ov];
     const ds = dims(shape, views.map((v) => v.strides), 0, shape.length, !key(e).includes("#"));
     const { bufs, bindings, slots } = this.bind(inputs, raw(out), wgslType(out.dtype));
-    const rank = ds.length;
     const value = this.value(e, slots, (a) => a);
-    const src = mapKernel({ value, inputs: inputs.length, bindings, rank });
-    const params = [n, 1, ...ds.map((d) => d.n)];
-    views.forEach((v, k) => params.push(v.offset, ...ds.map((d) => d.s[k])));
+    const src = mapKernel({ value, inputs: inputs.length, bindings, rank: ds.length });
+    const params = dimParams([n, 1], ds, views.map((v) => v.offset));
     const tag = `map ${key(e).slice(0, 80)}`;
     this.gpu.dispatch(tag, src, bindings, bufs, params, this.gpu.grid(Math.ceil(n / 256)));
     return out;
@@ -248,9 +246,7 @@ export class WebGpuBackend implements Backend {
       init: start,
       pairs,
     });
-    const params = [nOut * chunks, nRed, ...ds.map((d) => d.n)];
-    inputs.forEach((x, k) => params.push(x.view.offset, ...ds.map((d) => d.s[k])));
-    params.push(chunks, L);
+    const params = [...dimParams([nOut * chunks, nRed], ds, inputs.map((x) => x.view.offset)), chunks, L];
     const grid = this.gpu.grid(Math.ceil((nOut * chunks) / (256 / threads)));
     this.gpu.dispatch(`reduce-${op} ${key(e).slice(0, 80)}`, src, bindings, bufs, params, grid);
     return out;
@@ -327,14 +323,12 @@ export class WebGpuBackend implements Backend {
     const sv = src.view.strides.map((s, d) => (d === axis ? 0 : s));
     const views = [index.view.strides, sv, contiguousStrides(shape)];
     const ds = dims(shape, views, 0, shape.length);
-    const t = wgslType(src.buf.dtype);
-    const { bufs, bindings, slots } = this.bind([index, src], raw(out), t);
+    const { bufs, bindings, slots } = this.bind([index, src], raw(out), wgslType(src.buf.dtype));
     // The axis stride is one extra param after the output's view (view 2).
     const rank = ds.length, value = `B${slots[1]}[o1 + B${slots[0]}[o0] * ${p(viewAt(rank, 3))}]`;
     const code = mapKernel({ value, inputs: 2, bindings, rank, extraParams: 1 });
-    const params = [n, 1, ...ds.map((d) => d.n)];
-    [index.view.offset, src.view.offset, 0].forEach((o, k) => params.push(o, ...ds.map((d) => d.s[k])));
-    params.push(src.view.strides[axis]);
+    const offsets = [index.view.offset, src.view.offset, 0];
+    const params = [...dimParams([n, 1], ds, offsets), src.view.strides[axis]];
     this.gpu.dispatch(`gather axis ${axis}`, code, bindings, bufs, params, this.gpu.grid(Math.ceil(n / 256)));
     return out;
   }

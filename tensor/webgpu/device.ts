@@ -25,6 +25,8 @@ type Pipe = { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; id: number }
 // A training step of the tiny GPT records ~400 dispatches: one submit per step, yet bounded encoders.
 const SUBMIT_EVERY = 1024;
 const ARENA_BYTES = 1 << 18;
+/** Bytes of uniforms a launch with `n` params binds: whole vec4s, at least one. */
+const uniformBytes = (n: number): number => Math.max(1, Math.ceil(n / 4)) * 16;
 
 /** Adapter, device, pool, pending encoder and caches. */
 export class Gpu {
@@ -76,11 +78,8 @@ export class Gpu {
   static async create(): Promise<Gpu> {
     const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
     const adapter = await gpu?.requestAdapter({ powerPreference: "high-performance" });
-    if (!adapter) {
-      throw new Error(
-        `webgpu: no adapter available (${gpu ? "requestAdapter() gave null" : "no navigator.gpu"})`,
-      );
-    }
+    const why = gpu ? "requestAdapter() gave null" : "no navigator.gpu";
+    if (!adapter) throw new Error(`webgpu: no adapter available (${why})`);
     const l = adapter.limits as unknown as Record<string, number>;
     const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, l[k]]));
     const requiredFeatures = (["shader-f16", "subgroups"] as const).filter((f) => adapter.features.has(f));
@@ -168,7 +167,7 @@ export class Gpu {
   ): void {
     this.check();
     const { pipe, layout, id } = this.pipeline(tag, source, bindings);
-    const bytes = Math.max(1, Math.ceil(params.length / 4)) * 16;
+    const bytes = uniformBytes(params.length);
     const align = this.limits.minUniformBufferOffsetAlignment;
     let at = Math.ceil(this.arenaUsed / align) * align;
     if (at + bytes > ARENA_BYTES) {
@@ -181,13 +180,7 @@ export class Gpu {
     let group = this.groups.get(key);
     if (!group) {
       if (this.groups.size > 4096) this.groups.clear();
-      group = this.device.createBindGroup({
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: this.arenaBuf, size: bytes } },
-          ...bufs.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buf } })),
-        ],
-      });
+      group = this.bindGroup(layout, this.arenaBuf, bytes, bufs);
       this.groups.set(key, group);
     }
     for (const b of bufs) b.use = this.submits;
@@ -206,17 +199,11 @@ export class Gpu {
     if (this.debug.includes("kernels")) console.log(`// ---- webgpu kernel: ${tag}\n${source}`);
     const d = this.device;
     d.pushErrorScope("validation");
-    const entry = (binding: number, buffer: GPUBufferBindingLayout) => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer,
-    });
-    const layout = d.createBindGroupLayout({
-      entries: [
-        entry(0, { type: "uniform", hasDynamicOffset: true }),
-        ...bindings.map((b, i) => entry(i + 1, { type: b.write ? "storage" : "read-only-storage" })),
-      ],
-    });
+    const buffers: GPUBufferBindingLayout[] = [{ type: "uniform", hasDynamicOffset: true }];
+    for (const b of bindings) buffers.push({ type: b.write ? "storage" : "read-only-storage" });
+    const visibility = GPUShaderStage.COMPUTE;
+    const entries = buffers.map((buffer, binding) => ({ binding, visibility, buffer }));
+    const layout = d.createBindGroupLayout({ entries });
     const module = d.createShaderModule({ code: source });
     const pipe = d.createComputePipeline({
       layout: d.createPipelineLayout({ bindGroupLayouts: [layout] }),
@@ -261,24 +248,24 @@ export class Gpu {
     }
     const data = new Int32Array(end / 4);
     launches.forEach((l, i) => data.set(l.params, at[i] / 4));
-    const uniforms = this.device.createBuffer({
-      size: Math.max(end, 16),
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
+    const usage = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
+    const uniforms = this.device.createBuffer({ size: Math.max(end, 16), usage });
     this.device.queue.writeBuffer(uniforms, 0, data);
     return launches.map((l, i) => ({
       at: at[i],
-      group: this.device.createBindGroup({
-        layout: l.layout,
-        entries: [
-          {
-            binding: 0,
-            resource: { buffer: uniforms, size: Math.max(1, Math.ceil(l.params.length / 4)) * 16 },
-          },
-          ...l.bufs.map((b, k) => ({ binding: k + 1, resource: { buffer: b.buf } })),
-        ],
-      }),
+      group: this.bindGroup(l.layout, uniforms, uniformBytes(l.params.length), l.bufs),
     }));
+  }
+
+  /** A bind group of `layout`: `size` bytes of `uniforms` (at a dynamic offset) at binding 0, then `bufs`. */
+  private bindGroup(layout: GPUBindGroupLayout, uniforms: GPUBuffer, size: number, bufs: Raw[]) {
+    return this.device.createBindGroup({
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: uniforms, size } },
+        ...bufs.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buf } })),
+      ],
+    });
   }
 
   /** Submit the pending encoder (if it holds work) and start a new one. */
