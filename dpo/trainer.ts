@@ -279,18 +279,16 @@ export class DPOTrainer {
     return { loss: out.loss, metrics };
   }
 
+  /** The reference's log-probs of `pairs`, computed once up front in batches of `batchSize`. */
+  #precompute(pairs: EncodedPair[]): Promise<[Float32Array, Float32Array]> {
+    const { padId, batchSize } = this.config;
+    return precomputeReference(this.reference!, pairs, padId, batchSize, this.#average);
+  }
+
   /** One optimizer step; returns its metrics (one device read). */
   async step(): Promise<DPOMetrics> {
     const cfg = this.config;
-    if (cfg.precomputeRef && this.reference && !this.#refCache) {
-      this.#refCache = await precomputeReference(
-        this.reference,
-        this.train,
-        cfg.padId,
-        cfg.batchSize,
-        this.#average,
-      );
-    }
+    if (cfg.precomputeRef && this.reference) this.#refCache ??= await this.#precompute(this.train);
     const lr = lrAt(this.stepCount, { lr: cfg.lr, warmup: cfg.warmup ?? Math.ceil(cfg.steps / 10) });
     this.optimizer.lr = lr;
     const idx = this.#nextBatch();
@@ -319,9 +317,7 @@ export class DPOTrainer {
     const sums = new Float64Array(METRICS.length);
     const bs = this.config.batchSize, wasTraining = this.policy.training;
     this.policy.eval(); // no dropout while measuring
-    const cache = this.reference
-      ? await precomputeReference(this.reference, pairs, this.config.padId, bs, this.#average)
-      : null;
+    const cache = this.reference ? await this.#precompute(pairs) : null;
     for (let i = 0; i < pairs.length; i += bs) {
       const idx = Array.from({ length: Math.min(bs, pairs.length - i) }, (_, k) => i + k);
       const v = await scope(() =>

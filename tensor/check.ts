@@ -73,6 +73,9 @@ export function checkNonEmpty(op: string, shape: readonly number[], axes: readon
   }
 }
 
+/** `typeof v`, but "null" for null: how errors name a value of the wrong kind. */
+export const typeName = (v: unknown): string => v === null ? "null" : typeof v;
+
 /** A JSON-style object: not null, not an array. */
 export function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);

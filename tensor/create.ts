@@ -7,7 +7,7 @@
  */
 import { numel } from "./backend.ts";
 import { getBackend } from "./backends.ts";
-import { checkData, checkDType, checkShape, dataDType, MAX_ELEMENTS } from "./check.ts";
+import { checkData, checkDType, checkShape, dataDType, MAX_ELEMENTS, typeName } from "./check.ts";
 import * as X from "./exp.ts";
 import type { DType } from "./exp.ts";
 import { bufferForm, fuse, hostCopy } from "./lazy.ts";
@@ -66,6 +66,9 @@ export function fromArray<const S extends Shape>(
   shape: S,
   dtype: DType = dataDType(data),
 ): Tensor<S> {
+  if (!Array.isArray(data) && !ArrayBuffer.isView(data)) {
+    throw new TypeError(`fromArray: data must be an array or a typed array, got ${typeName(data)}`);
+  }
   checkShape("fromArray", shape);
   checkData("fromArray", data, checkDType("fromArray", dtype));
   if (data.length !== numel(shape)) {

@@ -191,6 +191,7 @@ export type NormAxis<S extends Shape, A extends number, Op extends string = "axi
 /** Axis `axis` of `shape` made non-negative; throws if out of range. `rank` is the shape's unless an op
  * counts axes of a shape with a dim added (unsqueeze, stack: one more). */
 export function normAxis(op: string, axis: number, shape: readonly number[], rank = shape.length): number {
+  if (typeof axis !== "number") fail(`${op}: axis ${JSON.stringify(axis) ?? axis} is not an integer`);
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
     fail(`${op}: axis ${axis} is out of range for shape ${fmtShape(shape)}`);
   }
@@ -323,7 +324,7 @@ export function reduceAxes(
 ): number[] {
   if (axis === undefined) return shape.map((_, i) => i);
   const out: number[] = [];
-  for (const a of typeof axis === "number" ? [axis] : axis) {
+  for (const a of Array.isArray(axis) ? axis : [axis]) {
     const n = normAxis(op, a, shape);
     if (out.includes(n)) fail(`${op}: axis ${n} is repeated`);
     out.push(n);
@@ -606,14 +607,14 @@ export type Gather<S extends Shape, Axis extends number, I extends Shape> =
     : I["length"] extends S["length"] ? [...I]
     : `gather: index shape ${Fmt<I>} must have the same rank as shape ${Fmt<S>}`;
 
-/** Checks a gather's index has the rank of `shape`; returns the normalized axis. */
-export function gatherCheck(shape: readonly number[], axis: number, index: readonly number[]): number {
-  const n = normAxis("gather", axis, shape);
+/** Checks the index of `op` (gather, scatterAdd) has the rank of `shape`; returns the normalized axis. */
+export function gatherCheck(op: string, shape: Shape, axis: number, index: Shape): number {
+  const n = normAxis(op, axis, shape);
   if (index.length !== shape.length) {
-    fail(`gather: index shape ${fmtShape(index)} must have the same rank as shape ${fmtShape(shape)}`);
+    fail(`${op}: index shape ${fmtShape(index)} must have the same rank as shape ${fmtShape(shape)}`);
   }
   if (index.some((k, d) => d !== n && k > shape[d])) {
-    fail(`gather: index shape ${fmtShape(index)} exceeds shape ${fmtShape(shape)} outside axis ${n}`);
+    fail(`${op}: index shape ${fmtShape(index)} exceeds shape ${fmtShape(shape)} outside axis ${n}`);
   }
   return n;
 }

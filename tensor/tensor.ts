@@ -16,7 +16,7 @@ import {
   type ReduceOp,
   type TypedArray,
 } from "./backend.ts";
-import { checkDType, checkInt, checkNonEmpty, sameBackend } from "./check.ts";
+import { checkDType, checkInt, checkNonEmpty, sameBackend, typeName } from "./check.ts";
 import { CpuBuffer, offsets } from "./cpu.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
@@ -120,6 +120,9 @@ export class Tensor<
 
   /** Mark this tensor as a leaf that wants gradients (in place; returns this). */
   requiresGrad_(on = true): this {
+    if (on && !isFloat(this.dtype)) {
+      throw new TypeError(`requiresGrad_: only floating tensors can require grad, got dtype ${this.dtype}`);
+    }
     this.requiresGrad = on;
     return this;
   }
@@ -171,18 +174,15 @@ export class Tensor<
   /** Backpropagate from this tensor: leaves that require grad get `.grad` (accumulated). A
    * non-scalar output needs a seed gradient of its own shape. */
   backward(seed?: Tensor<S>): void {
+    const shape = SH.fmtShape(this.shape);
     if (!seed && this.size !== 1) {
       throw new SH.ShapeError(
-        `backward: output has shape ${
-          SH.fmtShape(this.shape)
-        }; pass a gradient of that shape or reduce to a scalar first`,
+        `backward: output has shape ${shape}; pass a gradient of that shape or reduce to a scalar first`,
       );
     }
-    if (seed && SH.fmtShape(seed.shape) !== SH.fmtShape(this.shape)) {
+    if (seed && SH.fmtShape(seed.shape) !== shape) {
       throw new SH.ShapeError(
-        `backward: gradient shape ${SH.fmtShape(seed.shape)} differs from output shape ${
-          SH.fmtShape(this.shape)
-        }`,
+        `backward: gradient shape ${SH.fmtShape(seed.shape)} differs from output shape ${shape}`,
       );
     }
     if (!this.requiresGrad) {
@@ -341,13 +341,8 @@ export class Tensor<
   /** Convert to another dtype (float gradients pass through, others stop). */
   cast(dtype: DType): Tensor<S> {
     if (checkDType("cast", dtype) === this.dtype) return this;
-    const float = (d: DType) => d === "f32" || d === "f64";
-    return unary(
-      this,
-      "cast",
-      (x) => X.cast(x, dtype),
-      float(dtype) && float(this.dtype) ? (g) => g.cast(this.dtype) : undefined,
-    );
+    const grad = isFloat(dtype) && isFloat(this.dtype) ? (g: Tensor<any>) => g.cast(this.dtype) : undefined;
+    return unary(this, "cast", (x) => X.cast(x, dtype), grad);
   }
   /** Where `mask` is true, `value`; elsewhere this tensor's element. */
   maskedFill<M extends Shape>(
@@ -542,7 +537,7 @@ export class Tensor<
     index: Tensor<I>,
   ): Tensor<Ok<Gather<S, A, I>>> {
     const x = this as Tensor<S>;
-    const a = SH.gatherCheck(x.shape, axis, index.shape);
+    const a = SH.gatherCheck("gather", x.shape, axis, index.shape);
     sameBackend("gather", [x, index]);
     checkIndex("gather", index, x.shape[a]);
     x.form("gather");
@@ -567,7 +562,7 @@ export class Tensor<
   }
   /** `this` plus `src` added at `index` along `axis` (torch.scatter_add). */
   scatterAdd<I extends Shape>(axis: number, index: Tensor<I>, src: Tensor<I>): Tensor<S> {
-    const a = SH.gatherCheck(this.shape, axis, index.shape);
+    const a = SH.gatherCheck("scatterAdd", this.shape, axis, index.shape);
     if (SH.fmtShape(index.shape) !== SH.fmtShape(src.shape)) {
       throw new SH.ShapeError(
         `scatterAdd: index shape ${SH.fmtShape(index.shape)} and src shape ${SH.fmtShape(src.shape)} differ`,
@@ -716,6 +711,9 @@ function binary(
   grads?: Grads,
   float = false,
 ): any {
+  if (typeof o !== "number" && !(o instanceof Tensor)) {
+    throw new TypeError(`${op}: operand must be a tensor or a number, got ${typeName(o)}`);
+  }
   const b = typeof o === "number" ? constTensor(o, a.dtype) : o;
   const to = SH.broadcastShapes(op, a.shape, b.shape);
   let dt = promote(a.dtype, b.dtype);

@@ -140,6 +140,21 @@ const cases: Case[] = [
     '"tpu"',
     "cpu, webgpu or auto",
   ]],
+  ["create", "fromArray of a string", () => T.fromArray("ab", [2]), TypeError, [
+    "fromArray",
+    "must be an array or a typed array",
+    "got string",
+  ]],
+  ["create", "fromArray of null", () => T.fromArray(null, [0]), TypeError, ["fromArray", "got null"]],
+  ["create", "requiresGrad_ on i32", () => idx([1, 2]).requiresGrad_(), TypeError, [
+    "requiresGrad_",
+    "only floating tensors",
+    "dtype i32",
+  ]],
+  ["create", "requiresGrad_ on bool", () => t([true]).requiresGrad_(), TypeError, [
+    "requiresGrad_",
+    "dtype bool",
+  ]],
 
   // Elementwise ops broadcast or name both shapes.
   ["elementwise", "add [3] + [2]", () => t([1, 2, 3]).add(t([1, 2])), ShapeError, [
@@ -184,6 +199,14 @@ const cases: Case[] = [
     "expand",
     "[2, 2] and [2]",
   ]],
+  ["elementwise", "add a string", () => t([1]).add("x"), TypeError, [
+    "add: operand must be a tensor or a number",
+    "got string",
+  ]],
+  ["elementwise", "add undefined", () => t([1]).add(undefined), TypeError, ["add: operand", "got undefined"]],
+  ["elementwise", "sub null", () => t([1]).sub(null), TypeError, ["sub: operand", "got null"]],
+  ["elementwise", "gt a boolean", () => t([1]).gt(true), TypeError, ["gt: operand", "got boolean"]],
+  ["elementwise", "and an array", () => t([true]).and([true]), TypeError, ["and: operand", "got object"]],
 
   // matmul names the inner dimensions, or the batch shapes.
   ["matmul", "inner 3 and 1", () => t([[1, 2, 3]]).matmul(t([[1, 2]])), ShapeError, [
@@ -215,6 +238,9 @@ const cases: Case[] = [
   ]],
   ["reduce", "sum axis -3 of [1, 2]", () => t([[1, 2]]).sum(-3), ShapeError, ["sum", "axis -3", "[1, 2]"]],
   ["reduce", "sum axis 0.5", () => t([1, 2]).sum(0.5), ShapeError, ["sum", "axis 0.5"]],
+  ["reduce", 'mean axis "0"', () => t([1, 2]).mean("0"), ShapeError, ['mean: axis "0" is not an integer']],
+  ["reduce", 'sum axes "10"', () => t([[1, 2]]).sum("10"), ShapeError, ['sum: axis "10" is not an integer']],
+  ["reduce", "softmax axis null", () => t([1, 2]).softmax(null), ShapeError, ["softmax: axis null is not"]],
   ["reduce", "sum an axis twice", () => t([[1, 2]]).sum([0, 0]), ShapeError, ["sum", "axis 0 is repeated"]],
   ["reduce", "mean axis 2", () => t([1, 2]).mean(2), ShapeError, ["mean", "axis 2", "[2]"]],
   ["reduce", "max axis 2", () => t([1, 2]).max(2), ShapeError, ["max", "axis 2", "[2]"]],
@@ -392,6 +418,24 @@ const cases: Case[] = [
     "scatterAdd",
     "index must be i32",
   ]],
+  [
+    "indexing",
+    "scatterAdd axis 1 of a vector",
+    () => T.zeros([2]).scatterAdd(1, idx([0]), T.ones([1])),
+    ShapeError,
+    [
+      "scatterAdd: axis 1 is out of range for shape [2]",
+    ],
+  ],
+  [
+    "indexing",
+    "scatterAdd index of another rank",
+    () => T.zeros([2]).scatterAdd(0, idx([[0]]), T.ones([1, 1])),
+    ShapeError,
+    [
+      "scatterAdd: index shape [1, 1] must have the same rank as shape [2]",
+    ],
+  ],
   [
     "indexing",
     "scatterAdd index 2 of 2",

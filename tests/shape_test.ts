@@ -384,9 +384,9 @@ Deno.test("narrowCheck, gatherCheck, embeddingCheck", () => {
     "narrow: range 2..4 is out of bounds for axis 1 of shape [2, 3]",
   );
   throwsShape(() => narrowCheck([2, 3], 2, 0, 1), "narrow: axis 2 is out of range for shape [2, 3]");
-  assert.equal(gatherCheck([2, 3], -1, [2, 5]), 1);
+  assert.equal(gatherCheck("gather", [2, 3], -1, [2, 5]), 1);
   throwsShape(
-    () => gatherCheck([2, 3], 1, [2]),
+    () => gatherCheck("gather", [2, 3], 1, [2]),
     "gather: index shape [2] must have the same rank as shape [2, 3]",
   );
   embeddingCheck([10, 4]);
