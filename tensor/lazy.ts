@@ -299,9 +299,14 @@ export function hostWrite<T extends Lazy>(t: T, values: () => ArrayLike<number>)
   const write = () => be.write(own ?? r.st.buf, values());
   write();
   arenas.current?.hooks.push(write);
-  if (own) t.setForm(bufferForm(own, t.shape, be));
-  else t.setForm({ exp: X.load(0, t.dtype), reads: [{ ...r, version: ++r.st.version }] });
+  t.setForm(own ? bufferForm(own, t.shape, be) : written(t, r));
   return t;
+}
+
+/** `t`'s form after its memory `r` was written in place: the storage's version moves on, so reads made
+ * before the write are stale (`srcs` throws for them) and `t` reads the new value. */
+export function written(t: Lazy, r: Read): Form {
+  return { exp: X.load(0, t.dtype), reads: [{ ...r, version: ++r.st.version }] };
 }
 
 /** @internal How many tensors have been made (ids below it exist now). */

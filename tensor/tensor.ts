@@ -36,6 +36,7 @@ import {
   realRead,
   reshapeForm,
   srcs,
+  written,
 } from "./lazy.ts";
 import * as SH from "./shape.ts";
 import type {
@@ -244,9 +245,7 @@ export class Tensor<
     // Otherwise into new memory, never shared with `v` (so a later in-place write cannot reach it).
     const be = src.backendOf(), into = whole ? { buf: own.st.buf, view: own.view } : undefined;
     const buf = be.map(g.exp, srcs(g), this.shape, into);
-    this.setForm(
-      whole ? { ...f, reads: [{ ...own, version: ++own.st.version }] } : bufferForm(buf, this.shape, be),
-    );
+    this.setForm(whole ? written(this, own) : bufferForm(buf, this.shape, be));
     return this;
   }
 
