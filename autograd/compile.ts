@@ -49,12 +49,10 @@ interface Recording {
   out?: StepResult;
 }
 
-const each = (r: StepResult, f: (t: Tensor<any>) => Tensor<any>): StepResult =>
-  r instanceof Tensor
-    ? f(r)
-    : Array.isArray(r)
-    ? r.map(f)
-    : Object.fromEntries(Object.entries(r).map(([k, t]) => [k, f(t)]));
+function each(r: StepResult, f: (t: Tensor<any>) => Tensor<any>): StepResult {
+  if (r instanceof Tensor) return f(r);
+  return Array.isArray(r) ? r.map(f) : Object.fromEntries(Object.entries(r).map(([k, t]) => [k, f(t)]));
+}
 
 /** A copy of `t` in new memory (results leave the arena, which the next replay overwrites). */
 function copy(t: Tensor<any>): Tensor<any> {

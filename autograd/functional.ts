@@ -5,6 +5,7 @@
  * Functional autodiff over records of tensors (JAX-style), and gradcheck by central differences.
  */
 import { fromArray, getBackend, noGrad, setBackend, type Shape, type Tensor } from "../tensor/mod.ts";
+import { raise } from "../tensor/check.ts";
 
 /** Gradients with the same keys and shapes as the parameters. */
 export type Grads<P extends Record<string, Tensor<any>>> = {
@@ -24,9 +25,7 @@ export function valueAndGrad<P extends Record<string, Tensor<any>>>(
     const leaves = mapRecord(params, (t) => t.detach().requiresGrad_()) as P;
     const value = f(leaves);
     if (value.size !== 1) {
-      throw new Error(
-        `valueAndGrad: the function must return one number, got shape [${value.shape.join(", ")}]`,
-      );
+      raise(`valueAndGrad: the function must return one number, got shape [${value.shape.join(", ")}]`);
     }
     value.backward();
     const grads = mapRecord(leaves, (t) => t.grad ?? t.mul(0)) as Grads<P>;
@@ -56,11 +55,9 @@ export async function gradcheck(
   try {
     const vals = await Promise.all(inputs.map(async (x) => Float64Array.from(await x.data())));
     // Inputs as f64 tensors; integer and bool inputs keep their dtype (and get no gradient).
+    const dtypes = inputs.map((x) => x.dtype === "i32" || x.dtype === "bool" ? x.dtype : "f64");
     const make = (v: Float64Array[]) =>
-      v.map((d, i) => {
-        const x = fromArray(d, inputs[i].shape as Shape, "f64"), dt = inputs[i].dtype;
-        return dt === "i32" || dt === "bool" ? x.cast(dt) : x;
-      });
+      v.map((d, i) => fromArray(d, inputs[i].shape as Shape, "f64").cast(dtypes[i]));
     let weights: Tensor<any> | null = null;
     const weight = (_: unknown, i: number) => Math.sin(i * 1.7 + 0.3) + 1.1;
     const scalar = (xs: Tensor<any>[]) => {
@@ -84,9 +81,7 @@ export async function gradcheck(
         const err = Math.abs(analytic[j] - numeric);
         worst = Math.max(worst, err);
         if (err > atol + rtol * Math.abs(numeric)) {
-          throw new Error(
-            `gradcheck: input ${i} element ${j}: analytic ${analytic[j]} vs numeric ${numeric}`,
-          );
+          raise(`gradcheck: input ${i} element ${j}: analytic ${analytic[j]} vs numeric ${numeric}`);
         }
       }
     }

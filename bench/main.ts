@@ -12,9 +12,12 @@
 import { parseArgs } from "node:util";
 import {
   AdamW,
+  attention,
   compile,
+  concat,
   crossEntropy,
   DPOTrainer,
+  embedding,
   type EncodedPair,
   flush,
   getBackend,
@@ -27,6 +30,7 @@ import {
   SGD,
   type Shape,
   type Tensor,
+  tensor,
 } from "../mod.ts";
 
 const { values: opt } = parseArgs({
@@ -167,6 +171,33 @@ const workloads: Record<string, () => Promise<Result>> = {
     });
     const ms = await median(() => trainer.step());
     return { ms, tokens_per_s: (16 * 64) / (ms / 1000), compiled: !EAGER };
+  },
+  // Causal attention forward + backward, q, k, v [8, 4, 256, 32]: the backend's fused kernel where it
+  // has one (composed_ms: matmul, where and softmax, forced by an identity on the probabilities).
+  async attention(): Promise<Result> {
+    const [q, k, v] = [1, 2, 3].map((seed) => randn([8, 4, 256, 32], { seed }).requiresGrad_().realize());
+    const run = (probs?: <P>(p: P) => P) =>
+      median(readBack(() => {
+        attention(q, k, v, { probs }).sum().backward();
+        const g = concat([q, k, v].map((t) => t.grad!.reshape([-1])));
+        q.grad = k.grad = v.grad = null;
+        return g;
+      }));
+    const ms = await run();
+    return getBackend().attention ? { ms, composed_ms: await run((p) => p) } : { ms };
+  },
+  // The embedding gradient at GPT-2's vocabulary: scatterAdd of 256 lookups into [50,257, 64], with the
+  // indices computed on the device (as in a compiled step's inputs), forward + backward.
+  async "embedding-grad-50257"() {
+    const w = randn([50_257, 64], { seed: 3 }).requiresGrad_().realize();
+    const ids = tensor(Array.from({ length: 256 }, (_, k) => (k * 7919) % 50_257), "i32");
+    const ms = await median(readBack(() => {
+      embedding(w, ids.cast("f32").cast("i32")).sum().backward();
+      const g = w.grad!;
+      w.grad = null;
+      return g;
+    }));
+    return { ms };
   },
   // Opt-in (slow on a CPU): GPT-2-small shapes, random weights, 2 pairs of 128 tokens, AdamW and a
   // frozen reference. peak_bytes: the most bytes live at once (parameters, AdamW state, reference, the step).

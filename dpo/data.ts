@@ -9,7 +9,7 @@
  * @module
  */
 import { readFileBytes } from "../nn/safetensors.ts";
-import { isRecord, parseJson } from "../tensor/check.ts";
+import { isRecord, parseJson, raise, typeName } from "../tensor/check.ts";
 
 /** One preference: `chosen` is preferred over `rejected` as a continuation of `prompt`. */
 export interface PreferencePair {
@@ -68,18 +68,15 @@ function readPart(o: Record<string, unknown>, k: string, at: string): Part | und
   if (!Object.hasOwn(o, k)) return undefined;
   const v = o[k];
   if (typeof v === "string") return v;
-  const got = v === null ? "null" : typeof v;
-  if (!Array.isArray(v)) throw new Error(`${at}: "${k}" must be a string or a list of messages, got ${got}`);
+  if (!Array.isArray(v)) raise(`${at}: "${k}" must be a string or a list of messages, got ${typeName(v)}`);
   return v.map((m: unknown, j) => {
     const where = `${at}: "${k}"[${j}]`;
     if (!isRecord(m)) throw new Error(`${where} must be a { role, content } object`);
     const { role, content } = m;
-    if (typeof role !== "string" || role === "") {
-      throw new Error(`${where}.role must be a non-empty string, got ${JSON.stringify(role) ?? "nothing"}`);
-    }
-    if (typeof content !== "string") {
-      throw new Error(`${where}.content must be a string, got ${JSON.stringify(content) ?? "nothing"}`);
-    }
+    const bad = (key: "role" | "content", rule: string) =>
+      new Error(`${where}.${key} must be ${rule}, got ${JSON.stringify(m[key]) ?? "nothing"}`);
+    if (typeof role !== "string" || role === "") throw bad("role", "a non-empty string");
+    if (typeof content !== "string") throw bad("content", "a string");
     return { role, content };
   });
 }
@@ -179,9 +176,7 @@ export function truncatePair(
   maxLength: number,
   maxPromptLength: number = Math.floor(maxLength / 2),
 ): { pair: EncodedPair; truncated: boolean } {
-  if (!Number.isInteger(maxLength) || maxLength < 2) {
-    throw new Error(`truncatePair: maxLength ${maxLength} < 2`);
-  }
+  if (!Number.isInteger(maxLength) || maxLength < 2) raise(`truncatePair: maxLength ${maxLength} < 2`);
   if (!Number.isInteger(maxPromptLength) || maxPromptLength < 1 || maxPromptLength >= maxLength) {
     throw new Error(`truncatePair: maxPromptLength ${maxPromptLength} must be in 1..${maxLength - 1}`);
   }

@@ -15,6 +15,7 @@
 import { concat, ShapeError, type Tensor } from "../tensor/mod.ts";
 import { checkNumber } from "../tensor/check.ts";
 import { targetLogProbs } from "../tensor/composite.ts";
+import { fmtShape } from "../tensor/shape.ts";
 
 /** Sum (or, with `average`, mean) over positions of log p(token[t+1] | tokens ≤ t), counting only
  * positions `mask` marks as completion: logits [B, T, V], tokens and mask [B, T] → [B]. A row with
@@ -27,11 +28,8 @@ export function sequenceLogProbs<B extends number, T extends number, V extends n
 ): Tensor<[B]> {
   const [B, T] = logits.shape;
   if (tokens.shape.join() !== `${B},${T}` || mask.shape.join() !== `${B},${T}`) {
-    throw new Error(
-      `sequenceLogProbs: logits [${logits.shape.join(", ")}] need tokens and mask [${B}, ${T}], got [${
-        tokens.shape.join(", ")
-      }] and [${mask.shape.join(", ")}]`,
-    );
+    const [l, t, m] = [logits.shape, tokens.shape, mask.shape].map(fmtShape);
+    throw new Error(`sequenceLogProbs: logits ${l} need tokens and mask [${B}, ${T}], got ${t} and ${m}`);
   }
   if (T < 2) return logits.sum([1, 2]).mul(0);
   // Logits at t score token t+1 (fused: no [B, T, V] log-probabilities, forward or backward).
@@ -158,9 +156,8 @@ export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult 
   const beta = o.beta ?? 0.1, eps = o.labelSmoothing ?? 0, type = o.lossType ?? "sigmoid";
   const pc = `[${x.policyChosen.shape}]`, bad = Object.entries(x).find(([, t]) => t && `[${t.shape}]` !== pc);
   if (bad) {
-    throw new ShapeError(
-      `dpoLoss: shapes ${pc} and [${bad[1].shape}] cannot broadcast (policyChosen, ${bad[0]})`,
-    );
+    const [name, t] = bad;
+    throw new ShapeError(`dpoLoss: shapes ${pc} and [${t.shape}] cannot broadcast (policyChosen, ${name})`);
   }
   const noRef = o.referenceFree || type === "simpo";
   if (!noRef && (!x.referenceChosen || !x.referenceRejected)) {
@@ -169,8 +166,7 @@ export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult 
   // Log-ratios of chosen and rejected, [B] each.
   const c: Tensor<[number]> = noRef ? x.policyChosen : x.policyChosen.sub(x.referenceChosen!);
   const r: Tensor<[number]> = noRef ? x.policyRejected : x.policyRejected.sub(x.referenceRejected!);
-  const h = c.sub(r);
-  const losses = LOSSES[type]({ ...o, c, r, h, beta, eps });
+  const losses = LOSSES[type]({ ...o, c, r, h: c.sub(r), beta, eps });
   let loss: Tensor<[]> = losses.mean();
   if (o.sftWeight) {
     if (!x.policyChosenAvg) throw new Error("dpoLoss: sftWeight needs policyChosenAvg");

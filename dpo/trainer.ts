@@ -11,7 +11,7 @@ import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
 import { loadCheckpoint, saveCheckpoint } from "../nn/checkpoint.ts";
 import type { EncodedPair } from "./data.ts";
 import { checkLossOptions, dpoLoss, type DPOLossOptions, sequenceLogProbs } from "./loss.ts";
-import { checkInt, parseJson } from "../tensor/check.ts";
+import { checkInt, parseJson, raise } from "../tensor/check.ts";
 
 /** Trainer settings (loss options included). */
 export interface DPOConfig extends DPOLossOptions {
@@ -69,15 +69,8 @@ export interface DPOMetrics {
 
 /** TRL's names of the metrics a batch's forward yields, in order (the loss, then the rewards and
  * log-probs); a step adds `grad_norm`, `learning_rate` and `tokens_per_s`. */
-const METRICS = [
-  "loss",
-  "rewards/chosen",
-  "rewards/rejected",
-  "rewards/accuracies",
-  "rewards/margins",
-  "logps/chosen",
-  "logps/rejected",
-] as const;
+const REWARDS = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"] as const;
+const METRICS = ["loss", ...REWARDS, "logps/chosen", "logps/rejected"] as const;
 type Metric = (typeof METRICS)[number];
 
 /** Pad chosen and rejected sequences of `pairs` into one [2B, L] batch (chosen rows first) with a
@@ -111,7 +104,7 @@ export function pairLogProbs(
   average = false,
 ): { chosen: Tensor<[number]>; rejected: Tensor<[number]>; chosenAvg: Tensor<[number]> } {
   const { tokens, mask } = batchPairs(pairs, padId);
-  return batchLogProbs(model, tokens, mask, scoredCounts(pairs), average);
+  return batchLogProbs(model, [tokens, mask, scoredCounts(pairs)], average);
 }
 
 /** Scored tokens of each pair's chosen and rejected completion, [2B] (chosen first): every
@@ -122,21 +115,13 @@ function scoredCounts(pairs: EncodedPair[]): Tensor<[number]> {
   return fromArray(counts, [counts.length]);
 }
 
-/** `pairLogProbs` from `batchPairs`' tensors and `scoredCounts`. */
-function batchLogProbs(
-  model: GPT,
-  tokens: Tensor<[number, number]>,
-  mask: Tensor<[number, number]>,
-  counts: Tensor<[number]>,
-  average: boolean,
-) {
+/** `pairLogProbs` from a batch's tokens, mask and scored-token counts (`batchPairs`, `scoredCounts`). */
+function batchLogProbs(model: GPT, [tokens, mask, counts]: Batch, average: boolean) {
   const sum = sequenceLogProbs(model.forward(tokens), tokens, mask), B = tokens.shape[0] / 2;
   const [c, r]: Tensor<[number]>[] = sum.split(B); // chosen rows, then rejected: [B] each
   const [nc, nr]: Tensor<[number]>[] = counts.split(B);
   const chosenAvg = c.div(nc);
-  return average
-    ? { chosen: chosenAvg, rejected: r.div(nr), chosenAvg }
-    : { chosen: c, rejected: r, chosenAvg };
+  return { chosen: average ? chosenAvg : c, rejected: average ? r.div(nr) : r, chosenAvg };
 }
 
 /** A frozen copy of a model: same weights, off the tape, never updated. */
@@ -191,6 +176,7 @@ export class DPOTrainer {
   #order: number[] = [];
   #rand: () => number;
   #draws = 0; // numbers drawn from #rand: a checkpoint replays them to restore its state
+  #draw = () => (this.#draws++, this.#rand());
   #refCache: [Float32Array, Float32Array] | null = null;
   #average: boolean;
 
@@ -208,19 +194,16 @@ export class DPOTrainer {
     checkLossOptions(c, "DPOTrainer");
     for (const k of ["steps", "batchSize"] as const) checkInt(`DPOTrainer: ${k}`, c[k]);
     this.policy = o.policy;
-    this.config = o.config;
+    this.config = c;
     // As in TRL, IPO and SimPO compare per-token averages of log-probs, every other loss sums.
-    this.#average = o.config.lossType === "simpo" || o.config.lossType === "ipo";
-    const needRef = !o.config.referenceFree && o.config.lossType !== "simpo";
+    this.#average = c.lossType === "simpo" || c.lossType === "ipo";
+    const needRef = !c.referenceFree && c.lossType !== "simpo";
     this.reference = needRef ? (o.reference ?? frozenCopy(o.policy)) : null;
-    this.optimizer = o.optimizer ??
-      new AdamW(o.policy.namedParameters(), { lr: o.config.lr, weightDecay: 0 });
+    this.optimizer = o.optimizer ?? new AdamW(o.policy.namedParameters(), { lr: c.lr, weightDecay: 0 });
     this.train = o.train;
     this.eval = o.eval ?? [];
-    this.#rand = rng(o.config.seed ?? 0);
-    this.#step = compile((...ins: Tensor<Shape>[]) => this.#train(ins), {
-      eager: o.config.compile === false,
-    });
+    this.#rand = rng(c.seed ?? 0);
+    this.#step = compile((...ins: Tensor<Shape>[]) => this.#train(ins), { eager: c.compile === false });
   }
 
   /** Forward, backward, clipping and the update, compiled (`config.compile`): metrics and the
@@ -228,7 +211,7 @@ export class DPOTrainer {
    * so `step()` can stop with the policy and optimizer as they were, after its one read. */
   #step: Compiled<Tensor<Shape>[], Tensor<Shape>>;
   #train(ins: Tensor<Shape>[]): Tensor<Shape> {
-    const { loss, metrics } = this.#forward(ins);
+    const { loss, metrics } = this.#forward(ins as Batch);
     loss.backward();
     const norm = clipGradNorm(this.policy.parameters(), this.config.maxGradNorm ?? 1);
     const check = loss.add(norm);
@@ -241,9 +224,7 @@ export class DPOTrainer {
   #nextBatch(): number[] {
     const out: number[] = [];
     while (out.length < Math.min(this.config.batchSize, this.train.length)) {
-      if (!this.#order.length) {
-        this.#order = permutation(this.train.length, () => (this.#draws++, this.#rand()));
-      }
+      if (!this.#order.length) this.#order = permutation(this.train.length, this.#draw);
       out.push(this.#order.pop()!);
     }
     return out;
@@ -251,10 +232,10 @@ export class DPOTrainer {
 
   /** A batch's inputs: tokens and mask [2B, L], scored-token counts [2B], and the reference's
    * log-probs [2B] when they were computed up front (chosen first in each). */
-  #inputs(idx: number[], pairs: EncodedPair[], cache: [Float32Array, Float32Array] | null): Tensor<Shape>[] {
+  #inputs(idx: number[], pairs: EncodedPair[], cache: [Float32Array, Float32Array] | null): Batch {
     const batch = idx.map((i) => pairs[i]);
     const { tokens, mask } = batchPairs(batch, this.config.padId, 8, this.policy.config.blockSize);
-    const ins: Tensor<Shape>[] = [tokens, mask, scoredCounts(batch)];
+    const ins: Batch = [tokens, mask, scoredCounts(batch)];
     if (this.reference && cache) {
       ins.push(fromArray(cache.flatMap((c) => idx.map((i) => c[i])), [2 * idx.length]));
     }
@@ -262,12 +243,12 @@ export class DPOTrainer {
   }
 
   /** Loss and metrics tensors of a batch from `#inputs` (shared by training and evaluation). */
-  #forward(ins: Tensor<Shape>[]) {
-    const [tokens, mask, counts, cached] = ins as Batch;
-    const pol = batchLogProbs(this.policy, tokens, mask, counts, this.#average), B = counts.shape[0] / 2;
+  #forward(batch: Batch) {
+    const [, , counts, cached] = batch;
+    const pol = batchLogProbs(this.policy, batch, this.#average), B = counts.shape[0] / 2;
     let [refC, refR]: (Tensor<[number]> | undefined)[] = cached?.split(B) ?? [];
     if (this.reference && !cached) {
-      const ref = noGrad(() => batchLogProbs(this.reference!, tokens, mask, counts, this.#average));
+      const ref = noGrad(() => batchLogProbs(this.reference!, batch, this.#average));
       [refC, refR] = [ref.chosen, ref.rejected];
     }
     const logps = { policyChosen: pol.chosen, policyRejected: pol.rejected, policyChosenAvg: pol.chosenAvg };
@@ -326,9 +307,8 @@ export class DPOTrainer {
       v.forEach((x, k) => (sums[k] += x * idx.length));
     }
     this.policy.train(wasTraining);
-    return Object.fromEntries(
-      METRICS.map((n, k) => [`eval_${n}`, pairs.length ? sums[k] / pairs.length : NaN]),
-    );
+    // With no pairs every mean is 0 / 0: NaN.
+    return Object.fromEntries(METRICS.map((n, k) => [`eval_${n}`, sums[k] / pairs.length]));
   }
 
   /** Everything to continue exactly: the policy, the optimizer state, the step and the shuffle's state. */
@@ -346,9 +326,7 @@ export class DPOTrainer {
     metadata: Record<string, string>,
     source = "checkpoint",
   ): void {
-    const fail = (why: string): never => {
-      throw new Error(`DPOTrainer: ${source} ${why}`);
-    };
+    const fail = (why: string) => raise(`DPOTrainer: ${source} ${why}`);
     const step = Number(metadata.step), steps = this.config.steps;
     if (!/^\d+$/.test(metadata.step ?? "") || step > steps) {
       fail(`has step ${JSON.stringify(metadata.step)}, not a step count in 0..${steps}`);
@@ -366,11 +344,11 @@ export class DPOTrainer {
     const [opt, model] = [true, false].map((o) =>
       Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith("optimizer.") === o))
     );
+    const state = Object.fromEntries(Object.entries(opt).map(([k, v]) => [k.slice("optimizer.".length), v]));
     const params = this.policy.stateDict();
-    for (const [k, v] of Object.entries(opt)) {
-      const p = params[k.slice("optimizer.".length).replace(/\.[^.]+$/, "")];
-      if (p?.shape.join() !== v.shape.join()) {
-        fail(`has optimizer state ${k} [${v.shape}] for no such parameter`);
+    for (const [k, v] of Object.entries(state)) {
+      if (params[k.replace(/\.[^.]+$/, "")]?.shape.join() !== v.shape.join()) {
+        fail(`has optimizer state optimizer.${k} [${v.shape}] for no such parameter`);
       }
     }
     try {
@@ -378,7 +356,6 @@ export class DPOTrainer {
     } catch (e) {
       fail(`does not fit the policy: ${(e as Error).message}`);
     }
-    const state = Object.fromEntries(Object.entries(opt).map(([k, v]) => [k.slice("optimizer.".length), v]));
     this.optimizer.loadStateDict({ step, state });
     this.stepCount = step;
     this.#rand = rng(this.config.seed ?? 0);
@@ -404,8 +381,7 @@ export class DPOTrainer {
     onLog: (m: DPOMetrics) => void = () => {},
     onEval: (step: number, m: Record<string, number>) => void = () => {},
   ): Promise<void> {
-    const every = this.config.evalEvery ?? 0;
-    const { checkpointPath: path, checkpointEvery: saveEvery = 0 } = this.config;
+    const { checkpointPath: path, checkpointEvery: saveEvery = 0, evalEvery: every = 0 } = this.config;
     while (this.stepCount < this.config.steps) {
       onLog(await this.step());
       if (path && saveEvery && this.stepCount % saveEvery === 0) await this.save(path);

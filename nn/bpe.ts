@@ -5,7 +5,7 @@
  * @module
  */
 
-import { isRecord, parseJson } from "../tensor/check.ts";
+import { isRecord, parseJson, raise } from "../tensor/check.ts";
 import { needDenoFs } from "./safetensors.ts";
 import type { DecodeOptions, EncodeOptions, Tokenizer, TokenizerJSON } from "./tokenizer.ts";
 
@@ -114,9 +114,7 @@ export class BPETokenizer implements Tokenizer {
     merges: readonly (readonly [string, string])[],
     specials: Record<string, number> = {},
   ) {
-    const fail = (why: string): never => {
-      throw new Error(`BPETokenizer: ${why}`);
-    };
+    const fail = (why: string) => raise(`BPETokenizer: ${why}`);
     if (!isRecord(vocab)) fail("vocab must be an object of token → id");
     if (!Array.isArray(merges)) fail("merges must be an array of [left, right]");
     if (!isRecord(specials)) fail("specials must be an object of token → id");
@@ -178,21 +176,18 @@ export class BPETokenizer implements Tokenizer {
     merges: string,
     opts: { specialTokens?: readonly string[] } = {},
   ): BPETokenizer {
-    const where = "BPETokenizer.fromVocabAndMerges";
-    if (!isRecord(vocab)) throw new Error(`${where}: vocab must be an object`);
-    if (typeof merges !== "string") throw new Error(`${where}: merges must be the text of merges.txt`);
-    const pairs: [string, string][] = [];
-    merges.split("\n").forEach((raw, i) => {
+    const where = "BPETokenizer.fromVocabAndMerges", bad = (why: string) => new Error(`${where}: ${why}`);
+    if (!isRecord(vocab)) throw bad("vocab must be an object");
+    if (typeof merges !== "string") throw bad("merges must be the text of merges.txt");
+    const pairs = merges.split("\n").flatMap((raw, i) => {
       const line = raw.replace(/\r$/, "");
-      if (line === "" || (i === 0 && line.startsWith("#version"))) return;
-      pairs.push(mergePair(line, `${where}: merges line ${i + 1}`));
+      if (line === "" || (i === 0 && line.startsWith("#version"))) return [];
+      return [mergePair(line, `${where}: merges line ${i + 1}`)];
     });
     const names = opts.specialTokens ?? (vocab["<|endoftext|>"] !== undefined ? ["<|endoftext|>"] : []);
     const specials: Record<string, number> = {};
     for (const name of names) {
-      if (vocab[name] === undefined) {
-        throw new Error(`${where}: special token ${JSON.stringify(name)} is not in vocab`);
-      }
+      if (vocab[name] === undefined) throw bad(`special token ${JSON.stringify(name)} is not in vocab`);
       specials[name] = vocab[name];
     }
     return new BPETokenizer(vocab, pairs, specials);
@@ -244,11 +239,8 @@ export class BPETokenizer implements Tokenizer {
    * `opts.allowedSpecial` names them (or is `"all"`); naming one this tokenizer lacks throws.
    */
   encode(text: string, opts: BPEEncodeOptions = {}): number[] {
-    if (typeof text !== "string") {
-      throw new Error(`BPETokenizer.encode: expected a string, got ${typeof text}`);
-    }
-    const ids: number[] = [];
-    if (opts.bos) ids.push(this.bos);
+    if (typeof text !== "string") raise(`BPETokenizer.encode: expected a string, got ${typeof text}`);
+    const ids = opts.bos ? [this.bos] : [];
     const allowed = opts.allowedSpecial === "all" ? this.#specials.keys() : opts.allowedSpecial ?? [];
     const specials = this.#specialPattern([...allowed]);
     let start = 0;
@@ -271,19 +263,14 @@ export class BPETokenizer implements Tokenizer {
     const decoder = new TextDecoder(); // not fatal: invalid UTF-8 becomes U+FFFD
     let out = "", run: number[] = [];
     for (const id of ids) {
-      const bytes = this.#bytes[id];
-      if (bytes) {
-        for (const b of bytes) run.push(b);
-        continue;
-      }
-      const special = this.#specialText.get(id);
-      if (special === undefined) {
+      const bytes = this.#bytes[id], special = this.#specialText.get(id);
+      if (bytes) run.push(...bytes);
+      else if (special === undefined) {
         const range = Number.isInteger(id) && id >= 0 && id < this.vocabSize
           ? "has no token"
           : `is outside the vocabulary 0..${this.vocabSize - 1}`;
         throw new Error(`BPETokenizer: id ${id} ${range}`);
-      }
-      if (opts.specials) {
+      } else if (opts.specials) {
         out += decoder.decode(new Uint8Array(run)) + special;
         run = [];
       }
@@ -358,14 +345,11 @@ export class BPETokenizer implements Tokenizer {
 export async function loadTokenizer(dir: string): Promise<BPETokenizer> {
   needDenoFs("loadTokenizer");
   const path = (name: string) => `${dir.replace(/[\/\\]+$/, "")}/${name}`;
-  const read = async (name: string): Promise<string | undefined> => {
-    try {
-      return await Deno.readTextFile(path(name));
-    } catch (e) {
+  const read = (name: string): Promise<string | undefined> =>
+    Deno.readTextFile(path(name)).catch((e) => {
       if (e instanceof Deno.errors.NotFound) return undefined;
       throw new Error(`loadTokenizer: cannot read ${path(name)}: ${(e as Error).message}`);
-    }
-  };
+    });
   const parse = (name: string, text: string) =>
     parseJson(text, (why) => `loadTokenizer: ${path(name)} is not valid JSON: ${why}`);
   const json = await read("tokenizer.json");

@@ -4,6 +4,7 @@
  * can be read back from its tensor names and shapes ({@link gptConfigFromCheckpoint}).
  */
 import { fromArray, type Shape, type Tensor } from "../tensor/mod.ts";
+import { raise } from "../tensor/check.ts";
 import type { GPTConfig } from "./gpt.ts";
 import { decodeSafetensors, encodeSafetensors, readFileBytes, saveFileAtomic } from "./safetensors.ts";
 
@@ -65,9 +66,7 @@ export function gptConfigFromCheckpoint(
   metadata: Record<string, string> = {},
   source = "checkpoint",
 ): GPTConfig {
-  const fail = (why: string): never => {
-    throw new Error(`gptConfigFromCheckpoint: ${source} ${why}`);
-  };
+  const fail = (why: string) => raise(`gptConfigFromCheckpoint: ${source} ${why}`);
   const matrix = (name: string) => {
     const shape = tensors[name]?.shape;
     if (!shape) return fail(`has no ${name}`);
@@ -75,10 +74,8 @@ export function gptConfigFromCheckpoint(
     return shape as readonly [number, number];
   };
   const [vocabSize, nEmbd] = matrix("transformer.wte.weight");
-  const [blockSize, wpeWidth] = matrix("transformer.wpe.weight");
-  if (wpeWidth !== nEmbd) {
-    fail(`has token embeddings of width ${nEmbd} but position embeddings of ${wpeWidth}`);
-  }
+  const [blockSize, wpeDim] = matrix("transformer.wpe.weight");
+  if (wpeDim !== nEmbd) fail(`has token embeddings of width ${nEmbd} but position embeddings of ${wpeDim}`);
   const blockOf = (name: string) => name.match(/^transformer\.h\.(\d+)\./)?.[1] ?? [];
   const blocks = new Set(Object.keys(tensors).flatMap(blockOf).map(Number));
   const nLayer = blocks.size;

@@ -4,7 +4,7 @@
  * the token embedding. Fields are laid out like Hugging Face's GPT2LMHeadModel, so parameter names
  * (and Conv1D weight layouts [in, out]) match its checkpoints.
  */
-import { arange, concat, keep, type Shape, ShapeError, type Tensor, tril, where } from "../tensor/mod.ts";
+import { arange, attention, concat, keep, type Shape, ShapeError, type Tensor } from "../tensor/mod.ts";
 import { checkInt, isRecord } from "../tensor/check.ts";
 import { Dropout, Embedding, LayerNorm, Linear, Module } from "./module.ts";
 import { fromPretrained } from "./pretrained.ts";
@@ -102,14 +102,11 @@ export class CausalSelfAttention extends Module {
     const past = cache ? cache.kv.length : 0,
       kv = cache ? cache.kv.append(cache.layer, k0, v0) : { k: k0, v: v0 };
     const [k, v] = [kv.k as Tensor<[B, number, number, number]>, kv.v as Tensor<[B, number, number, number]>];
-    const scores = q.matmul(k.transpose(-1, -2)).mul(1 / Math.sqrt(D)); // [B, H, T, S]
-    // New token i sits at position past + i and may see keys 0..past + i. A large finite negative,
-    // not −∞: a row with every key hidden stays finite (uniform).
-    const causal: Tensor<[T, number]> = tril(T, past + T, past); // [T, S]
-    let masked = where(causal, scores, -1e9);
-    if (keyMask) masked = masked.maskedFill(keyMask.cast("bool").not().reshape([B, 1, 1, T as number]), -1e9);
-    const att = this.attn_dropout.forward(masked.softmax(-1)); // [B, H, T, S]
-    const y = att.matmul(v).permute([0, 2, 1, 3]).reshape([B, T, C]); // [B, T, H, D] → [B, T, C]
+    // Dropout on the probabilities needs them in memory: then attention takes its composed path.
+    const drop = this.training && this.attn_dropout.p > 0;
+    const probs = drop ? (p: Tensor<[B, number, number, number]>) => this.attn_dropout.forward(p) : undefined;
+    const att = attention(q, k, v, { past, keyMask: keyMask as Tensor<[B, number]> | undefined, probs }); // [B, H, T, D]
+    const y = att.permute([0, 2, 1, 3]).reshape([B, T, C]); // [B, T, H, D] → [B, T, C]
     // c_proj is [C, C]: its output has x's width.
     return this.resid_dropout.forward(this.c_proj.forward(y) as Tensor<[B, T, C]>);
   }
@@ -238,9 +235,7 @@ export class GPT<V extends number = number> extends Module {
     const tok = wte.forward(idx); // [B, T, C]
     const pos = wpe.forward(arange(past, past + T) as Tensor<[T]>); // [T, C]
     let x = drop.forward(tok.add(pos)); // [B, T, C]
-    h.forEach((block, layer) => {
-      x = block.forward(x, keyMask, kv && { kv, layer });
-    });
+    for (const [layer, block] of h.entries()) x = block.forward(x, keyMask, kv && { kv, layer });
     if (kv) kv.length += T;
     return ln_f.forward(x);
   }

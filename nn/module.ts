@@ -51,9 +51,8 @@ export class Module {
     const bad = Object.keys(own).filter((k) => k in sd && shape(sd[k]) !== fmtShape(own[k].shape))
       .map((k) => `${k} (expected ${fmtShape(own[k].shape)}, got ${shape(sd[k])})`);
     const lists = { "missing keys": missing, "unexpected keys": unexpected, "shape mismatches": bad };
-    const problems = Object.entries(lists).filter(([, keys]) => keys.length);
-    const list = ([what, keys]: [string, string[]]) => `${what}: ${keys.join(", ")}`;
-    if (problems.length) throw new Error(`loadStateDict: ${problems.map(list).join("; ")}`);
+    const problems = Object.entries(lists).flatMap(([what, k]) => k.length ? `${what}: ${k.join(", ")}` : []);
+    if (problems.length) throw new Error(`loadStateDict: ${problems.join("; ")}`);
     for (const [k, p] of Object.entries(own)) p.assign(sd[k].dtype === p.dtype ? sd[k] : sd[k].cast(p.dtype));
   }
   /** Switch this module and its children to training mode. */

@@ -214,8 +214,7 @@ export function lrAt(
 export function clipGradNorm(params: Tensor<Shape>[], maxNorm: number): Tensor<[]> {
   const grads = params.map((p) => p.grad).filter((g): g is Tensor<Shape> => !!g);
   if (!grads.length) return zeros([]);
-  const sq = grads.map((g) => g.mul(g).sum()).reduce((a, b) => a.add(b));
-  const norm = sq.sqrt().realize();
+  const norm = grads.map((g) => g.mul(g).sum()).reduce((a, b) => a.add(b)).sqrt().realize();
   const coef = norm.add(1e-6).div(maxNorm).maximum(1).realize(); // ≥ 1: divide by it
   for (const g of grads) g.assign(g.div(coef));
   return norm as Tensor<[]>;

@@ -4,12 +4,12 @@
  * Functions touch the file system only when called.
  * @module
  */
-import { checkInt } from "../tensor/check.ts";
+import { checkInt, parseJson, raise } from "../tensor/check.ts";
+import type { Shape } from "../tensor/mod.ts";
 import { type BPETokenizer, type BPETokenizerJSON, loadTokenizer } from "./bpe.ts";
 import { gptConfigFromCheckpoint, loadSafetensors, saveSafetensors } from "./checkpoint.ts";
 import { GPT, type GPTConfig } from "./gpt.ts";
 import { needDenoFs, readFileBytes } from "./safetensors.ts";
-import { parseJson } from "../tensor/check.ts";
 
 /** The `config.json` that {@link savePretrained} writes: the GPT2Config keys this GPT uses. */
 export interface GPT2Config {
@@ -56,16 +56,12 @@ const DEFAULTS = toGPT2Config({ vocabSize: 50257, blockSize: 1024, nLayer: 12, n
  * MLP width other than 4·n_embd, or attention scaled by layer index.
  */
 export function fromGPT2Config(json: unknown, source = CONFIG): GPTConfig {
-  const fail = (why: string): never => {
-    throw new Error(`${source}: ${why}`);
-  };
+  const fail = (why: string) => raise(`${source}: ${why}`);
   if (typeof json !== "object" || json === null || Array.isArray(json)) return fail("not a JSON object");
   const c: Record<string, unknown> = { ...DEFAULTS, ...json };
-  const show = (k: string) => JSON.stringify(c[k]);
-  const size = (k: string): number => checkInt(`${source}: ${k}`, c[k]);
   const keys = ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"];
-  const [vocabSize, blockSize, nEmbd, nLayer, nHead] = keys.map(size);
-  const unsupported = (k: string, why: string) => fail(`${k} ${show(k)} is not supported${why}`);
+  const [vocabSize, blockSize, nEmbd, nLayer, nHead] = keys.map((k) => checkInt(`${source}: ${k}`, c[k]));
+  const unsupported = (k: string, why: string) => fail(`${k} ${JSON.stringify(c[k])} is not supported${why}`);
   if (c.model_type !== "gpt2") unsupported("model_type", `, only "gpt2"`);
   if (!GELUS.some((g) => g === c.activation_function)) {
     unsupported("activation_function", `; accepted: ${GELUS.join(", ")} (the tanh GELU this GPT uses)`);
@@ -105,22 +101,15 @@ export function toGPT2Config(cfg: GPTConfig): GPT2Config {
 }
 
 /** True when `path` is a file; false when nothing is there. */
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (e) {
+function isFile(path: string): Promise<boolean> {
+  return Deno.stat(path).then((info) => info.isFile, (e) => {
     if (e instanceof Deno.errors.NotFound) return false;
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
-  }
+  });
 }
 
 /** Throws, naming the config key and both shapes, when the weights' sizes are not the config's. */
-function checkSizes(
-  c: GPTConfig,
-  sd: Record<string, { readonly shape: readonly number[] }>,
-  cfgPath: string,
-  wPath: string,
-): void {
+function checkSizes(c: GPTConfig, sd: Record<string, { shape: Shape }>, cfgPath: string, wPath: string) {
   const w = gptConfigFromCheckpoint(sd, { n_head: "1" }, wPath); // head count leaves no trace in shapes
   const implies = (name: string, rows: number, want: number) =>
     `transformer.${name}.weight is [${rows}, ${w.nEmbd}], config implies [${want}, ${c.nEmbd}]`;
@@ -155,10 +144,8 @@ export async function fromPretrained(
       : "";
     throw new Error(`fromPretrained: ${dir} has no ${missing.join(" and no ")}${bin}`);
   }
-  const json = parseJson(
-    await Deno.readTextFile(path(CONFIG)),
-    (why) => `fromPretrained: ${path(CONFIG)} is not valid JSON: ${why}`,
-  );
+  const text = await Deno.readTextFile(path(CONFIG));
+  const json = parseJson(text, (why) => `fromPretrained: ${path(CONFIG)} is not valid JSON: ${why}`);
   const config = fromGPT2Config(json, path(CONFIG));
   const { tensors } = loadSafetensors(await readFileBytes(path(WEIGHTS)), path(WEIGHTS));
   const bare = !("transformer.wte.weight" in tensors) && "wte.weight" in tensors;
@@ -246,10 +233,8 @@ export async function savePretrained(
         if (await isFile(`${target}/${f}`)) await Deno.copyFile(`${target}/${f}`, `${tmp}/${f}`);
       }
     }
-    if (exists) {
-      await Deno.rename(target, old);
-      moved = true;
-    }
+    if (exists) await Deno.rename(target, old);
+    moved = exists;
     await Deno.rename(tmp, target);
   } catch (e) {
     if (moved) await Deno.rename(old, target).catch(() => {});

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { isRecord, parseJson } from "../tensor/check.ts";
+import { isRecord, parseJson, raise } from "../tensor/check.ts";
 
 /** Dtypes this module reads (others are rejected): floats decode to Float32Array, I32 to Int32Array. */
 export type Dtype = "F32" | "F16" | "BF16" | "F64" | "I32";
@@ -55,9 +55,7 @@ export function encodeSafetensors(
     const { shape, data } = tensors[name], what = `safetensors: tensor "${name}"`;
     if (name === "__metadata__") throw new Error(`${what}: the name is reserved`);
     const n = checkShape(shape, what);
-    if (n !== data.length) {
-      throw new Error(`${what}: ${data.length} elements but shape [${shape}] needs ${n}`);
-    }
+    if (n !== data.length) raise(`${what}: ${data.length} elements but shape [${shape}] needs ${n}`);
     const dtype = data instanceof Float32Array ? "F32" : "I32";
     header[name] = { dtype, shape: [...shape], data_offsets: [offset, offset + data.byteLength] };
     offset += data.byteLength;
@@ -78,13 +76,9 @@ export function encodeSafetensors(
 /** Validates dims (non-negative integers) and returns the element count. */
 function checkShape(shape: unknown, what: string): number {
   if (!Array.isArray(shape)) throw new Error(`${what}: shape is not an array`);
-  let n = 1;
-  for (const d of shape) {
-    if (typeof d !== "number" || !Number.isInteger(d) || d < 0) {
-      throw new Error(`${what}: shape [${shape}] has an invalid dimension ${JSON.stringify(d)}`);
-    }
-    n *= d;
-  }
+  const i = shape.findIndex((d) => typeof d !== "number" || !Number.isInteger(d) || d < 0);
+  if (i >= 0) raise(`${what}: shape [${shape}] has an invalid dimension ${JSON.stringify(shape[i])}`);
+  const n = shape.reduce((p: number, d: number) => p * d, 1);
   if (!Number.isSafeInteger(n)) throw new Error(`${what}: shape [${shape}] is too large`);
   return n;
 }
@@ -94,9 +88,7 @@ function checkShape(shape: unknown, what: string): number {
  * gives an Error naming `source` rather than an out-of-bounds read or a silently wrong tensor.
  */
 export function decodeSafetensors(bytes: Uint8Array, source = "safetensors"): DecodedSafetensors {
-  const fail = (msg: string): never => {
-    throw new Error(`${source}: ${msg}`);
-  };
+  const fail = (msg: string) => raise(`${source}: ${msg}`);
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = view.getUint32(0, true) + view.getUint32(4, true) * 2 ** 32;
@@ -121,24 +113,22 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors"): De
       metadata = entry as Record<string, string>;
       continue;
     }
-    const what = `tensor "${name}"`;
-    if (typeof entry !== "object" || entry === null) fail(`${what}: entry is not an object`);
+    const what = `tensor "${name}"`, invalid = (msg: string) => fail(`${what}: ${msg}`);
+    if (typeof entry !== "object" || entry === null) invalid("entry is not an object");
     const { dtype, shape, data_offsets: offs } = entry as Record<string, unknown>;
-    if (typeof dtype !== "string") fail(`${what}: missing or non-string dtype`);
-    if (!Object.hasOwn(SIZES, dtype as string)) fail(`${what}: unsupported dtype ${JSON.stringify(dtype)}`);
-    if (shape === undefined) fail(`${what}: missing shape`);
+    if (typeof dtype !== "string") invalid("missing or non-string dtype");
+    if (!Object.hasOwn(SIZES, dtype as string)) invalid(`unsupported dtype ${JSON.stringify(dtype)}`);
+    if (shape === undefined) invalid("missing shape");
     const n = checkShape(shape, `${source}: ${what}`);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-      fail(`${what}: data_offsets must be two non-negative integers, got ${JSON.stringify(offs)}`);
+      invalid(`data_offsets must be two non-negative integers, got ${JSON.stringify(offs)}`);
     }
     const [begin, end] = offs as number[];
-    if (begin > end) fail(`${what}: data_offsets [${begin}, ${end}] are reversed`);
-    if (end > dataLen) {
-      fail(`${what}: data_offsets [${begin}, ${end}] lie outside the ${dataLen}-byte data area`);
-    }
+    if (begin > end) invalid(`data_offsets [${begin}, ${end}] are reversed`);
+    if (end > dataLen) invalid(`data_offsets [${begin}, ${end}] lie outside the ${dataLen}-byte data area`);
     const size = SIZES[dtype as Dtype];
     if (end - begin !== n * size) {
-      fail(`${what}: ${end - begin} bytes but shape [${shape}] of ${dtype} needs ${n * size}`);
+      invalid(`${end - begin} bytes but shape [${shape}] of ${dtype} needs ${n * size}`);
     }
     spans.push([begin, end, name]);
     const data = readData(view, dataStart + begin, n, dtype as Dtype);
@@ -199,11 +189,7 @@ export function needDenoFs(fn: string): void {
 /** Reads a whole file; the error names the path. */
 export async function readFileBytes(path: string): Promise<Uint8Array> {
   needDenoFs("readFileBytes");
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
-  }
+  return await Deno.readFile(path).catch((e) => raise(`cannot read ${path}: ${(e as Error).message}`));
 }
 
 /**

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { isRecord } from "../tensor/check.ts";
+import { isRecord, raise } from "../tensor/check.ts";
 
 /** Options for {@link Tokenizer.encode}. */
 export interface EncodeOptions {
@@ -86,9 +86,7 @@ export class ByteTokenizer implements Tokenizer {
   }
   /** Restores a ByteTokenizer from {@link ByteTokenizer.toJSON}'s output. */
   static fromJSON(json: unknown): ByteTokenizer {
-    if ((json as TokenizerJSON)?.type !== "byte") {
-      throw new Error(`ByteTokenizer.fromJSON: expected {type: "byte"}`);
-    }
+    if ((json as TokenizerJSON)?.type !== "byte") raise(`ByteTokenizer.fromJSON: expected {type: "byte"}`);
     return new ByteTokenizer();
   }
 }

@@ -50,8 +50,7 @@ export function klPenalizedRewards(
   mask: Tensor<[number, number]>,
   klCoef: number,
 ): Tensor<[number, number]> {
-  const kl = logProbs.sub(refLogProbs).mul(mask);
-  return kl.mul(-klCoef).add(lastMasked(mask).mul(score.unsqueeze(-1)));
+  return logProbs.sub(refLogProbs).mul(mask).mul(-klCoef).add(lastMasked(mask).mul(score.unsqueeze(-1)));
 }
 
 /** Discount γ and GAE's λ (defaults 1 and 0.95). */
@@ -123,9 +122,8 @@ export function ppoLoss(x: PPOLossInputs, opts: { clip?: number } = {}): PPOLoss
   const clipped = x.advantages.neg().mul(ratio.clamp(1 - eps, 1 + eps));
   // `where` picks one branch, so a tie (ρ inside the range) sends the gradient through once.
   const isClipped = clipped.gt(unclipped);
-  const losses: Tensor<[number, number]> = where(isClipped, clipped, unclipped);
   return {
-    loss: maskedMean(losses, x.mask),
+    loss: maskedMean(where(isClipped, clipped, unclipped), x.mask),
     clipFraction: maskedMean(isClipped.cast("f32"), x.mask).detach(),
     approxKl: maskedMean(logRatio.mul(logRatio), x.mask).mul(0.5).detach(),
   };

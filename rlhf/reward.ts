@@ -81,8 +81,7 @@ export function pairRewards(
   const { tokens } = batchPairs(pairs, padId);
   const lengths = (k: "chosen" | "rejected") => pairs.map((p) => p.prompt.length + p[k].length);
   const r = rm.forward(tokens, [...lengths("chosen"), ...lengths("rejected")]);
-  const B = pairs.length;
-  return { chosen: r.narrow(0, 0, B), rejected: r.narrow(0, B, B) };
+  return { chosen: r.narrow(0, 0, pairs.length), rejected: r.narrow(0, pairs.length, pairs.length) };
 }
 
 /** Fraction of `pairs` whose chosen completion gets the higher reward (no tape). */
@@ -95,10 +94,9 @@ export async function rewardAccuracy(
   if (!pairs.length) return NaN;
   let right = 0;
   for (let i = 0; i < pairs.length; i += batchSize) {
-    const chunk = pairs.slice(i, i + batchSize);
     const d = await scope(() =>
       noGrad(() => {
-        const { chosen, rejected } = pairRewards(rm, chunk, padId);
+        const { chosen, rejected } = pairRewards(rm, pairs.slice(i, i + batchSize), padId);
         return chosen.gt(rejected).cast("f32").sum().data();
       })
     );

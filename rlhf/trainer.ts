@@ -12,6 +12,7 @@ import type { GPT } from "../nn/gpt.ts";
 import { generate, type SampleOptions } from "../nn/sample.ts";
 import { Linear } from "../nn/module.ts";
 import { AdamW, clipGradNorm, type Optimizer } from "../nn/optim.ts";
+import { raise } from "../tensor/check.ts";
 import { frozenCopy } from "../dpo/trainer.ts";
 import { AdaptiveKLController, type AdaptiveKLOptions, gae, klPenalizedRewards } from "./ppo.ts";
 import { ppoLoss, valueLoss, whiten } from "./ppo.ts";
@@ -178,15 +179,12 @@ async function scoreTokens(
   return unstack(d, 3);
 }
 
+/** Turns token ids into text. */
+type Decode = (ids: number[]) => string;
+
 /** Scores of sequences from a reward function on their decoded prompt and completion; `who` names
  * the caller in the error when it throws or returns something other than a finite number. */
-function scoreText(
-  who: string,
-  reward: TextScorer,
-  decode: (ids: number[]) => string,
-  seqs: number[][],
-  promptLens: number[],
-): number[] {
+function scoreText(who: string, reward: TextScorer, decode: Decode, seqs: number[][], promptLens: number[]) {
   return seqs.map((s, i) => {
     const prompt = decode(s.slice(0, promptLens[i])), completion = decode(s.slice(promptLens[i]));
     const at = `${who}: reward function on sample ${i} (prompt ${JSON.stringify(prompt)}, ` +
@@ -219,7 +217,7 @@ export abstract class RLTrainer<C extends RLConfig> {
   #prompts: number[][];
   #order: number[] = [];
   #rand: () => number;
-  #decode?: (ids: number[]) => string;
+  #decode?: Decode;
 
   /** A trainer; see {@link RLTrainerOptions}. */
   constructor(o: RLTrainerOptions<C>) {
@@ -233,9 +231,7 @@ export abstract class RLTrainer<C extends RLConfig> {
         `${name}: longest prompt (${longest}) + maxNewTokens (${c.maxNewTokens}) exceeds blockSize ${o.policy.config.blockSize}`,
       );
     }
-    if (typeof o.reward === "function" && !o.decode) {
-      throw new Error(`${name}: a reward function needs decode`);
-    }
+    if (typeof o.reward === "function" && !o.decode) raise(`${name}: a reward function needs decode`);
     this.policy = o.policy;
     this.reference = o.reference ?? frozenCopy(o.policy);
     this.reward = o.reward;
@@ -269,8 +265,7 @@ export abstract class RLTrainer<C extends RLConfig> {
 
   /** The optimizer over the policy and extra parameters, made on first use. */
   protected opt(): Optimizer {
-    this.optimizer ??= new AdamW(this.#trained(), { lr: this.config.lr, weightDecay: 0 });
-    return this.optimizer;
+    return (this.optimizer ??= new AdamW(this.#trained(), { lr: this.config.lr, weightDecay: 0 }));
   }
 
   /** The trained parameters: the policy's and the extra ones. */
@@ -318,13 +313,9 @@ export abstract class RLTrainer<C extends RLConfig> {
     const r = await this.rollout();
     const { advantages, returns } = await this.advantages(r);
     const B = r.seqs.length, T = r.L - 1;
-    const rows = (a: Float32Array, idx: number[]) => {
-      const picked = idx.flatMap((i) => Array.from(a.subarray(i * T, (i + 1) * T)));
-      return fromArray<[number, number]>(picked, [idx.length, T]);
-    };
-    const epochs = c.epochs ?? 4, nMini = Math.min(c.minibatches ?? 1, B);
+    const epochs = c.epochs ?? 4, nMini = Math.min(c.minibatches ?? 1, B), updates = epochs * nMini;
     const sums = [0, 0, 0, 0];
-    let updates = 0, trainedTokens = 0;
+    let trainedTokens = 0;
     const opt = this.opt();
     for (let e = 0; e < epochs; e++) {
       const perm = permutation(B, this.#rand);
@@ -333,23 +324,26 @@ export abstract class RLTrainer<C extends RLConfig> {
         trainedTokens += idx.reduce((n, i) => n + r.seqs[i].length, 0);
         const v = await scope(() => {
           const tokens = padRight(idx.map((i) => r.seqs[i]), c.padId);
-          const Lm = tokens.shape[1];
-          // Minibatch rows may be shorter than L: keep the first Lm − 1 positions.
-          const cut = (t: Tensor<[number, number]>) => t.narrow(1, 0, Lm - 1);
-          const mask = cut(rows(r.mask, idx));
+          // Minibatch rows may be shorter than L: keep the first Tm of the T positions of each row.
+          const Tm = tokens.shape[1] - 1;
+          const rows = (a: Float32Array) => {
+            const picked = idx.flatMap((i) => Array.from(a.subarray(i * T, i * T + Tm)));
+            return fromArray<[number, number]>(picked, [idx.length, Tm]);
+          };
+          const mask = rows(r.mask);
           const hidden = this.policy.hidden(tokens);
           const pg = ppoLoss({
             logProbs: tokenLogProbs(this.policy.head(hidden), tokens),
-            oldLogProbs: cut(rows(r.logProbs, idx)),
-            advantages: cut(rows(advantages, idx)),
+            oldLogProbs: rows(r.logProbs),
+            advantages: rows(advantages),
             mask,
           }, { clip: c.clip });
           const values = this.valuesOf(hidden);
           const vl = values
             ? valueLoss({
-              values: values.narrow(1, 0, Lm - 1),
-              oldValues: cut(rows(r.values, idx)),
-              returns: cut(rows(returns, idx)),
+              values: values.narrow(1, 0, Tm),
+              oldValues: rows(r.values),
+              returns: rows(returns),
               mask,
             }, { clip: (c as PPOConfig).clipValue })
             : pg.loss.detach().mul(0);
@@ -364,7 +358,6 @@ export abstract class RLTrainer<C extends RLConfig> {
           throw new Error(`${this.constructor.name}: loss is ${v[0]} at step ${this.stepCount + 1}`);
         }
         v.forEach((x, i) => (sums[i] += x));
-        updates++;
       }
     }
     // The sequence KL at sampling time.
@@ -418,8 +411,7 @@ export class PPOTrainer extends RLTrainer<PPOConfig> {
   }
   /** V at every position [B, T]. */
   protected override valuesOf(hidden: Tensor<[number, number, number]>): Tensor<[number, number]> {
-    const [B, T] = hidden.shape;
-    return this.valueHead.forward(hidden).reshape([B, T]);
+    return this.valueHead.forward(hidden).squeeze(-1);
   }
   /** Rewards with the KL penalty, then GAE, then whitening. */
   protected async advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }> {
@@ -456,17 +448,15 @@ export class RLOOTrainer extends RLTrainer<RLOOConfig> {
   /** R_i = score_i − β·KL_i; A_i = R_i − mean of the other k−1 in its group. */
   protected advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }> {
     const k = this.samplesPerPrompt(), T = r.L - 1, B = r.seqs.length;
-    const kls = sequenceKls(r, T);
-    const R = r.scores.map((s, i) => s - this.klCoef * kls[i]);
-    const adv = new Float32Array(B * T);
-    for (let i = 0; i < B; i++) {
+    const R = sequenceKls(r, T).map((kl, i) => r.scores[i] - this.klCoef * kl);
+    const A = R.map((Ri, i) => {
       const g = Math.floor(i / k) * k; // rows of one prompt are consecutive
       let others = 0;
       for (let j = g; j < g + k; j++) if (j !== i) others += R[j];
-      const a = R[i] - others / (k - 1);
-      for (let t = i * T; t < (i + 1) * T; t++) adv[t] = a * r.mask[t];
-    }
-    return Promise.resolve({ advantages: adv, returns: new Float32Array(B * T) });
+      return Ri - others / (k - 1);
+    });
+    const advantages = r.mask.map((m, t) => A[Math.floor(t / T)] * m);
+    return Promise.resolve({ advantages, returns: new Float32Array(B * T) });
   }
 }
 

@@ -41,6 +41,21 @@ export type TypedArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 /** Reductions a backend implements. `argmax`/`argmin` give the first index on ties (i32). */
 export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
 
+/** Attention's inputs: q [B, H, T, D], k and v [B, H, S, D]; key j is hidden (score −1e9) from
+ * query i when j > past + i or the key mask [B, S] is false there. */
+export interface AttentionInputs {
+  /** Queries. */
+  q: Src;
+  /** Keys. */
+  k: Src;
+  /** Values. */
+  v: Src;
+  /** Key mask [B, S] (bool), or null. */
+  mask: Src | null;
+  /** Positions before the first query (a KV cache's length). */
+  past: number;
+}
+
 /** The primitives. */
 export interface Backend {
   /** "cpu" or "webgpu". */
@@ -71,6 +86,11 @@ export interface Backend {
   /** out = zeros(shape); out[i with i[axis] := index[i]] += src[i] over index's shape
    * (torch.scatter_add; deterministic order). */
   scatterAdd(index: Src, src: Src, axis: number, shape: readonly number[]): BackendBuffer;
+  /** Fused causal attention (optional: where absent, tensor/composite.ts composes it): softmax(q·kᵀ/√D)·v
+   * as contiguous [B, H, T, D], with buffers its backward needs after it. */
+  attention?(a: AttentionInputs): BackendBuffer[];
+  /** The backward of `attention` given what it returned and the output's gradient: [dq, dk, dv]. */
+  attentionGrad?(a: AttentionInputs, fwd: BackendBuffer[], g: Src): BackendBuffer[];
   /** Overwrite a whole buffer with host data, after every kernel recorded so far. */
   write(buf: BackendBuffer, data: ArrayLike<number>): void;
   /** Run a compiled step's recorded launches again (one submit on WebGPU). */

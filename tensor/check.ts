@@ -76,6 +76,11 @@ export function checkNonEmpty(op: string, shape: readonly number[], axes: readon
 /** `typeof v`, but "null" for null: how errors name a value of the wrong kind. */
 export const typeName = (v: unknown): string => v === null ? "null" : typeof v;
 
+/** Throws an Error with `message`. Typed `never`, so it also works as an expression: `x ?? raise(…)`. */
+export function raise(message: string): never {
+  throw new Error(message);
+}
+
 /** A JSON-style object: not null, not an array. */
 export function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
@@ -94,8 +99,6 @@ export function parseJson(text: string, error: (why: string) => string): unknown
 export function sameBackend(op: string, ops: readonly Lazy[]): void {
   const used = new Set(ops.flatMap((t) => t.form(op).reads.map((r) => r.st.backend.name)));
   if (used.size > 1) {
-    throw new Error(
-      `${op}: tensors live on different backends (${[...used].join(" and ")}); move them to one`,
-    );
+    raise(`${op}: tensors live on different backends (${[...used].join(" and ")}); move them to one`);
   }
 }

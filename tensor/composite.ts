@@ -7,9 +7,10 @@
  */
 import * as SH from "./shape.ts";
 import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
-import { arange } from "./create.ts";
-import { checkNumber } from "./check.ts";
-import { checkIndex, concat, record, Tensor, where } from "./tensor.ts";
+import { arange, tril } from "./create.ts";
+import { checkNumber, sameBackend } from "./check.ts";
+import { realRead } from "./lazy.ts";
+import { checkIndex, concat, fromBuffer, record, Tensor, where } from "./tensor.ts";
 
 /** Join same-shaped tensors along a new axis. */
 export function stack<const T extends readonly Tensor<any>[], const A extends number = 0>(
@@ -83,6 +84,55 @@ export function targetLogProbs<S extends Shape>(
   });
 }
 
+/** What `attention` may be told besides q, k and v. */
+export interface AttentionOptions<B extends number> {
+  /** Positions already cached before the queries (query i sits at past + i; default 0). */
+  past?: number;
+  /** [B, S]: false where a key is padding, hidden from every query. */
+  keyMask?: Tensor<readonly [B, number]>;
+  /** Applied to the [B, H, T, S] probabilities (dropout): forces the composed path. */
+  probs?: (p: Tensor<[B, number, number, number]>) => Tensor<[B, number, number, number]>;
+}
+
+/**
+ * Causal scaled dot-product attention: softmax(q·kᵀ/√D)·v for q [B, H, T, D] and k, v [B, H, S, D],
+ * where key j is hidden from query i (score −1e9, so a query that sees no key averages all values)
+ * when j > past + i or `keyMask` is false. A backend with a fused kernel (WebGPU) never writes the
+ * [B, H, T, S] scores to memory; elsewhere, or with `probs`, it is matmul, where and softmax.
+ */
+export function attention<B extends number, H extends number, T extends number, D extends number>(
+  q: Tensor<readonly [B, H, T, D]>,
+  k: Tensor<readonly [B, H, number, D]>,
+  v: Tensor<readonly [B, H, number, D]>,
+  { past = 0, keyMask, probs }: AttentionOptions<B> = {},
+): Tensor<[B, H, T, D]> {
+  const [B, H, T, D] = q.shape, S = k.shape[2], fmt = SH.fmtShape, want = fmt([B, H, S, D]);
+  if (
+    q.rank !== 4 || fmt(k.shape) !== want || fmt(v.shape) !== want ||
+    (keyMask && fmt(keyMask.shape) !== fmt([B, S]))
+  ) {
+    const got = [k, v, ...(keyMask ? [keyMask] : [])].map((t) => fmt(t.shape)).join(", ");
+    throw new SH.ShapeError(
+      `attention: q ${fmt(q.shape)} needs k, v [${B}, ${H}, S, ${D}] and keyMask [${B}, S], got ${got}`,
+    );
+  }
+  const be = q.backendOf(), mask = keyMask?.cast("bool") as Tensor<[B, number]> | undefined;
+  if (!be.attention || probs) {
+    const scores = q.matmul(k.transpose(-1, -2)).mul(1 / Math.sqrt(D)); // [B, H, T, S]
+    let masked = where(tril(T, S, past), scores, -1e9);
+    if (mask) masked = masked.maskedFill(mask.not().reshape([B, 1, 1, S]), -1e9);
+    return (probs ? probs(masked.softmax(-1)) : masked.softmax(-1)).matmul(v) as Tensor<any>;
+  }
+  sameBackend("attention", mask ? [q, k, v, mask] : [q, k, v]);
+  const read = (t: Tensor<any>) => realRead(t, "attention");
+  const a = { q: read(q), k: read(k), v: read(v), mask: mask ? read(mask) : null, past };
+  const [out, stats] = be.attention(a).map((b, i) => fromBuffer(i ? [b.size] : [B, H, T, D], b, q));
+  return record(out as Tensor<[B, H, T, D]>, [q, k, v], (g) => {
+    const grads = be.attentionGrad!(a, [read(out).buf, read(stats).buf], read(g));
+    return grads.map((b, i) => fromBuffer([q, k, v][i].shape, b, q));
+  });
+}
+
 /** Layer normalization over the last axis: (x − mean)/√(var + eps)·weight + bias. */
 export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends Shape = W>(
   x: Tensor<S>,
@@ -99,8 +149,7 @@ export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends S
     );
   }
   checkNumber("layerNorm: eps", eps, "≥ 0", (e) => e >= 0);
-  const mu = t.mean(-1, true);
-  const d = t.sub(mu);
+  const d = t.sub(t.mean(-1, true));
   let y = d.mul(d.mul(d).mean(-1, true).add(eps).rsqrt());
   if (weight) y = y.mul(weight);
   if (bias) y = y.add(bias);

@@ -47,13 +47,9 @@ type Kernel = (
 /** What a loop kernel computes: `exp` over `inputs` inputs at every index of a rank-`rank` shape,
  * where `body(v, o)` is the statement that consumes value `v` at output offset `o`. `tag` names the
  * body: kernels with the same tag, expression and sizes are the same kernel. */
-interface KernelSpec {
-  tag: string;
-  exp: Exp;
-  inputs: number;
-  rank: number;
-  body: (v: string, o: string) => string;
-}
+type KernelSpec = { tag: string; exp: Exp; inputs: number; rank: number; body: Statement };
+/** The statement that consumes value `v` at output offset `o`. */
+type Statement = (v: string, o: string) => string;
 
 /** The JavaScript of a kernel: a loop nest over the dims that keeps a running offset `o{k}` into
  * each view (view k reads its strides from `s[k]`, offset from `off[k]`; the output is the last
@@ -62,21 +58,18 @@ function kernelSource({ exp, inputs, rank, body }: KernelSpec): string {
   const views = [...Array(inputs + 1).keys()];
   const xs = views.slice(0, -1).map((k) => `x${k}`);
   const { defs, value } = render(exp, (l) => (l.op === "load" ? `x${l.i}[o${l.i}]` : `i${l.axis}`));
+  const each = (line: (k: number) => string) => views.map(line).join(" "); // one statement per view
   // Every stride and size is hoisted into a local so the loop body touches only numbers.
-  const lines = [`const [${xs.join(", ")}] = xs;`, views.map((k) => `let o${k}_0 = off[${k}];`).join(" ")];
+  const lines = [`const [${xs.join(", ")}] = xs;`, each((k) => `let o${k}_0 = off[${k}];`)];
   for (let d = 0; d < rank; d++) {
-    lines.push(
-      `const n${d} = shape[${d}]; ` + views.map((k) => `const s${k}_${d} = s[${k}][${d}];`).join(" "),
-    );
+    lines.push(`const n${d} = shape[${d}]; ` + each((k) => `const s${k}_${d} = s[${k}][${d}];`));
   }
   const pad = (d: number) => "  ".repeat(d);
   for (let d = 0; d < rank; d++) {
     lines.push(`${pad(d)}for (let i${d} = 0; i${d} < n${d}; i${d}++) {`);
-    lines.push(
-      pad(d + 1) + views.map((k) => `const o${k}_${d + 1} = o${k}_${d} + i${d} * s${k}_${d};`).join(" "),
-    );
+    lines.push(pad(d + 1) + each((k) => `const o${k}_${d + 1} = o${k}_${d} + i${d} * s${k}_${d};`));
   }
-  lines.push(pad(rank) + views.map((k) => `const o${k} = o${k}_${rank};`).join(" "));
+  lines.push(pad(rank) + each((k) => `const o${k} = o${k}_${rank};`));
   for (const line of [...defs, body(value, `o${inputs}`)]) lines.push(pad(rank) + line);
   for (let d = rank - 1; d >= 0; d--) lines.push(`${pad(d)}}`);
   return PRELUDE + lines.join("\n") + "\n";
@@ -86,14 +79,12 @@ const data = (b: BackendBuffer): TypedArray => (b as CpuBuffer).data;
 
 /** Offsets of every element of `view` in row-major order. */
 export function offsets(view: View): Int32Array {
-  const n = numel(view.shape);
-  const out = new Int32Array(n);
-  const rank = view.shape.length;
-  const i = new Array<number>(rank).fill(0);
+  const out = new Int32Array(numel(view.shape));
+  const i = view.shape.map(() => 0);
   let o = view.offset;
-  for (let p = 0; p < n; p++) {
+  for (let p = 0; p < out.length; p++) {
     out[p] = o;
-    for (let d = rank - 1; d >= 0; d--) {
+    for (let d = i.length - 1; d >= 0; d--) {
       i[d]++;
       o += view.strides[d];
       if (i[d] < view.shape[d]) break;
@@ -115,7 +106,10 @@ function inRange(i: number, n: number, op: string): number {
 }
 
 /** The map kernels' statement: store the value. */
-const store = (v: string, o: string) => `out[${o}] = ${v};`;
+const store: Statement = (v, o) => `out[${o}] = ${v};`;
+
+/** A buffer and its view as `wasmKernel` reads them. */
+const wasmSrc = (x: Src) => ({ data: data(x.buf), view: x.view });
 
 /** View with `axis` made stride 0 (so offsets skip it). */
 const drop = (v: View, axis: number): View => ({
@@ -158,13 +152,6 @@ export class CpuBackend implements Backend {
     return f;
   }
 
-  /** A new host array (counted for TENSOR_DEBUG=stats). */
-  #array(dtype: DType, size: number): TypedArray {
-    const a = hostArray(dtype, size);
-    this.#stats.allocated += a.byteLength;
-    return a;
-  }
-
   /** Run a launch now, and record it when compile is recording a step. */
   #run(launch: () => void): void {
     this.#stats.launches++;
@@ -175,8 +162,10 @@ export class CpuBackend implements Backend {
   alloc(size: number, dtype: DType, upload = false): BackendBuffer {
     return arenaAlloc(size, dtype, () => {
       const hit = this.#pool.get(`${dtype}${size}`)?.pop();
+      const buf = hit ?? new CpuBuffer(hostArray(dtype, size), dtype);
       if (hit) this.#pooled -= hit.data.byteLength;
-      return hit ?? new CpuBuffer(this.#array(dtype, size), dtype);
+      else this.#stats.allocated += buf.data.byteLength; // a new array (counted for TENSOR_DEBUG=stats)
+      return buf;
     }, upload);
   }
 
@@ -198,9 +187,8 @@ export class CpuBackend implements Backend {
     const d = data(buf);
     if (arenaFree(buf) || this.#pooled + d.byteLength > 256 << 20) return; // let the GC have the rest
     const k = `${buf.dtype}${d.length}`;
-    const list = this.#pool.get(k) ?? [];
-    list.push(buf as CpuBuffer);
-    this.#pool.set(k, list);
+    if (!this.#pool.has(k)) this.#pool.set(k, []);
+    this.#pool.get(k)!.push(buf as CpuBuffer);
     this.#pooled += d.byteLength;
   }
 
@@ -215,17 +203,12 @@ export class CpuBackend implements Backend {
     const views = [...inputs.map((x) => x.view), ov];
     // Large f32 maps into a contiguous output run as WebAssembly SIMD (render/wasm.ts) when it covers them.
     const dense = ov.strides.every((s, d) => s === contiguousStrides(shape)[d] || shape[d] === 1);
-    const wasm = (x: Src) => ({ data: data(x.buf), view: x.view });
     const simd = this.wasm && numel(shape) >= WASM_MIN && dense &&
-      wasmKernel("map", e, inputs.map(wasm), shape, 0, data(out) as Float32Array, ov.offset);
+      wasmKernel("map", e, inputs.map(wasmSrc), shape, 0, data(out) as Float32Array, ov.offset);
     if (simd) return (this.#run(simd), out);
     const k = this.#kernel({ tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store });
-    const [o, xs, s, off] = [
-      data(out),
-      inputs.map((x) => data(x.buf)),
-      views.map((v) => v.strides),
-      views.map((v) => v.offset),
-    ];
+    const [o, xs] = [data(out), inputs.map((x) => data(x.buf))];
+    const [s, off] = [views.map((v) => v.strides), views.map((v) => v.offset)];
     this.#run(() => k(o, null, xs, shape, s, off));
     return out;
   }
@@ -235,12 +218,15 @@ export class CpuBackend implements Backend {
     const n = numel(outShape);
     const ostr = contiguousStrides(outShape).map((s, d) => (axes.includes(d) ? 0 : s));
     const arg = op === "argmax" || op === "argmin";
-    // Large f32 sum/max/min over trailing axes run as WebAssembly SIMD when it covers them.
-    const split = shape.length - axes.length;
-    if (this.wasm && !arg && numel(shape) >= WASM_MIN && axes.every((a, i) => a === split + i)) {
+    // Large f32 sum/max/min run as WebAssembly SIMD when it covers them: over dims [split, rank)
+    // (trailing), else over dims [0, split) (leading); size-1 dims may fall on either side.
+    const fits = (split: number, lead: boolean) =>
+      shape.every((m, d) => m === 1 || axes.includes(d) === (d < split === lead));
+    const splits = [...shape.keys(), shape.length];
+    const lead = !splits.some((s) => fits(s, false)), split = splits.find((s) => fits(s, lead));
+    if (this.wasm && !arg && numel(shape) >= WASM_MIN && split !== undefined) {
       const out = this.alloc(n, e.dtype);
-      const wasm = (x: Src) => ({ data: data(x.buf), view: x.view });
-      const simd = wasmKernel(op, e, inputs.map(wasm), shape, split, data(out) as Float32Array);
+      const simd = wasmKernel(op, e, inputs.map(wasmSrc), shape, split, data(out) as Float32Array, 0, lead);
       if (simd) return (this.#run(simd), out);
       this.free(out);
     }
@@ -257,24 +243,17 @@ export class CpuBackend implements Backend {
       }
     }
     // NaN wins max/min (as in JavaScript's Math.max); arg reductions keep the first best index.
-    const body = {
-      sum: (v: string, o: string) => `acc[${o}] += ${v};`,
-      max: (v: string, o: string) => `{ const v = ${v}; if (v > acc[${o}] || v !== v) acc[${o}] = v; }`,
-      min: (v: string, o: string) => `{ const v = ${v}; if (v < acc[${o}] || v !== v) acc[${o}] = v; }`,
-      argmax: (v: string, o: string) =>
-        `{ const v = ${v}; if (v > acc[${o}]) { acc[${o}] = v; out[${o}] = ${pos}; } }`,
-      argmin: (v: string, o: string) =>
-        `{ const v = ${v}; if (v < acc[${o}]) { acc[${o}] = v; out[${o}] = ${pos}; } }`,
-    }[op];
-    const views = [...inputs.map((x) => x.view.strides), ostr];
-    const spec = {
-      tag: arg ? `reduce-${op} ${pos}` : `reduce-${op}`,
-      exp: e,
-      inputs: inputs.length,
-      rank: shape.length,
-      body,
+    const bodies: Record<ReduceOp, Statement> = {
+      sum: (v, o) => `acc[${o}] += ${v};`,
+      max: (v, o) => `{ const v = ${v}; if (v > acc[${o}] || v !== v) acc[${o}] = v; }`,
+      min: (v, o) => `{ const v = ${v}; if (v < acc[${o}] || v !== v) acc[${o}] = v; }`,
+      argmax: (v, o) => `{ const v = ${v}; if (v > acc[${o}]) { acc[${o}] = v; out[${o}] = ${pos}; } }`,
+      argmin: (v, o) => `{ const v = ${v}; if (v < acc[${o}]) { acc[${o}] = v; out[${o}] = ${pos}; } }`,
     };
-    const k = this.#kernel(spec), o = data(out), xs = inputs.map((x) => data(x.buf));
+    const views = [...inputs.map((x) => x.view.strides), ostr];
+    const tag = arg ? `reduce-${op} ${pos}` : `reduce-${op}`;
+    const k = this.#kernel({ tag, exp: e, inputs: inputs.length, rank: shape.length, body: bodies[op] });
+    const o = data(out), xs = inputs.map((x) => data(x.buf));
     const off = [...inputs.map((x) => x.view.offset), 0];
     this.#run(() => {
       acc.fill(init);
@@ -291,8 +270,7 @@ export class CpuBackend implements Backend {
     const batch = a.view.shape.slice(0, -2);
     const nb = numel(batch);
     const out = this.alloc(nb * M * N, a.buf.dtype);
-    const o = data(out);
-    const [ad, bd] = [data(a.buf), data(b.buf)];
+    const [o, ad, bd] = [data(out), data(a.buf), data(b.buf)];
     // Offsets of each batch's [0,0] element; operands are read through their strides.
     const aBase = offsets({ shape: batch, strides: a.view.strides.slice(0, -2), offset: a.view.offset });
     const bBase = offsets({ shape: batch, strides: b.view.strides.slice(0, -2), offset: b.view.offset });

@@ -15,6 +15,9 @@ import * as SH from "./shape.ts";
 import type { FromNested, Shape } from "./shape.ts";
 import { checkIndex, type Nested, Tensor } from "./tensor.ts";
 
+/** A tensor whose elements `exp` computes from their indices: no reads, no memory until used. */
+const computed = <S extends Shape>(shape: S, exp: X.Exp) => new Tensor(shape, { exp, reads: [] });
+
 function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType): Tensor<S> {
   const backend = getBackend();
   if (dtype === "f64" && backend.name !== "cpu") {
@@ -83,7 +86,7 @@ export function fromArray<const S extends Shape>(
 export function full<const S extends Shape>(shape: S, value: number, dtype: DType = "f32"): Tensor<S> {
   checkShape("full", shape);
   checkData("full: fill", [value], checkDType("full", dtype));
-  return new Tensor(shape, { exp: X.cnst(value, dtype), reads: [] });
+  return computed(shape, X.cnst(value, dtype));
 }
 /** Zeros. */
 export function zeros<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
@@ -119,10 +122,7 @@ export function arange(start: number, end?: number, step = 1, dtype?: DType): Te
   const dt = checkDType("arange", dtype ?? ([start, end, step].every(Number.isInteger) ? "i32" : "f32"));
   checkData("arange: start and step", [start, step], dt);
   const i = X.cast(X.idx(0), dt);
-  return new Tensor([n], {
-    exp: X.bin("add", X.bin("mul", i, X.cnst(step, dt)), X.cnst(start, dt)),
-    reads: [],
-  });
+  return computed([n], X.bin("add", X.bin("mul", i, X.cnst(step, dt)), X.cnst(start, dt)));
 }
 
 /** A small seedable PRNG (mulberry32): the same seed gives the same tensors on every backend. */
@@ -192,10 +192,8 @@ export function oneHot<I extends Shape>(
 ): Tensor<[...I, number]> {
   const x = (index as Tensor<any>).unsqueeze(-1), to = checkShape("oneHot", [...index.shape, n]);
   checkIndex("oneHot", index, n);
-  return new Tensor(
-    to,
-    fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(index.rank)), dtype), "oneHot"),
-  ) as any;
+  const form = fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(index.rank)), dtype), "oneHot");
+  return new Tensor(to, form) as any;
 }
 
 /** A bool mask [rows, cols] that is true on and below diagonal `k` (j ≤ i + k). */
@@ -210,8 +208,6 @@ export function triu<R extends number, C extends number = R>(rows: R, cols?: C, 
 
 /** The mask `j ≤ i + k` (tril) or `j ≥ i + k` (triu) over [rows, cols] (i the row, j the column). */
 function diagonalMask(op: "tril" | "triu", rows: number, cols: number, k: number): any {
-  return new Tensor(checkShape(op, [rows, cols]), {
-    exp: X.bin(op === "tril" ? "le" : "ge", X.idx(1), X.bin("add", X.idx(0), X.cnst(k, "i32"))),
-    reads: [],
-  });
+  const diagonal = X.bin("add", X.idx(0), X.cnst(k, "i32")); // i + k
+  return computed(checkShape(op, [rows, cols]), X.bin(op === "tril" ? "le" : "ge", X.idx(1), diagonal));
 }

@@ -10,15 +10,8 @@
  * Memory: a storage counts the forms that read it and frees its buffer with the last; `dispose`,
  * `scope` and `keep` release tensors early, and finalizers catch the ones dropped.
  */
-import {
-  arenas,
-  type Backend,
-  type BackendBuffer,
-  contiguousStrides,
-  numel,
-  type Src,
-  type View,
-} from "./backend.ts";
+import { arenas, contiguousStrides, numel } from "./backend.ts";
+import type { Backend, BackendBuffer, Src, View } from "./backend.ts";
 import { getBackend } from "./backends.ts";
 import { sameBackend } from "./check.ts";
 import * as X from "./exp.ts";
@@ -136,11 +129,8 @@ export const srcs = (f: Form): Src[] =>
 
 /** The form of a contiguous buffer of `shape`. */
 export function bufferForm(buf: BackendBuffer, shape: readonly number[], backend: Backend): Form {
-  const st = new Storage(buf, backend);
-  return {
-    exp: X.load(0, buf.dtype),
-    reads: [{ st, view: { shape, strides: contiguousStrides(shape), offset: 0 }, version: 0 }],
-  };
+  const view = { shape, strides: contiguousStrides(shape), offset: 0 };
+  return { exp: X.load(0, buf.dtype), reads: [{ st: new Storage(buf, backend), view, version: 0 }] };
 }
 
 /** Apply a movement to a form: `view` maps each read's view, `axis` maps an `idx` leaf. */
@@ -174,11 +164,9 @@ function reshapeView(v: View, shape: number[]): View | null {
  * a view of a contiguous copy. */
 export function reshapeForm(x: Lazy, to: number[]): Form {
   const move = (f: Form) => {
-    if (hasIdx(f.exp)) return null;
     const views = f.reads.map((r) => reshapeView(r.view, to));
-    return views.every((v) => v)
-      ? { exp: f.exp, reads: f.reads.map((r, i) => ({ ...r, view: views[i]! })) }
-      : null;
+    if (hasIdx(f.exp) || views.includes(null)) return null;
+    return { exp: f.exp, reads: f.reads.map((r, i) => ({ ...r, view: views[i]! })) };
   };
   return move(x.form("reshape")) ?? move({ exp: X.load(0, x.dtype), reads: [contiguousRead(x, "reshape")] })!;
 }
@@ -324,11 +312,9 @@ export function expandForm(x: Lazy, to: readonly number[]): Form {
   let f = x.form("expand");
   if (!isLoad(f) && X.size(f.exp) > 6 && numel(to) > x.size) f = realizeForm(x, "expand");
   const from = x.shape, pad = to.length - from.length;
-  return moveForm(f, (v) => ({
-    shape: to,
-    strides: to.map((n, d) => (d < pad || from[d - pad] !== n ? 0 : v.strides[d - pad])),
-    offset: v.offset,
-  }), (a) => (from[a] === to[a + pad] ? X.idx(a + pad) : X.cnst(0, "i32")));
+  const strides = (v: View) => to.map((n, d) => (d < pad || from[d - pad] !== n ? 0 : v.strides[d - pad]));
+  const axis = (a: number) => (from[a] === to[a + pad] ? X.idx(a + pad) : X.cnst(0, "i32"));
+  return moveForm(f, (v) => ({ shape: to, strides: strides(v), offset: v.offset }), axis);
 }
 
 /** Join operand forms (broadcast to `to`) into one expression over the union of their reads. */

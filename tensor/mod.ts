@@ -5,7 +5,7 @@
  */
 export { type BinaryMethod, type Nested, type ReduceMethod, Tensor } from "./tensor.ts";
 export { concat, where } from "./tensor.ts";
-export { crossEntropy, embedding, layerNorm, stack } from "./composite.ts";
+export { attention, type AttentionOptions, crossEntropy, embedding, layerNorm, stack } from "./composite.ts";
 // Creation, grouped: from data or constants; random (seeded); structured.
 export { arange, fromArray, full, fullLike, ones, onesLike, tensor, zeros, zerosLike } from "./create.ts";
 export { manualSeed, permutation, rand, randLike, randn, randnLike, rng } from "./create.ts";
@@ -13,7 +13,16 @@ export { oneHot, tril, triu } from "./create.ts";
 export { flush, hostWrite, keep, Lazy, memoryStats, resetPeakBytes, scope } from "./lazy.ts";
 export { getBackend, setBackend } from "./backends.ts";
 export type { BinaryOp, DType, Exp, UnaryOp } from "./exp.ts";
-export type { Arena, Backend, BackendBuffer, ReduceOp, Src, TypedArray, View } from "./backend.ts";
+export type {
+  Arena,
+  AttentionInputs,
+  Backend,
+  BackendBuffer,
+  ReduceOp,
+  Src,
+  TypedArray,
+  View,
+} from "./backend.ts";
 export { ShapeError } from "./shape.ts";
 export type * from "./shape.ts";
 export { isGradEnabled, noGrad } from "./tape.ts";

@@ -45,9 +45,7 @@ type Msg<R> = Box<R> extends Box<string> ? R & string : never;
  * a generic size against a literal one can only be decided at run time. It works because the compiler
  * relates any `Self` to the still-generic mapped type `{ [P in …]: Self[P] }` without evaluating it. */
 // deno-lint-ignore no-explicit-any -- any object type meets a string index of `any`, so Self[P] is valid
-export type Soft<R, Self extends { [k: string]: any }> = {
-  [P in Msg<R>]: Self[P];
-};
+export type Soft<R, Self extends { [k: string]: any }> = { [P in Msg<R>]: Self[P] };
 
 type Str<D> = D extends number ? (number extends D ? "number" : `${D}`) : "?";
 /** @internal `[2, 3]`, as `fmtShape` prints it (a runtime-only size prints as `number`). */
@@ -289,15 +287,10 @@ type ReduceAxes<S extends Shape, P extends readonly number[], Op extends string,
         : ReduceAxes<S, R, Op, Acc | (N & number)>
       : never
     : [Acc];
-/** @internal S without (or, with Keep, with 1 at) the axes in the union Ax. */
-type ReduceT<S extends Shape, Ax, Keep, Acc extends Shape = [], I extends 0[] = []> = S extends
-  readonly [infer D extends number, ...infer R extends Shape] ? ReduceT<
-    R,
-    Ax,
-    Keep,
-    I["length"] extends Ax ? Keep extends true ? [...Acc, 1] : Acc : [...Acc, D],
-    [...I, 0]
-  >
+/** @internal S with each axis in the union Ax replaced by the dims K ([] drops it, [1] keeps a 1). */
+type ReduceT<S extends Shape, Ax, K extends Shape, Acc extends Shape = [], I extends 0[] = []> = S extends
+  readonly [infer D extends number, ...infer R extends Shape]
+  ? ReduceT<R, Ax, K, [...Acc, ...(I["length"] extends Ax ? K : [D])], [...I, 0]>
   : Acc;
 /** Reduction over Axis (all axes when undefined; negatives count from the end), keeping 1s if Keep. */
 export type Reduce<
@@ -310,7 +303,7 @@ export type Reduce<
   : number extends S["length"] ? number[]
   : ReduceAxes<S, Axis extends number ? [Axis] : Exclude<Axis, number | undefined>, Op> extends infer X
     ? X extends string ? X
-    : X extends [infer U] ? ReduceT<S, U, Keep>
+    : X extends [infer U] ? ReduceT<S, U, Keep extends true ? [1] : []>
     : Keep extends true ? Fill<S, number>
     : Axis extends number ? Fill<Init<S>, number>
     : number[]
@@ -522,11 +515,10 @@ type Merge<A extends Shape, B extends Shape, N extends number, Acc extends Shape
   : false;
 /** @internal Sum is the axis total as a reversed digit string, or `number` once a size is runtime-only or
  * generic (N, the axis, makes `Known` a one-dim test). */
-type AddDim<Sum, D extends number, N extends number> = [
-  Sum,
-  Known<D, N> extends false ? 0 : number extends D ? 0 : 1,
-] extends [infer X extends string, 1] ? AddR<X, Rev<`${D}`>>
-  : number;
+type AddDim<Sum, D extends number, N extends number> =
+  [Sum, Known<D, N> extends false ? 0 : number extends D ? 0 : 1] extends [infer X extends string, 1]
+    ? AddR<X, Rev<`${D}`>>
+    : number;
 /** @internal Concat of S0 (merged so far: M) with Ss along normalized axis N. */
 type ConcatT<S0 extends Shape, Ss extends readonly Shape[], N, M extends Shape, Sum> = N extends string ? N
   : number extends N ? Fill<S0, number>
@@ -549,14 +541,10 @@ export type Concat<Ss extends readonly Shape[], Axis extends number> = Ss extend
 /** The shape of a concatenation along `axis`. */
 export function concatShape(shapes: readonly (readonly number[])[], axis: number): number[] {
   if (shapes.length === 0) fail("concat: needs at least one tensor");
-  const first = shapes[0], n = normAxis("concat", axis, first), out = [...first];
-  for (const s of shapes.slice(1)) {
-    if (s.length !== first.length || s.some((d, i) => i !== n && d !== first[i])) {
-      fail(`concat: shapes ${fmtShape(first)} and ${fmtShape(s)} differ outside axis ${n}`);
-    }
-    out[n] += s[n];
-  }
-  return out;
+  const first = shapes[0], n = normAxis("concat", axis, first);
+  const other = shapes.find((s) => s.length !== first.length || s.some((d, i) => i !== n && d !== first[i]));
+  if (other) fail(`concat: shapes ${fmtShape(first)} and ${fmtShape(other)} differ outside axis ${n}`);
+  return first.map((d, i) => i === n ? shapes.reduce((sum, s) => sum + s[n], 0) : d);
 }
 
 /** @internal The merge of S0 with every shape in Ss, or the error for the first that differs. */
@@ -581,11 +569,8 @@ export type Stack<Ss extends readonly Shape[], Axis extends number> = Ss extends
 export function stackShape(shapes: readonly (readonly number[])[], axis: number): number[] {
   if (shapes.length === 0) fail("stack: needs at least one tensor");
   const first = shapes[0], n = normAxis("stack", axis, first, first.length + 1);
-  for (const s of shapes) {
-    if (s.length !== first.length || s.some((d, i) => d !== first[i])) {
-      fail(`stack: shapes ${fmtShape(first)} and ${fmtShape(s)} differ`);
-    }
-  }
+  const other = shapes.find((s) => s.join() !== first.join());
+  if (other) fail(`stack: shapes ${fmtShape(first)} and ${fmtShape(other)} differ`);
   return [...first.slice(0, n), shapes.length, ...first.slice(n)];
 }
 

@@ -21,14 +21,12 @@ export function isGradEnabled(): boolean {
 export function noGrad<T>(fn: () => T): T {
   const prev = enabled;
   enabled = false;
+  let out: T | undefined;
   try {
-    const out = fn();
-    if (out instanceof Promise) return out.finally(() => (enabled = prev)) as T;
-    enabled = prev;
-    return out;
-  } catch (e) {
-    enabled = prev;
-    throw e;
+    out = fn();
+    return out instanceof Promise ? out.finally(() => (enabled = prev)) as T : out;
+  } finally {
+    if (!(out instanceof Promise)) enabled = prev; // a promise restores it when it settles
   }
 }
 
@@ -50,10 +48,8 @@ export function runBackward<T extends object>(
     const inputs = nodeOf(top[0])?.inputs ?? [];
     if (top[1] < inputs.length) {
       const next = inputs[top[1]++];
-      if (!seen.has(next)) {
-        seen.add(next);
-        stack.push([next, 0]);
-      }
+      if (!seen.has(next)) stack.push([next, 0]);
+      seen.add(next);
     } else {
       order.push(top[0]);
       stack.pop();
@@ -67,13 +63,10 @@ export function runBackward<T extends object>(
       grads.delete(t);
       const node = nodeOf(t);
       if (!node) leaf(t, g);
-      else {
-        const gs = node.backward(g);
-        node.inputs.forEach((x, k) => {
-          const gk = gs[k], prev = grads.get(x);
-          if (gk) grads.set(x, prev ? add(prev, gk) : gk);
-        });
-      }
+      node?.backward(g).forEach((gk, k) => {
+        const x = node.inputs[k], prev = grads.get(x);
+        if (gk) grads.set(x, prev ? add(prev, gk) : gk);
+      });
     }
   });
 }

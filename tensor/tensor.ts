@@ -8,36 +8,13 @@
  * closures recorded on the tape (tape.ts) and are written with the same ops, so higher layers
  * never see either.
  */
-import {
-  arenas,
-  type BackendBuffer,
-  contiguousStrides,
-  numel,
-  type ReduceOp,
-  type TypedArray,
-} from "./backend.ts";
+import { arenas, contiguousStrides, numel } from "./backend.ts";
+import type { BackendBuffer, ReduceOp, TypedArray, View } from "./backend.ts";
 import { checkDType, checkInt, checkNonEmpty, sameBackend, typeName } from "./check.ts";
 import { CpuBuffer, offsets } from "./cpu.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
-import {
-  bufferForm,
-  contiguousRead,
-  expandForm,
-  fuse,
-  hostCopy,
-  isContig,
-  isLoad,
-  keep,
-  Lazy,
-  moveForm,
-  type Read,
-  realizeForm,
-  realRead,
-  reshapeForm,
-  srcs,
-  written,
-} from "./lazy.ts";
+import * as L from "./lazy.ts";
 import * as SH from "./shape.ts";
 import type {
   Broadcast,
@@ -111,7 +88,7 @@ export class Tensor<
   // Widening S loses no runtime check: with a wider S the guards pass and the shapes are checked at run time.
   // @ts-expect-error: TS2636, the variance annotation is not provable structurally (see above).
   out S extends Shape = Shape,
-> extends Lazy<S> {
+> extends L.Lazy<S> {
   /** Whether gradients flow to this tensor (set on leaves with `requiresGrad_()`). */
   requiresGrad = false;
   /** Accumulated gradient of a leaf after `backward()`. */
@@ -140,7 +117,7 @@ export class Tensor<
     }
     return (async () => {
       if (pending.length) await drainChecks();
-      const r = contiguousRead(this, "data");
+      const r = L.contiguousRead(this, "data");
       const out = await r.st.backend.read(r.st.buf);
       return out.length === this.size ? out : out.subarray(r.view.offset, r.view.offset + this.size);
     })();
@@ -161,12 +138,10 @@ export class Tensor<
   override toString(): string {
     const head = `Tensor${SH.fmtShape(this.shape)} ${this.dtype}`;
     if (this.disposed) return `${head} (disposed)`;
-    const r = contiguousRead(this, "toString");
+    const r = L.contiguousRead(this, "toString");
     if (!(r.st.buf instanceof CpuBuffer)) return `${head} on ${r.st.backend.name}`;
-    const vals = Array.from(
-      r.st.buf.data.subarray(r.view.offset, r.view.offset + this.size),
-      (v) => +v.toFixed(4),
-    );
+    const data = r.st.buf.data.subarray(r.view.offset, r.view.offset + this.size);
+    const vals = Array.from(data, (v) => +v.toFixed(4));
     return `${head}\n${JSON.stringify(nest(vals, this.shape))}`;
   }
 
@@ -181,10 +156,9 @@ export class Tensor<
         `backward: output has shape ${shape}; pass a gradient of that shape or reduce to a scalar first`,
       );
     }
-    if (seed && SH.fmtShape(seed.shape) !== shape) {
-      throw new SH.ShapeError(
-        `backward: gradient shape ${SH.fmtShape(seed.shape)} differs from output shape ${shape}`,
-      );
+    const got = seed && SH.fmtShape(seed.shape);
+    if (got && got !== shape) {
+      throw new SH.ShapeError(`backward: gradient shape ${got} differs from output shape ${shape}`);
     }
     if (!this.requiresGrad) {
       throw new Error("backward: this tensor does not require grad (no leaf on its tape requires grad)");
@@ -193,7 +167,7 @@ export class Tensor<
       if (!t.requiresGrad) return;
       const total = t.grad ? t.grad.add(g) : g.dtype === t.dtype ? g.detach() : g.cast(t.dtype);
       t.grad?.dispose();
-      t.grad = keep(total.realize());
+      t.grad = L.keep(total.realize());
     });
   }
   /** Clear `.grad`. */
@@ -211,9 +185,9 @@ export class Tensor<
   /** A contiguous copy (or this tensor itself when it already is one). */
   contiguous(): Tensor<S> {
     const f = this.form("contiguous");
-    if (isLoad(f) && isContig(f.reads[0].view)) return this;
+    if (L.isLoad(f) && L.isContig(f.reads[0].view)) return this;
     const t = unary(this, "contiguous", (x) => x, (g) => g);
-    contiguousRead(t, "contiguous"); // realize() would keep a strided plain read as it is
+    L.contiguousRead(t, "contiguous"); // realize() would keep a strided plain read as it is
     return t;
   }
   /** Replace this tensor's value with `v`'s (same shape): how optimizers update parameters. A
@@ -221,14 +195,12 @@ export class Tensor<
    * compiled steps rely on); a lazy tensor made from the old value and used afterwards throws. The
    * tape is not involved. */
   assign(v: Tensor<S>): this {
-    if (SH.fmtShape(v.shape) !== SH.fmtShape(this.shape)) {
-      throw new SH.ShapeError(
-        `assign: shape ${SH.fmtShape(v.shape)} differs from ${SH.fmtShape(this.shape)}`,
-      );
-    }
+    const [from, to] = [SH.fmtShape(v.shape), SH.fmtShape(this.shape)];
+    if (from !== to) throw new SH.ShapeError(`assign: shape ${from} differs from ${to}`);
     const src = v.dtype === this.dtype ? v : v.cast(this.dtype), f = this.form("assign"), own = f.reads[0];
     sameBackend("assign", [this, src]);
-    const whole = isLoad(f) && isContig(own.view) && own.view.offset === 0 && own.st.buf.size === this.size;
+    const whole = L.isLoad(f) && L.isContig(own.view) && own.view.offset === 0 &&
+      own.st.buf.size === this.size;
     if (!whole && arenas.current && this.id < arenas.current.since) {
       throw new Error(
         `compile: assign replaced a tensor of shape ${SH.fmtShape(this.shape)} made before the step ` +
@@ -237,15 +209,15 @@ export class Tensor<
     }
     let g = src.form("assign");
     // Reads of this memory through another view (x.assign(x.T)) would race the writes: copy first.
-    const view = (r: Read) => `${r.view.offset};${r.view.strides}`;
+    const view = (r: L.Read) => `${r.view.offset};${r.view.strides}`;
     using copy = whole && g.reads.some((r) => r.st === own.st && view(r) !== view(own))
       ? src.contiguous()
       : null;
     if (copy) g = copy.form("assign");
     // Otherwise into new memory, never shared with `v` (so a later in-place write cannot reach it).
     const be = src.backendOf(), into = whole ? { buf: own.st.buf, view: own.view } : undefined;
-    const buf = be.map(g.exp, srcs(g), this.shape, into);
-    this.setForm(whole ? written(this, own) : bufferForm(buf, this.shape, be));
+    const buf = be.map(g.exp, L.srcs(g), this.shape, into);
+    this.setForm(whole ? L.written(this, own) : L.bufferForm(buf, this.shape, be));
     return this;
   }
 
@@ -311,8 +283,7 @@ export class Tensor<
     // ½(1 + tanh u) = σ(2u): one exponential instead of tanh's, computed once and shared with the
     // backward rule (transcendentals dominate elementwise cost on the CPU).
     const s = x.mul(x).mul(x).mul(K).add(x).mul(2 * C).sigmoid().realize();
-    const y = x.mul(s);
-    return record(y, [this], (g) => {
+    return record(x.mul(s), [this], (g) => {
       // d/dx x·σ(2u) = σ + x·σ(1 − σ)·2u′, u′ = C(1 + 3Kx²)
       const du = x.mul(x).mul(3 * K).add(1).mul(2 * C);
       return [g.mul(s.add(x.mul(s).mul(s.neg().add(1)).mul(du)))];
@@ -416,11 +387,8 @@ export class Tensor<
   reshape(this: Tensor<any>, shape: readonly number[]): any {
     const x = this as Tensor<S>;
     const to = SH.reshapeShape(x.shape, shape);
-    return record(
-      new Tensor(to, reshapeForm(x, to)),
-      [x],
-      (g) => [g.reshape(x.shape as readonly number[])],
-    ) as any;
+    const out = new Tensor(to, L.reshapeForm(x, to));
+    return record(out, [x], (g) => [g.reshape(x.shape as readonly number[])]) as any;
   }
   /** Reorder axes. */
   permute<const P extends readonly number[]>(
@@ -430,12 +398,10 @@ export class Tensor<
     const x = this as Tensor<S>;
     const p = SH.permuteCheck(x.shape, perm);
     const inv = p.map((_, i) => p.indexOf(i));
-    const f = moveForm(x.form("permute"), (v) => ({
-      shape: p.map((d) => v.shape[d]),
-      strides: p.map((d) => v.strides[d]),
-      offset: v.offset,
-    }), (a) => X.idx(inv[a]));
-    return record(new Tensor(p.map((d) => x.shape[d]), f), [x], (g) => [g.permute(inv)]) as any;
+    const order = (dims: readonly number[]) => p.map((d) => dims[d]);
+    const view = (v: View) => ({ shape: order(v.shape), strides: order(v.strides), offset: v.offset });
+    const f = L.moveForm(x.form("permute"), view, (a) => X.idx(inv[a]));
+    return record(new Tensor(order(x.shape), f), [x], (g) => [g.permute(inv)]) as any;
   }
   /** Swap two axes (default: the last two). */
   transpose<const D0 extends number = -2, const D1 extends number = -1>(
@@ -464,7 +430,7 @@ export class Tensor<
       );
     }
     if (to.join() === x.shape.join()) return x as any;
-    return record(new Tensor(to, expandForm(x, to)), [x], (g) => [sumTo(g, x.shape)]) as any;
+    return record(new Tensor(to, L.expandForm(x, to)), [x], (g) => [sumTo(g, x.shape)]) as any;
   }
   /** Insert a size-1 axis. */
   unsqueeze<const D extends number>(
@@ -494,11 +460,9 @@ export class Tensor<
     const a = SH.narrowCheck(x.shape, axis, start, length);
     const s = start < 0 ? start + x.shape[a] : start;
     const to = x.shape.map((n, d) => (d === a ? length : n));
-    const f = moveForm(x.form("narrow"), (v) => ({
-      shape: to,
-      strides: v.strides,
-      offset: v.offset + s * v.strides[a],
-    }), (d) => (d === a ? X.bin("add", X.idx(d), X.cnst(s, "i32")) : X.idx(d)));
+    const view = (v: View) => ({ shape: to, strides: v.strides, offset: v.offset + s * v.strides[a] });
+    const idx = (d: number) => (d === a ? X.bin("add", X.idx(d), X.cnst(s, "i32")) : X.idx(d));
+    const f = L.moveForm(x.form("narrow"), view, idx);
     return record(new Tensor(to, f), [x], (g) => [padInto(g, x.shape, a, s)]) as any;
   }
   /** Elements `start` (inclusive) to `end` (exclusive, default the end) of `axis`; a view. */
@@ -540,7 +504,7 @@ export class Tensor<
     sameBackend("gather", [x, index]);
     checkIndex("gather", index, x.shape[a]);
     x.form("gather");
-    const buf = x.backendOf().gather(realRead(x, "gather"), realRead(index, "gather"), a);
+    const buf = x.backendOf().gather(L.realRead(x, "gather"), L.realRead(index, "gather"), a);
     return record(fromBuffer(index.shape, buf, x), [x], (g) => [scatterAdd(index, g, a, x.shape)]) as any;
   }
   /** Rows (or other slices along `axis`) picked by a 1-D i32 index. */
@@ -556,31 +520,26 @@ export class Tensor<
     }
     checkIndex("indexSelect", index, x.shape[a]);
     const to = x.shape.map((n: number, d: number) => (d === a ? index.size : n));
-    const idx = index.reshape(to.map((n: number, d: number) => (d === a ? n : 1))).expand(to);
+    // Realized first: an expanded lazy index would be materialized [N, …] wide, losing the broadcast
+    // that lets scatterAdd (the backward) sort N entries instead of scanning them per output.
+    const idx = index.realize().reshape(to.map((n: number, d: number) => (d === a ? n : 1))).expand(to);
     return x.gather(a, idx) as any;
   }
   /** `this` plus `src` added at `index` along `axis` (torch.scatter_add). */
   scatterAdd<I extends Shape>(axis: number, index: Tensor<I>, src: Tensor<I>): Tensor<S> {
     const a = SH.gatherCheck("scatterAdd", this.shape, axis, index.shape);
-    if (SH.fmtShape(index.shape) !== SH.fmtShape(src.shape)) {
-      throw new SH.ShapeError(
-        `scatterAdd: index shape ${SH.fmtShape(index.shape)} and src shape ${SH.fmtShape(src.shape)} differ`,
-      );
-    }
+    const [is, ss] = [SH.fmtShape(index.shape), SH.fmtShape(src.shape)];
+    if (is !== ss) throw new SH.ShapeError(`scatterAdd: index shape ${is} and src shape ${ss} differ`);
     checkIndex("scatterAdd", index, this.shape[a]);
-    const s = scatterAdd(index, src.detach(), a, this.shape);
-    return record<any>(
-      (this.detach() as Tensor<any>).add(s),
-      [this, src],
-      (g) => [g, g.gather(a, index as Tensor<any>)],
-    );
+    const out = (this.detach() as Tensor<any>).add(scatterAdd(index, src.detach(), a, this.shape));
+    return record<any>(out, [this, src], (g) => [g, g.gather(a, index as Tensor<any>)]);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The binary ops: IR op, backward rule (float results only), whether the result is always float
 
-const BINARY: Record<string, [X.BinaryOp, Grads?, boolean?]> = {
+const BINARY: Record<string, BinaryRow> = {
   add: ["add", (g) => [g, g]],
   sub: ["sub", (g) => [g, g.neg()]],
   mul: ["mul", (g, a, b) => [g.mul(b), g.mul(a)]],
@@ -592,15 +551,9 @@ const BINARY: Record<string, [X.BinaryOp, Grads?, boolean?]> = {
   ], true],
   maximum: ["max", (g, a, b) => pick(g, a, b)],
   minimum: ["min", (g, a, b) => pick(g, b, a)],
-  lt: ["lt"],
-  le: ["le"],
-  gt: ["gt"],
-  ge: ["ge"],
-  eq: ["eq"],
-  ne: ["ne"],
-  and: ["and"],
-  or: ["or"],
 };
+// Comparisons and logic: bool results, no gradient.
+for (const op of ["lt", "le", "gt", "ge", "eq", "ne", "and", "or"] as const) BINARY[op] = [op];
 
 // The unary ops: IR expression, backward rule (given g, x and the output), whether the result is
 // always float.
@@ -647,21 +600,15 @@ const REDUCE: Record<string, (x: Tensor<any>, axis: any, keepdim?: boolean, corr
 };
 
 /** Make each row of an op table a method of Tensor. */
-function install<Row>(
-  table: Record<string, Row>,
-  method: (name: string, row: Row) => (...args: any[]) => any,
-) {
+function install<R>(table: Record<string, R>, method: (name: string, row: R) => (...args: any[]) => any) {
   for (const [name, row] of Object.entries(table)) {
-    Object.defineProperty(Tensor.prototype, name, {
-      value: method(name, row),
-      writable: true,
-      configurable: true,
-    });
+    const value = method(name, row);
+    Object.defineProperty(Tensor.prototype, name, { value, writable: true, configurable: true });
   }
 }
-install(BINARY, (name, [op, grads, float]) =>
+install(BINARY, (name, row) =>
   function (this: Tensor<any>, o: Tensor<any> | number) {
-    return binary(this, o, name, (a, b) => X.bin(op, a, b), grads, float);
+    return binary(this, o, name, row);
   });
 install(UNARY, (name, [fn, grad, float]) =>
   function (this: Tensor<any>) {
@@ -701,15 +648,9 @@ function promote(a: DType, b: DType): DType {
 }
 
 type Grads = (g: Tensor<any>, a: Tensor<any>, b: Tensor<any>, out: Tensor<any>) => Tensor<any>[];
+type BinaryRow = [X.BinaryOp, Grads?, boolean?];
 
-function binary(
-  a: Tensor<any>,
-  o: Tensor<any> | number,
-  op: string,
-  fn: (a: Exp, b: Exp) => Exp,
-  grads?: Grads,
-  float = false,
-): any {
+function binary(a: Tensor<any>, o: Tensor<any> | number, op: string, [bop, grads, float]: BinaryRow): any {
   if (typeof o !== "number" && !(o instanceof Tensor)) {
     throw new TypeError(`${op}: operand must be a tensor or a number, got ${typeName(o)}`);
   }
@@ -718,7 +659,7 @@ function binary(
   let dt = promote(a.dtype, b.dtype);
   if (float && !isFloat(dt)) dt = "f32";
   if (op === "and" || op === "or") dt = "bool";
-  const out = new Tensor(to, fuse([a, b], to, ([x, y]) => fn(X.cast(x, dt), X.cast(y, dt)), op));
+  const out = new Tensor(to, L.fuse([a, b], to, ([x, y]) => X.bin(bop, X.cast(x, dt), X.cast(y, dt)), op));
   if (!grads || !isFloat(out.dtype)) return out;
   return record(out, [a, b], (g) => grads(g, a, b, out).map((gi, k) => sumTo(gi, [a, b][k].shape)));
 }
@@ -727,7 +668,7 @@ type UnaryGrad = (g: Tensor<any>, x: Tensor<any>, out: Tensor<any>) => Tensor<an
 
 function unary(x: Tensor<any>, op: string, fn: (x: Exp) => Exp, grad?: UnaryGrad, float = false): any {
   const dt = float && !isFloat(x.dtype) ? "f32" : x.dtype;
-  const out = new Tensor(x.shape, fuse([x], x.shape as number[], ([e]) => fn(X.cast(e, dt)), op));
+  const out = new Tensor(x.shape, L.fuse([x], x.shape as number[], ([e]) => fn(X.cast(e, dt)), op));
   if (!grad) return out;
   return record(out, [x], (g) => [grad(g, x, out)]);
 }
@@ -760,8 +701,8 @@ function sumTo(g: Tensor<any>, shape: readonly number[]): Tensor<any> {
 }
 
 /** A tensor over a fresh contiguous buffer, on `like`'s backend. */
-function fromBuffer<S extends Shape>(shape: S, buf: BackendBuffer, like: Tensor<any>): Tensor<S> {
-  return new Tensor(shape, bufferForm(buf, shape, like.backendOf()));
+export function fromBuffer<S extends Shape>(shape: S, buf: BackendBuffer, like: Tensor<any>): Tensor<S> {
+  return new Tensor(shape, L.bufferForm(buf, shape, like.backendOf()));
 }
 
 /** `v` in `t`'s shape and dtype (no memory until used). */
@@ -779,8 +720,7 @@ function reduce(
   const axes = SH.reduceAxes(op, x.shape, axis);
   if (op !== "sum") checkNonEmpty(op, x.shape, axes);
   const f = x.form(op);
-  const be = x.backendOf();
-  const buf = be.reduce(op, f.exp, srcs(f), x.shape, axes);
+  const buf = x.backendOf().reduce(op, f.exp, L.srcs(f), x.shape, axes);
   const kept = x.shape.map((n: number, d: number) => (axes.includes(d) ? 1 : n));
   const out = fromBuffer(kept, buf, x);
   const res = keepdim ? out : out.reshape(dropAxes(x.shape, axes) as any);
@@ -812,17 +752,11 @@ function matmul(a: Tensor<any>, b: Tensor<any>): Tensor<any> {
   const batch = SH.broadcastShapes("matmul", A.shape.slice(0, -2), B.shape.slice(0, -2));
   const Ae = A.expand([...batch, ...A.shape.slice(-2)]), Be = B.expand([...batch, ...B.shape.slice(-2)]);
   const dt = promote(a.dtype, b.dtype);
-  const [ra, rb] = [
-    realRead(isFloat(Ae.dtype) ? Ae : Ae.cast(dt), "matmul"),
-    realRead(Be.dtype === dt ? Be : Be.cast(dt), "matmul"),
-  ];
-  const full = fromBuffer(
-    [...batch, A.shape[A.rank - 2], B.shape[B.rank - 1]],
-    a.backendOf().matmul(ra, rb),
-    a,
-  );
-  const res = full.reshape(out);
-  return record(res, [a, b], (g) => {
+  const ra = L.realRead(isFloat(Ae.dtype) ? Ae : Ae.cast(dt), "matmul");
+  const rb = L.realRead(Be.dtype === dt ? Be : Be.cast(dt), "matmul");
+  const buf = a.backendOf().matmul(ra, rb);
+  const full = fromBuffer([...batch, A.shape[A.rank - 2], B.shape[B.rank - 1]], buf, a);
+  return record(full.reshape(out), [a, b], (g) => {
     const G = g.reshape(full.shape);
     return [
       a.requiresGrad ? sumTo(G.matmul(Be.transpose(-1, -2)), A.shape).reshape(a.shape) : null,
@@ -833,8 +767,7 @@ function matmul(a: Tensor<any>, b: Tensor<any>): Tensor<any> {
 
 /** Zeros of `shape` with `g` written at `start` along `axis` (narrow's gradient, concat's body). */
 function padInto(g: Tensor<any>, shape: readonly number[], axis: number, start: number): Tensor<any> {
-  const be = g.backendOf();
-  const buf = be.map(X.cnst(0, g.dtype), [], shape);
+  const buf = g.backendOf().map(X.cnst(0, g.dtype), [], shape);
   writeRegion(buf, shape, g, axis, start);
   return fromBuffer(shape, buf, g);
 }
@@ -849,26 +782,14 @@ function writeRegion(
   if (t.size === 0) return;
   const f = t.form("concat");
   const strides = contiguousStrides(shape);
-  t.backendOf().map(f.exp, srcs(f), t.shape, {
-    buf,
-    view: { shape: t.shape, strides, offset: start * strides[axis] },
-  });
+  const view = { shape: t.shape, strides, offset: start * strides[axis] };
+  t.backendOf().map(f.exp, L.srcs(f), t.shape, { buf, view });
 }
 
-function scatterAdd(
-  index: Tensor<any>,
-  src: Tensor<any>,
-  axis: number,
-  shape: readonly number[],
-): Tensor<any> {
+function scatterAdd(index: Tensor<any>, src: Tensor<any>, axis: number, shape: readonly number[]) {
   sameBackend("scatterAdd", [index, src]);
-  const buf = src.backendOf().scatterAdd(
-    realRead(index, "scatterAdd"),
-    realRead(src, "scatterAdd"),
-    axis,
-    shape,
-  );
-  return fromBuffer(shape as number[], buf, src);
+  const [ri, rs] = [L.realRead(index, "scatterAdd"), L.realRead(src, "scatterAdd")];
+  return fromBuffer(shape as number[], src.backendOf().scatterAdd(ri, rs, axis, shape), src);
 }
 
 // Indices are checked on the host: on the CPU the buffer is the host copy, device uploads keep one
@@ -878,14 +799,14 @@ const pending: { op: string; n: number; range: Tensor<[2]> }[] = [];
 export function checkIndex(op: string, index: Tensor<any>, n: number, ignore?: number) {
   if (index.dtype !== "i32") throw new TypeError(`${op}: index must be i32, got ${index.dtype}`);
   let f = index.form(op);
-  if (!isLoad(f) && index.backendOf().name === "cpu") f = realizeForm(index, op);
-  const r = isLoad(f) ? f.reads[0] : null;
-  const host = r && (r.st.buf instanceof CpuBuffer ? r.st.buf.data : hostCopy.get(r.st.buf));
+  if (!L.isLoad(f) && index.backendOf().name === "cpu") f = L.realizeForm(index, op);
+  const r = L.isLoad(f) ? f.reads[0] : null;
+  const host = r && (r.st.buf instanceof CpuBuffer ? r.st.buf.data : L.hostCopy.get(r.st.buf));
   if (!host) {
     let ok = index.ge(0).and(index.lt(n));
     if (ignore !== undefined) ok = ok.or(index.eq(ignore));
     const bad = where(ok, 0, index), range = concat([bad.min().reshape([1]), bad.max().reshape([1])]);
-    return void pending.push({ op, n, range: keep(range.realize()) });
+    return void pending.push({ op, n, range: L.keep(range.realize()) });
   }
   const v = Array.from(offsets(r!.view), (o) => host[o]).find((v) => (v < 0 || v >= n) && v !== ignore);
   if (v !== undefined) throw new RangeError(`${op}: index ${v} is out of range for size ${n}`);
@@ -906,10 +827,8 @@ async function drainChecks(): Promise<void> {
 function nest(vals: number[], shape: readonly number[]): Nested {
   if (shape.length === 0) return vals[0];
   const step = vals.length / shape[0] || 0;
-  return Array.from(
-    { length: shape[0] },
-    (_, i) => nest(vals.slice(i * step, (i + 1) * step), shape.slice(1)),
-  );
+  const row = (i: number) => nest(vals.slice(i * step, (i + 1) * step), shape.slice(1));
+  return Array.from({ length: shape[0] }, (_, i) => row(i));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -922,22 +841,15 @@ export function where<C extends Shape, A extends Shape = [], B extends Shape = [
   b: Tensor<B> | number,
 ): Tensor<Ok<Where<C, A, B>>> {
   const c = cond as Tensor<C>;
-  let dt = typeof a === "number"
-    ? (typeof b === "number" ? "f32" : b.dtype)
-    : typeof b === "number"
-    ? a.dtype
-    : promote(a.dtype, b.dtype);
+  // Two tensors promote; one sets the dtype; two numbers are f32.
+  const dtypes = [a, b].flatMap((v) => (typeof v === "number" ? [] : [v.dtype]));
+  let dt = dtypes.length ? dtypes.reduce(promote) : "f32";
   // A fractional scalar beside an integer tensor makes the result float, as in torch.
   if ([a, b].some((v) => typeof v === "number" && !Number.isInteger(v)) && !isFloat(dt)) dt = "f32";
-  const [ta, tb] = [
-    typeof a === "number" ? constTensor(a, dt) : a,
-    typeof b === "number" ? constTensor(b, dt) : b,
-  ];
+  const [ta, tb] = [a, b].map((v) => (typeof v === "number" ? constTensor(v, dt) : v));
   const to = SH.broadcastShapes("where", SH.broadcastShapes("where", c.shape, ta.shape), tb.shape);
-  const out = new Tensor(
-    to,
-    fuse([c, ta, tb], to, ([x, y, z]) => X.where(X.cast(x, "bool"), X.cast(y, dt), X.cast(z, dt)), "where"),
-  );
+  const body = ([x, y, z]: Exp[]) => X.where(X.cast(x, "bool"), X.cast(y, dt), X.cast(z, dt));
+  const out = new Tensor(to, L.fuse([c, ta, tb], to, body, "where"));
   if (!isFloat(dt)) return out as any;
   return record(out, [ta, tb], (g) => {
     const m = (c as Tensor<any>).cast(g.dtype);
@@ -961,8 +873,7 @@ export function concat<const T extends readonly Tensor<any>[], const A extends n
     writeRegion(buf, shape, t.dtype === dt ? t : t.cast(dt), a, at);
     at += t.shape[a];
   }
-  const out = fromBuffer(shape, buf, tensors[0]);
-  return record(out, [...tensors], (g) => {
+  return record(fromBuffer(shape, buf, tensors[0]), [...tensors], (g) => {
     let s = 0;
     return tensors.map((t) => g.narrow(a, (s += t.shape[a]) - t.shape[a], t.shape[a]));
   }) as any;

@@ -42,53 +42,42 @@ const section = (id: number, bytes: number[]): number[] => [id, ...uleb(bytes.le
 /** A name (ASCII here). */
 const name = (s: string): number[] => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))];
 
-// The few instructions the kernel uses, as byte arrays; `ops` concatenates them.
-export const ops = (...parts: number[][]): number[] => parts.flat();
 export const I32 = 0x7f, V128 = 0x7b; // value types
-export const get = (i: number): number[] => [0x20, ...uleb(i)]; // local.get
-export const set = (i: number): number[] => [0x21, ...uleb(i)]; // local.set
-export const tee = (i: number): number[] => [0x22, ...uleb(i)]; // local.tee
-export const i32 = (n: number): number[] => [0x41, ...sleb(n)]; // i32.const
-export const [ADD, SUB, MUL] = [[0x6a], [0x6b], [0x6c]]; // i32.add, i32.sub, i32.mul
-/** `local += value` for i32 locals (pointer bumps). */
-export const bump = (l: number, value: number[]): number[] => ops(get(l), value, ADD, set(l));
-/** A do-while loop on a counter local: body, then `--n != 0` branches back (callers ensure n ≥ 1).
- * 0x03 0x40 opens a loop with no result; 0x0d 0 is br_if to its head; 0x0b ends it. */
-export const loop = (n: number, body: number[]): number[] =>
-  ops([0x03, 0x40], body, get(n), i32(1), SUB, tee(n), [0x0d, 0, 0x0b]);
 // SIMD ops are 0xfd + LEB opcode; memory ops carry (log2 alignment, offset).
 export const simd = (op: number, ...imm: number[]): number[] => [0xfd, ...uleb(op), ...imm];
-export const load = (off: number): number[] => simd(0, 4, ...uleb(off)); // v128.load
-export const splat = (off: number): number[] => simd(9, 2, ...uleb(off)); // v128.load32_splat
-export const store = (off: number): number[] => simd(11, 4, ...uleb(off)); // v128.store
-const [FADD, FMUL, MADD] = [simd(0xe4), simd(0xe6), simd(0x105)]; // f32x4.add, .mul, .relaxed_madd
 
 /** Opcodes by name, as a small text assembler writes them (SIMD ones are 0xfd-prefixed; `f.` is
  * f32x4, `d.` f64x2, `i.` i32x4, `v.` v128; memory ops take alignment 4 bytes and offset 0). */
 // deno-fmt-ignore
 const CODES: Record<string, number[]> = {
-  block: [0x02, 0x40], loop: [0x03, 0x40], end: [0x0b], "i32.add": [0x6a], "i32.sub": [0x6b], "i32.mul": [0x6c],
-  "i32.ge_s": [0x4e], "f64.add": [0xa0], "f32.min": [0x96], "f32.max": [0x97], "f32.demote": [0xb6],
-  "f32.store": [0x38, 2, 0], "v.load": simd(0, 2, 0), "v.load_splat": simd(9, 2, 0), "v.store": simd(11, 2, 0),
+  block: [0x02, 0x40], loop: [0x03, 0x40], if: [0x04, 0x40], end: [0x0b], "i32.add": [0x6a],
+  "i32.sub": [0x6b], "i32.mul": [0x6c], "i32.ge_s": [0x4e], "f64.add": [0xa0], "f32.min": [0x96],
+  "f32.max": [0x97], "f32.demote": [0xb6], "f32.store": [0x38, 2, 0], "v.load": simd(0, 2, 0),
+  "v.load_splat": simd(9, 2, 0), "v.store": simd(11, 2, 0),
   "v.high": simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15), // lanes 2, 3 to 0, 1
   ...Object.fromEntries(Object.entries({
     "f.add": 0xe4, "f.sub": 0xe5, "f.mul": 0xe6, "f.div": 0xe7, "f.min": 0xe8, "f.max": 0xe9, "f.neg": 0xe1,
     "f.abs": 0xe0, "f.sqrt": 0xe3, "f.floor": 0x68, "f.nearest": 0x6a, "f.eq": 0x41, "f.ne": 0x42, "f.lt": 0x43,
     "f.gt": 0x44, "f.le": 0x45, "f.ge": 0x46, "v.not": 0x4d, "v.and": 0x4e, "v.or": 0x50, "v.select": 0x52,
     "i.add": 0xae, "i.sub": 0xb1, "i.shl": 0xab, "i.shr_s": 0xac, "i.shr_u": 0xad, "i.lt_s": 0x39, "i.splat": 0x11,
-    "i.trunc_f": 0xf8, "f.convert_i": 0xfa, "d.promote": 0x5f, "d.add": 0xf0,
+    "i.trunc_f": 0xf8, "f.convert_i": 0xfa, "d.promote": 0x5f, "d.add": 0xf0, "f.madd": 0x105, // relaxed
   }).map(([k, op]) => [k, simd(op)])),
 };
 /** The `i4:`/`f4:` immediates: a v128 constant of four `T` lanes. */
 const v128 = (T: typeof Float32Array | typeof Int32Array) => (a: number[]): number[] =>
   simd(0x0c, ...new Uint8Array(T.from(a.length === 4 ? a : [a[0], a[0], a[0], a[0]]).buffer));
+/** i8x16.shuffle of a vector with itself: its lane j in all four. */
+const lane = (j: number) => simd(0x0d, ...Array.from({ length: 16 }, (_, i) => 4 * j + (i & 3)));
 /** Instructions with an immediate, written `name:n`; `i4:` and `f4:` are v128 constants of four
- * i32 or f32 lanes (one value is splat). */
+ * i32 or f32 lanes (one value is splat); `lane:j` is `lane(j)`; v128 loads and stores with an offset
+ * (`v.load:16`) take alignment 16 bytes (load32_splat 4). */
 // deno-fmt-ignore
 const IMM: Record<string, (a: number[]) => number[]> = {
-  get: ([n]) => get(n), set: ([n]) => set(n), tee: ([n]) => tee(n), call: ([n]) => [0x10, n], br: ([n]) => [0x0c, n],
-  br_if: ([n]) => [0x0d, n], i32: ([n]) => i32(n), "f.lane": ([n]) => simd(0x1f, n), "d.lane": ([n]) => simd(0x21, n),
-  i4: v128(Int32Array), f4: v128(Float32Array),
+  get: ([n]) => [0x20, ...uleb(n)], set: ([n]) => [0x21, ...uleb(n)], tee: ([n]) => [0x22, ...uleb(n)],
+  i32: ([n]) => [0x41, ...sleb(n)], "f.lane": ([n]) => simd(0x1f, n), "d.lane": ([n]) => simd(0x21, n),
+  call: ([n]) => [0x10, n], br: ([n]) => [0x0c, n], br_if: ([n]) => [0x0d, n], lane: ([j]) => lane(j),
+  i4: v128(Int32Array), f4: v128(Float32Array), "v.load": ([o]) => simd(0, 4, ...uleb(o)),
+  "v.store": ([o]) => simd(11, 4, ...uleb(o)), "v.load_splat": ([o]) => simd(9, 2, ...uleb(o)),
 };
 /** Assemble whitespace-separated instructions (a tiny WAT): names from CODES, `name:n[,n…]` from
  * IMM, and bare numbers (or Infinity, NaN) as f32x4 constants. */
@@ -107,8 +96,10 @@ export function asm(src: string): number[] {
 const MR = 5, NR = 8;
 /** Cache blocks, in rows of A and steps of k (100 × 256 f32 = 100 KiB of packed A in L2). */
 const MC = 20 * MR, KC = 256;
-/** i8x16.shuffle of a vector with itself: its lane j in all four. */
-const lane = (j: number) => simd(0x0d, ...Array.from({ length: 16 }, (_, i) => 4 * j + (i & 3)));
+/** `local += by` for i32 locals (pointer bumps). */
+const bump = (l: number, by: string) => `get:${l} ${by} i32.add set:${l}`;
+/** A do-while loop on a counter local: body, then `--n != 0` branches back (callers ensure n ≥ 1). */
+const loop = (n: number, body: string) => `loop ${body} get:${n} i32:1 i32.sub tee:${n} br_if:0 end`;
 
 /**
  * tile(ap, bp, cp, k, ldc, add): one MR×8 block of C (byte address cp, rows ldc bytes apart) gets
@@ -118,30 +109,29 @@ const lane = (j: number) => simd(0x0d, ...Array.from({ length: 16 }, (_, i) => 4
  * load32_splat of row 4, for 2·MR multiply-adds. Locals: 0-5 params, the accumulators (row r, half h
  * at acc + 2r + h), the two B vectors, four rows of A, one splat.
  */
-function tile(fma: boolean): number[] {
+function tile(fma: boolean): Func {
   const [ap, bp, cp, k, ldc, add] = [0, 1, 2, 3, 4, 5], acc = 6, b = acc + 2 * MR, a = b + 2, s = a + 1;
-  const code = ops(get(add), [0x04, 0x40]); // if add: load C (else the zero-initialised locals)
+  let code = `get:${add} if`; // if add: load C (else the zero-initialised locals)
   for (let r = 0; r < MR; r++) {
-    const c = ops(get(cp), get(ldc), i32(r), MUL, ADD);
-    code.push(...ops(c, load(0), set(acc + 2 * r), c, load(16), set(acc + 2 * r + 1)));
+    const c = `get:${cp} get:${ldc} i32:${r} i32.mul i32.add`;
+    code += ` ${c} v.load:0 set:${acc + 2 * r} ${c} v.load:16 set:${acc + 2 * r + 1}`;
   }
-  code.push(0x0b);
-  // Accumulator c += splat · B half h: one fused multiply-add, or a multiply and an add.
-  const mac = (c: number, h: number) =>
-    ops(fma ? ops(get(s), get(b + h), get(c), MADD) : ops(get(c), get(s), get(b + h), FMUL, FADD), set(c));
-  const body = ops(get(bp), load(0), set(b), get(bp), load(16), set(b + 1));
+  // Accumulator c += splat · B vector y: one fused multiply-add, or a multiply and an add.
+  const mac = (c: number, y: number) =>
+    fma ? `get:${s} get:${y} get:${c} f.madd set:${c}` : `get:${c} get:${s} get:${y} f.mul f.add set:${c}`;
+  let body = `get:${bp} v.load:0 set:${b} get:${bp} v.load:16 set:${b + 1}`;
   for (let r = 0; r < MR; r++) {
     const shuffled = r - (r % 4) + 1 < MR; // rows in groups of four from one load; a lone last row splat
-    if (shuffled && r % 4 === 0) body.push(...ops(get(ap), load(4 * r), set(a)));
-    body.push(...ops(shuffled ? ops(get(a), get(a), lane(r % 4)) : ops(get(ap), splat(4 * r)), set(s)));
-    for (let h = 0; h < 2; h++) body.push(...mac(acc + 2 * r + h, h));
+    if (shuffled && r % 4 === 0) body += ` get:${ap} v.load:${4 * r} set:${a}`;
+    body += shuffled ? ` get:${a} get:${a} lane:${r % 4}` : ` get:${ap} v.load_splat:${4 * r}`;
+    body += ` set:${s} ${mac(acc + 2 * r, b)} ${mac(acc + 2 * r + 1, b + 1)}`;
   }
-  code.push(...loop(k, ops(body, bump(ap, i32(4 * MR)), bump(bp, i32(4 * NR)))));
+  code += ` end ${loop(k, `${body} ${bump(ap, `i32:${4 * MR}`)} ${bump(bp, `i32:${4 * NR}`)}`)}`;
   for (let r = 0; r < MR; r++) {
-    code.push(...ops(get(cp), get(acc + 2 * r), store(0), get(cp), get(acc + 2 * r + 1), store(16)));
-    code.push(...bump(cp, get(ldc)));
+    code += ` get:${cp} get:${acc + 2 * r} v.store:0 get:${cp} get:${acc + 2 * r + 1} v.store:16`;
+    code += ` ${bump(cp, `get:${ldc}`)}`;
   }
-  return ops(vec([[2 * MR + 4, V128]]), code, [0x0b]);
+  return { params: I32S.slice(3), results: [], body: [...vec([[2 * MR + 4, V128]]), ...asm(code), 0x0b] };
 }
 
 /**
@@ -149,13 +139,15 @@ function tile(fma: boolean): number[] {
  * column panel outer (its B panel stays in L1 across row panels). Panels of A and B are K steps long;
  * C rows ldc bytes. Callers ensure mp, np, k ≥ 1. Locals: 0-8 params, 9 i, 10 pa, 11 pc.
  */
-function mm(): number[] {
+function mm(): Func {
   const [ap, bp, cp, mp, np, k, K, ldc, add, i, pa, pc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const call = ops(get(pa), get(bp), get(pc), get(k), get(ldc), get(add), [0x10, 0]); // call tile
-  const inner = ops(call, bump(pa, ops(get(K), i32(4 * MR), MUL)), bump(pc, ops(get(ldc), i32(MR), MUL)));
-  const outer = ops(get(mp), set(i), get(ap), set(pa), get(cp), set(pc), loop(i, inner));
-  outer.push(...bump(bp, ops(get(K), i32(4 * NR), MUL)), ...bump(cp, i32(4 * NR)));
-  return ops(vec([[3, I32]]), loop(np, outer), [0x0b]);
+  // Call tile, then step to the next row panel of A and of C.
+  const inner = `get:${pa} get:${bp} get:${pc} get:${k} get:${ldc} get:${add} call:0
+    ${bump(pa, `get:${K} i32:${4 * MR} i32.mul`)} ${bump(pc, `get:${ldc} i32:${MR} i32.mul`)}`;
+  // Each column panel: all row panels, then step to the next column panel of B and of C.
+  const outer = `get:${mp} set:${i} get:${ap} set:${pa} get:${cp} set:${pc} ${loop(i, inner)}
+    ${bump(bp, `get:${K} i32:${4 * NR} i32.mul`)} ${bump(cp, `i32:${4 * NR}`)}`;
+  return { params: I32S, results: [], body: [...vec([[3, I32]]), ...asm(loop(np, outer)), 0x0b] };
 }
 
 /** A function: its parameter and result types, and its body (locals, code, 0x0b). */
@@ -299,10 +291,7 @@ let mmKernel: Kernel | null | undefined;
 /** Multiply-adds (M·K·N) from which a matmul is split across threads (measured: smaller ones lose
  * more to the hand-off than they gain). */
 const PAR_MIN = 1 << 20;
-const mmFuncs = (fma: boolean): Func[] => [
-  { params: I32S.slice(3), results: [], body: tile(fma) },
-  { params: I32S, results: [], body: mm() },
-];
+const mmFuncs = (fma: boolean): Func[] => [tile(fma), mm()];
 
 /** A matrix operand: its array, where it starts, and its row and column strides (in elements). */
 export type Operand = readonly [data: Float32Array, at: number, row: number, col: number];
@@ -357,21 +346,19 @@ export function matmulF32(
   // Threads take equal runs of row panels (or of column panels, when there are more of those). In
   // each, cache blocking: MC rows × KC steps of A stay in L2 while each KC × 8 panel of B sits in L1.
   const P = mp >= np ? mp : np, T = Math.min(M * K * N >= PAR_MIN ? threads() : 1, P);
-  parallel(
-    mmKernel,
-    Array.from({ length: T }, (_, t) => {
-      const [lo, hi] = [Math.floor(t * P / T), Math.floor((t + 1) * P / T)];
-      const [r0, r1, c0, c1] = mp >= np ? [lo, hi, 0, np] : [0, mp, lo, hi], calls = [];
-      for (let k0 = 0; k0 < K; k0 += KC) {
-        for (let i0 = r0; i0 < r1; i0 += MC / MR) {
-          const cp = 4 * (co + i0 * MR * Np + c0 * NR), kc = Math.min(KC, K - k0);
-          const [ap, bp] = [4 * (i0 * MR * K + k0 * MR), 4 * (bo + c0 * K * NR + k0 * NR)];
-          calls.push([ap, bp, cp, Math.min(MC / MR, r1 - i0), c1 - c0, kc, K, 4 * Np, k0 ? 1 : 0]);
-        }
+  const calls = Array.from({ length: T }, (_, t) => {
+    const [lo, hi] = [Math.floor(t * P / T), Math.floor((t + 1) * P / T)];
+    const [r0, r1, c0, c1] = mp >= np ? [lo, hi, 0, np] : [0, mp, lo, hi], run = [];
+    for (let k0 = 0; k0 < K; k0 += KC) {
+      for (let i0 = r0; i0 < r1; i0 += MC / MR) {
+        const cp = 4 * (co + i0 * MR * Np + c0 * NR), kc = Math.min(KC, K - k0);
+        const [ap, bp] = [4 * (i0 * MR * K + k0 * MR), 4 * (bo + c0 * K * NR + k0 * NR)];
+        run.push([ap, bp, cp, Math.min(MC / MR, r1 - i0), c1 - c0, kc, K, 4 * Np, k0 ? 1 : 0]);
       }
-      return calls;
-    }),
-  );
+    }
+    return run;
+  });
+  parallel(mmKernel, calls);
   if (N === Np) out.set(h.subarray(co, co + M * N), at);
   else for (let i = 0; i < M; i++) out.set(h.subarray(co + i * Np, co + i * Np + N), at + i * N);
   return true;

@@ -625,6 +625,25 @@ const cases: Case[] = [
   ["nn", "layerNorm eps -1", () => T.layerNorm(t([[1, 2, 3]]), undefined, undefined, -1), RangeError, [
     "layerNorm: eps must be ≥ 0, got -1",
   ]],
+  [
+    "nn",
+    "attention k of rank 3",
+    () => T.attention(T.zeros([1, 2, 3, 4]), T.zeros([1, 2, 3]), T.zeros([1, 2, 3, 4])),
+    ShapeError,
+    [
+      "attention: q [1, 2, 3, 4] needs k, v [1, 2, S, 4] and keyMask [1, S], got [1, 2, 3], [1, 2, 3, 4]",
+    ],
+  ],
+  [
+    "nn",
+    "attention keyMask of the wrong length",
+    () => {
+      const kv = T.zeros([1, 2, 5, 4]);
+      return T.attention(T.zeros([1, 2, 3, 4]), kv, kv, { keyMask: T.ones([1, 3]) });
+    },
+    ShapeError,
+    ["attention: q [1, 2, 3, 4] needs k, v [1, 2, S, 4] and keyMask [1, S], got [1, 2, 5, 4], [1, 2, 5, 4], [1, 3]"],
+  ],
   ["nn", "AdamW lr NaN", () => new M.AdamW(gpt.parameters(), { lr: NaN }), RangeError, [
     "AdamW: lr must be ≥ 0, got NaN",
   ]],

@@ -5,7 +5,7 @@ import type { View } from "../tensor/backend.ts";
 import { CpuBackend } from "../tensor/cpu.ts";
 import * as X from "../tensor/exp.ts";
 import { rng } from "../tensor/mod.ts";
-import { wasmKernel } from "../tensor/render/wasm.ts";
+import { type Mode, wasmKernel } from "../tensor/render/wasm.ts";
 
 const js = new CpuBackend(), wasm = new CpuBackend();
 js.wasm = false;
@@ -152,5 +152,105 @@ Deno.test("wasm renderer: exp, log, tanh, sigmoid within 2e-7 relative of Math.*
       if (want !== 0) worst = Math.max(worst, Math.abs(out[i] - want) / Math.abs(want));
     }
     assert.ok(worst <= 2e-7, `${op}: max relative error ${worst}`);
+  }
+});
+
+Deno.test("wasm renderer: reductions over leading axes match JavaScript", async () => {
+  const r = rng(3);
+  // [shape, reduced axes]: columns not a multiple of 4, few columns and many rows, size-1 dims.
+  const cases: [number[], number[]][] = [
+    [[37, 61], [0]],
+    [[1025, 3], [0]],
+    [[6000, 2], [0]],
+    [[300, 16], [0]],
+    [[2, 3, 257], [0, 1]],
+    [[4, 1, 333], [0]],
+    [[4, 1, 333], [0, 1]],
+    [[3, 400, 5], [0]],
+    [[5, 1, 300, 7], [0, 2]],
+    [[2000, 1], [0]],
+  ];
+  let ran = 0;
+  for (let t = 0; t < 90; t++) {
+    const [shape, axes] = cases[t % cases.length];
+    const n = 1 + Math.floor(r() * 3);
+    const e = randomExp(r, n, 4);
+    const ins = Array.from({ length: n }, () => randomView(r, shape));
+    const srcs = (be: CpuBackend) => ins.map((x) => ({ buf: be.upload(x.data, "f32"), view: x.view }));
+    const op = (["sum", "max", "min"] as const)[t % 3], what = `${op} ${X.key(e)} over ${shape} axes ${axes}`;
+    const want = await js.read(js.reduce(op, e, srcs(js), shape, axes));
+    close(await wasm.read(wasm.reduce(op, e, srcs(wasm), shape, axes)), want, what);
+    // The kernel itself (the backend sends [2000, 1] down the trailing path): null for transposes.
+    const out = new Float32Array(want.length);
+    const run = wasmKernel(op, e, ins, shape, 1 + Math.max(...axes), out, 0, true);
+    if (run) (run(), close(out, want, `kernel ${what}`), ran++);
+  }
+  // Transposes, and broadcasts along only some of the kept (or reduced) dims, stay in JavaScript.
+  assert.ok(ran >= 25, `${ran} of 90 ran as WebAssembly`);
+});
+
+Deno.test("wasm renderer: leading-axis reductions of NaN and ±Infinity, and empty ones", async () => {
+  // Column c holds, among finite values: a NaN (c % 4 = 0), Infinity (1), -Infinity (2) or both (3).
+  const [rows, cols] = [120, 17], r = rng(9);
+  const data = Float32Array.from({ length: rows * cols }, () => r() * 2 - 1);
+  for (let c = 0; c < cols; c++) {
+    const [a, b] = [(7 * c) % rows, (13 * c + 5) % rows];
+    if (c % 4 === 0) data[a * cols + c] = NaN;
+    if (c % 4 === 1 || c % 4 === 3) data[a * cols + c] = Infinity;
+    if (c % 4 === 2 || c % 4 === 3) data[b * cols + c] = -Infinity;
+  }
+  // Plain, and fused with a row scale and a column bias (broadcast views: one number per row, per column).
+  const shape = [rows, cols], x = X.load(0, "f32");
+  const fused = X.bin("add", X.bin("mul", x, X.load(1, "f32")), X.load(2, "f32"));
+  const ins = [
+    { data, view: { shape, strides: [cols, 1], offset: 0 } },
+    {
+      data: Float32Array.from({ length: rows }, () => 0.5 + r()),
+      view: { shape, strides: [1, 0], offset: 0 },
+    },
+    {
+      data: Float32Array.from({ length: cols }, () => r() - 0.5),
+      view: { shape, strides: [0, 1], offset: 0 },
+    },
+  ];
+  const src = (be: CpuBackend) => ins.map((x) => ({ buf: be.upload(x.data, "f32"), view: x.view }));
+  for (const [op, e] of [["sum", x], ["max", x], ["min", x], ["sum", fused], ["max", fused]] as const) {
+    const want = await js.read(js.reduce(op, e, src(js), shape, [0]));
+    const out = new Float32Array(cols), run = wasmKernel(op, e, ins, shape, 1, out, 0, true);
+    assert.ok(run);
+    run();
+    close(out, want, `kernel ${op} ${X.key(e)}`);
+    await both((be) => be.reduce(op, e, src(be), shape, [0]), op);
+  }
+  // No rows (reachable only by calling the kernel: the backend sends empty tensors to JavaScript):
+  // null, and the JavaScript kernel writes the identity.
+  const empty = { data, view: { shape: [0, 8], strides: [8, 1], offset: 0 } };
+  assert.equal(wasmKernel("max", x, [empty], [0, 8], 1, new Float32Array(8), 0, true), null);
+  assert.deepEqual([
+    ...await js.read(js.reduce("max", x, [{ ...empty, buf: js.upload(data, "f32") }], [0, 8], [0])),
+  ], new Array(8).fill(-Infinity));
+});
+
+Deno.test("wasm renderer: views merged only with an outer loop (a slice, a partial broadcast)", async () => {
+  const r = rng(11), [B, T, C] = [6, 33, 41], shape = [B, T, C];
+  const rand = (n: number) => Float32Array.from({ length: n }, () => r() * 2 - 1);
+  const ins = [
+    { data: rand(B * (T + 1) * C), view: { shape, strides: [(T + 1) * C, C, 1], offset: C } }, // a slice
+    { data: rand(T * C), view: { shape, strides: [0, C, 1], offset: 0 } }, // broadcast along B only
+    { data: rand(B * T), view: { shape, strides: [T, 1, 0], offset: 0 } }, // one number per row
+  ];
+  const e = X.bin("mul", X.bin("add", X.load(0, "f32"), X.load(1, "f32")), X.load(2, "f32"));
+  const srcs = (be: CpuBackend) => ins.map((x) => ({ buf: be.upload(x.data, "f32"), view: x.view }));
+  // [mode, reduced axes, split]: a map, trailing reductions, leading reductions.
+  const cases = [["map", [], 0], ["sum", [2], 2], ["max", [2], 2], ["sum", [0, 1], 2], ["min", [0, 1], 2]];
+  for (const [mode, axes, split] of cases as [Mode, number[], number][]) {
+    const run = (be: CpuBackend) =>
+      mode === "map" ? be.map(e, srcs(be), shape) : be.reduce(mode, e, srcs(be), shape, axes);
+    const want = await js.read(run(js)), out = new Float32Array(want.length);
+    const kernel = wasmKernel(mode, e, ins, shape, split, out, 0, axes[0] === 0);
+    assert.ok(kernel, `${mode} ${axes}`);
+    kernel();
+    close(out, want, `kernel ${mode} ${axes}`);
+    await both(run, `${mode} ${axes}`);
   }
 });

@@ -18,6 +18,7 @@
 import assert from "node:assert/strict";
 import {
   arange,
+  attention,
   concat,
   crossEntropy,
   type DType,
@@ -28,6 +29,7 @@ import {
   layerNorm,
   memoryStats,
   oneHot,
+  resetPeakBytes,
   rng,
   scope,
   setBackend,
@@ -663,9 +665,18 @@ test("gather, indexSelect, scatterAdd, embedding", async (r) => {
   );
 });
 
-test("scatterAdd: large N with repeated indices (sorted by target on the host) equals the CPU", async (r) => {
+test("scatterAdd: large N with repeated indices (sorted on the device) equals the CPU", async (r) => {
   const N = 5000, V = 50_257; // GPT-2's vocabulary; 40 hot rows, ~125 entries each
   await check("embedding, V = 50,257", [F(r, [V, 8]), I(r, [N], 0, 40)], (w, i) => embedding(w, i), TRANS);
+  // Indices computed on the device (no host copy anywhere), some rows hit 0 times, N not a power of two.
+  const device = (i: T) => i.cast("f32").mul(3).cast("i32");
+  await check(
+    "embedding, indices from the device",
+    [F(r, [V, 3]), I(r, [N], 0, 900)],
+    (w, i) => embedding(w, device(i)),
+    TRANS,
+  );
+  await check("embedding, N = 1", [F(r, [9, 2]), I(r, [1], 0, 3)], (w, i) => embedding(w, device(i)), TRANS);
   await check(
     "scatterAdd expanded index",
     [F(r, [60, 5]), I(r, [N], 0, 60), F(r, [N, 5])],
@@ -678,6 +689,63 @@ test("scatterAdd: large N with repeated indices (sorted by target on the host) e
     (x, i, s) => x.scatterAdd(0, i, s),
     TRANS,
   );
+});
+
+test("attention: the fused kernel equals the composed op (values and grads)", async (r) => {
+  const att = (opts: Record<string, unknown> = {}) => (q: T, k: T, v: T, m?: T) =>
+    attention(q, k, v, { ...opts, keyMask: m });
+  await check("causal", [F(r, [2, 3, 5, 8]), F(r, [2, 3, 5, 8]), F(r, [2, 3, 5, 8])], att(), TRANS);
+  // More rows than a workgroup, D not a multiple of 4, and q, k, v strided views of one [B, T, 3, H, D].
+  await check("strided q, k, v, T = 300, D = 5", [F(r, [1, 300, 3, 2, 5])], (x) => {
+    const [q, k, v] = [0, 1, 2].map((i) => x.narrow(2, i, 1).squeeze(2).permute([0, 2, 1, 3]) as T);
+    return attention(q, k, v);
+  }, TRANS);
+  // Keys hidden by the mask: b = 0 hides keys 0 and 1 (queries 0 and 1 see nothing: uniform over all
+  // keys, as the composed op), b = 1 hides every key.
+  const mask: In = { data: [0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0], shape: [2, 6], dtype: "bool" };
+  const qkv = [F(r, [2, 2, 6, 4]), F(r, [2, 2, 6, 4]), F(r, [2, 2, 6, 4])];
+  await check("key mask, fully hidden rows", [...qkv, mask], att(), TRANS);
+  // A mask over several row blocks: keys 0..9 and every seventh key hidden, T = 70.
+  const many: In = {
+    data: Array.from({ length: 140 }, (_, j) => (j % 70 < 10 || j % 7 === 3 ? 0 : 1)),
+    shape: [2, 70],
+    dtype: "bool",
+  };
+  await check(
+    "key mask, T = 70",
+    [F(r, [2, 2, 70, 8]), F(r, [2, 2, 70, 8]), F(r, [2, 2, 70, 8]), many],
+    att(),
+    TRANS,
+  );
+  // Queries after 4 cached positions (a KV cache): q [1, 2, 3, 4] against k, v [1, 2, 7, 4].
+  await check(
+    "past 4",
+    [F(r, [1, 2, 3, 4]), F(r, [1, 2, 7, 4]), F(r, [1, 2, 7, 4])],
+    att({ past: 4 }),
+    TRANS,
+  );
+});
+
+test("attention: the fused kernel never holds [B, H, T, T] scores", async (r) => {
+  await setBackend("webgpu");
+  const [q, k, v] = [0, 1, 2].map(() =>
+    fromArray(fill(r, 2 * 512 * 16, -1, 1), [1, 2, 512, 16] as number[]).requiresGrad_() as T
+  );
+  const peak = async (probs?: (p: T) => T) => {
+    await flush();
+    resetPeakBytes();
+    const before = memoryStats().liveBytes;
+    await scope(async () => {
+      attention(q, k, v, { probs }).sum().backward();
+      await q.grad!.data();
+    });
+    [q, k, v].forEach((t) => t.grad = null);
+    return memoryStats().peakBytes - before;
+  };
+  const scores = 2 * 512 * 512 * 4; // bytes of one [1, 2, 512, 512] f32 tensor
+  const fused = await peak(), composed = await peak((p) => p);
+  assert.ok(fused < scores, `fused peak ${fused} bytes, scores ${scores}`);
+  assert.ok(composed > 2 * scores, `composed peak ${composed} bytes`);
 });
 
 test("creation: arange, full, zeros", async (r) => {

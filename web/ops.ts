@@ -7,6 +7,7 @@
  */
 /// <reference lib="dom" />
 import {
+  attention,
   crossEntropy,
   embedding,
   fromArray,
@@ -142,6 +143,14 @@ const CASES: Record<string, Case> = {
     const e = embedding(w, ids);
     const g = w.gather(1, fromArray([0, 3, 1, 2, 2, 0, 1, 1, 0, 3], [10, 1], "i32"));
     return [e, g, e.sum().add(g.mul(g).sum())];
+  },
+  "attention (fused on WebGPU), key mask": (x) => {
+    const [q, k, v] = [18, 19, 20].map((s) => x(data(2 * 2 * 6 * 5, s), [2, 2, 6, 5], true));
+    const keyMask = fromArray([0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1], [2, 6], "bool");
+    const o = attention(q as Tensor<[2, 2, 6, 5]>, k as Tensor<[2, 2, 6, 5]>, v as Tensor<[2, 2, 6, 5]>, {
+      keyMask,
+    });
+    return [o, o.mul(o).sum()];
   },
   "GPT forward and backward": () => {
     const m = new GPT({ vocabSize: 17, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16, seed: 3 });

@@ -1,9 +1,11 @@
 /**
  * The WebAssembly SIMD renderer: an f32 `Exp` as a wasm function that computes four elements at a
- * time, for the CPU backend's maps and last-axis reductions. It covers the common case only: f32
- * loads (bool as intermediate masks), views that collapse to rows × a run of stride 1 or 0. The
- * rest (i32, bool and f64 results, `pow`, `idx`, odd strides) stays on the JavaScript renderer,
- * which remains the reference (tests/wasm_render_test.ts compares the two).
+ * time, for the CPU backend's maps and reductions over trailing axes or (four output columns at a
+ * time, row after row) over leading ones. It covers the common case only: f32 loads (bool as
+ * intermediate masks), views that collapse to rows × a run of stride 1 or 0 (repeated along an
+ * outer dim when the rows do not merge). The rest (i32, bool and f64 results, `pow`, `idx`, odd
+ * strides) stays on the JavaScript renderer, which remains the reference (tests/wasm_render_test.ts
+ * compares the two).
  *
  * Arithmetic rounds to f32 at every node (the JavaScript path rounds once, at the store), and
  * exp/log/tanh/sigmoid are polynomials after range reduction (Cephes' expf, logf, tanhf); measured
@@ -82,16 +84,20 @@ export function supported(e: Exp): boolean {
 
 /** How a kernel consumes each value: stored (map), or folded into a sum, max or min per row. */
 export type Mode = "map" | "sum" | "max" | "min";
+/** Each reduction's starting value. */
+const IDENTITY: Record<Mode, number> = { map: 0, sum: 0, max: -Infinity, min: Infinity };
 
 /**
  * The kernel f(rows, n, out, p0, rs0, p1, rs1, …): for each of `rows` rows, evaluate `e` at n
  * columns, where input k's row starts at byte pk (moving rsk bytes per row) and steps 4 bytes per
  * column (or 0 where `splat[k]`). A map stores rows of n floats at out (the last group of four may
  * spill up to 3 floats past a row; the next row overwrites them); a reduction stores one float per
- * row. Locals: params, then j (byte column) and nb (bytes per row), then v128 accumulators, the
- * lane limit, and one local per subtree used twice.
+ * row; a leading reduction (`lead`) folds every row into n accumulators at out (f64 for sums; the
+ * caller sets them to the identity, and lanes past n land in slack). Locals: params, then j (byte
+ * column) and nb (bytes per row), then v128 accumulators, the lane limit, and one local per subtree
+ * used twice.
  */
-function kernel(mode: Mode, e: Exp, splats: boolean[]): Func {
+function kernel(mode: Mode, e: Exp, splats: boolean[], lead: boolean): Func {
   const P = 3 + 2 * splats.length, [j, nb, acc, acc2, lim, v] = [P, P + 1, P + 2, P + 3, P + 4, P + 5];
   const count = new Map<string, number>();
   const tally = (n: Exp) => (count.set(key(n), (count.get(key(n)) ?? 0) + 1), n.src.forEach(tally));
@@ -121,26 +127,34 @@ function kernel(mode: Mode, e: Exp, splats: boolean[]): Func {
     for (const i of n.op === "where" ? [1, 2, 0] : n.src.keys()) code[i] = walk(n.src[i]);
     return (n.op === "where" ? [code[1], code[2], code[0]] : code).join(" ");
   };
-  const value = walk(e), id = mode === "sum" ? "0" : mode === "max" ? "-Infinity" : "Infinity";
+  const value = walk(e), id = IDENTITY[mode];
   // Reductions replace the lanes past n with the identity: those whose byte column j + 4·lane ≥ nb.
   const masked = `${value} ${id} get:${j} i.splat i4:0,4,8,12 i.add get:${lim} i.lt_s v.select`;
-  const [fold, finish] = {
+  // A leading reduction adds a row's four columns from byte j into accumulators in memory: f32 at
+  // out + j, or for sums two f64x2 at out + 2j (half h 16 bytes on).
+  const at = (h: number) =>
+    `get:2 get:${j} i32.add ${mode === "sum" ? `get:${j} i32.add i32:${16 * h} i32.add` : ""}`;
+  const into = mode === "sum"
+    ? `${at(0)} ${at(0)} v.load ${value} tee:${v} d.promote d.add v.store
+      ${at(1)} ${at(1)} v.load get:${v} get:${v} v.high d.promote d.add v.store`
+    : `${at(0)} ${at(0)} v.load ${value} f.${mode} v.store`;
+  // max and min fold four lanes into one at the end of a row.
+  const lane = (l: number) => `get:${acc} f.lane:${l}`;
+  const lanes = `get:2 ${lane(0)} ${[1, 2, 3].map((l) => `${lane(l)} f32.${mode}`).join(" ")} f32.store`;
+  const [fold, end] = lead ? [into, ""] : {
     map: [`get:2 get:${j} i32.add ${value} v.store`, ""],
     // Four lanes summed in two f64x2 accumulators (f64 like the JavaScript kernels), then added up.
     sum: [
       `${masked} tee:${v} d.promote get:${acc} d.add set:${acc} get:${v} get:${v} v.high d.promote get:${acc2} d.add set:${acc2}`,
       `get:2 get:${acc} get:${acc2} d.add tee:${acc} d.lane:0 get:${acc} d.lane:1 f64.add f32.demote f32.store`,
     ],
-    max: [`${masked} get:${acc} f.max set:${acc}`, ""],
-    min: [`${masked} get:${acc} f.min set:${acc}`, ""],
+    max: [`${masked} get:${acc} f.max set:${acc}`, lanes],
+    min: [`${masked} get:${acc} f.min set:${acc}`, lanes],
   }[mode];
-  const lane = (l: number) => `get:${acc} f.lane:${l}`;
-  const end = mode === "max" || mode === "min"
-    ? `get:2 ${lane(0)} ${[1, 2, 3].map((l) => `${lane(l)} f32.${mode}`).join(" ")} f32.store`
-    : finish;
+  const next = lead ? "" : `get:2 ${mode === "map" ? `get:${nb}` : "i32:4"} i32.add set:2`; // out's next row
   const row = `${id} set:${acc} ${id} set:${acc2} i32:0 set:${j}
     block loop get:${j} get:${nb} i32.ge_s br_if:1 ${fold} get:${j} i32:16 i32.add set:${j} br:0 end end
-    ${end} get:2 ${mode === "map" ? `get:${nb}` : "i32:4"} i32.add set:2
+    ${end} ${next}
     ${splats.map((_, k) => `get:${3 + 2 * k} get:${4 + 2 * k} i32.add set:${3 + 2 * k}`).join(" ")}`;
   // The row loop runs `rows` ≥ 1 times.
   const code =
@@ -171,9 +185,9 @@ function merge(shape: readonly number[], views: View[], a: number, b: number): D
 
 /**
  * A kernel running `e` over `shape` with WebAssembly SIMD: a map into `out` from `at` (row-major), or
- * a reduction of the last `shape.length - split` axes into `out` (one float per row). Each call
- * copies the inputs into wasm memory and the result out. Null when this case is not covered (the
- * caller runs the JavaScript kernel).
+ * a reduction of the last `shape.length - split` axes into `out` (one float per row), or with `lead`
+ * of the first `split` axes (one float per column). Each call copies the inputs into wasm memory and
+ * the result out. Null when this case is not covered (the caller runs the JavaScript kernel).
  */
 export function wasmKernel(
   mode: Mode,
@@ -183,34 +197,51 @@ export function wasmKernel(
   split: number,
   out: Float32Array,
   at = 0,
+  lead = false,
 ): (() => void) | null {
   if (e.dtype !== "f32" || !inputs.every((x) => x.data instanceof Float32Array) || !supported(e)) return null;
   const views = inputs.map((x) => x.view);
-  // Rows × columns: for a map, the longest run of trailing dims every input reads with stride 1 or 0.
-  let rows: Dim | null = null, cols: Dim | null = null;
+  // Outer × rows × columns: columns, for a map the longest run of trailing dims every input reads with
+  // stride 1 or 0; rows, the most dims before them that merge; outer, the rest (merged, looped over
+  // here: a broadcast along some of the dims before the columns, or a slice).
+  let outer: Dim | null = null, rows: Dim | null = null, cols: Dim | null = null;
   for (let d = mode === "map" ? 0 : split; d <= (mode === "map" ? shape.length - 1 : split) && !rows; d++) {
     cols = merge(shape, views, d, shape.length);
-    if (cols && cols.s.every((s) => s === 0 || s === 1)) rows = merge(shape, views, 0, d);
+    for (let r = 0; r <= d && !rows && cols?.s.every((s) => s === 0 || s === 1); r++) {
+      outer = merge(shape, views, 0, r);
+      rows = outer && merge(shape, views, r, d);
+    }
   }
-  if (!rows || !cols || rows.s.some((s) => s < 0)) return null;
-  if (rows.n === 0) return () => {}; // nothing to write
+  if (!outer || !rows || !cols || [...outer.s, ...rows.s].some((s) => s < 0)) return null;
+  if (outer.n * rows.n === 0) return lead ? null : () => {}; // nothing to write (leading: identities)
+  if (outer.n > 1 && numel(shape) < 64 * outer.n) return null; // too little work per call
   const splats = cols.s.map((s) => s === 0 || cols.n === 1);
-  const k = `${mode}|${splats.map(Number).join("")}|${key(e)}`;
-  if (!kernels.has(k)) kernels.set(k, instantiate([...MATH, kernel(mode, e, splats)]));
+  const k = `${mode}|${+lead}|${splats.map(Number).join("")}|${key(e)}`;
+  if (!kernels.has(k)) kernels.set(k, instantiate([...MATH, kernel(mode, e, splats, lead)]));
   const f = kernels.get(k);
   if (!f) return null;
   // Copy each input's span to a 16-byte aligned place, with 16 bytes of slack for the last lanes.
-  const spans = inputs.map((_, i) => (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n));
+  const spans = inputs.map((_, i) =>
+    (outer.n - 1) * outer.s[i] + (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n)
+  );
   if (spans.some((n) => n > 2 * numel(shape) + 4)) return null; // a sparse view: not worth copying
   const ptrs = spans.reduce((p, n) => [...p, p[p.length - 1] + 4 * Math.ceil(n / 4 + 1)], [0]);
-  const count = mode === "map" ? rows.n * cols.n : rows.n, o = ptrs[ptrs.length - 1];
+  // Output floats per outer step (none for a leading reduction: its outer dims are reduced too).
+  const step = lead ? 0 : mode === "map" ? rows.n * cols.n : rows.n, o = ptrs[ptrs.length - 1];
+  const count = lead ? cols.n : outer.n * step;
+  const wide = lead && mode === "sum" ? 2 : 1, bytes = 4 * (o + wide * (count + 4)); // f64 accumulators
   return () => {
-    const h = heap(4 * (o + count + 4));
-    if (!h) throw new Error(`cpu: WebAssembly memory cannot grow to ${4 * (o + count + 4)} bytes`);
+    const h = heap(bytes);
+    if (!h) throw new Error(`cpu: WebAssembly memory cannot grow to ${bytes} bytes`);
     inputs.forEach((x, i) =>
       h.set((x.data as Float32Array).subarray(x.view.offset, x.view.offset + spans[i]), ptrs[i])
     );
-    f(rows.n, cols.n, 4 * o, ...inputs.flatMap((_, i) => [4 * ptrs[i], 4 * rows.s[i]]));
-    out.set(h.subarray(o, o + count), at);
+    const res = wide === 2 ? new Float64Array(h.buffer, 4 * o, count + 4) : h.subarray(o, o + count + 4);
+    if (lead) res.fill(IDENTITY[mode]);
+    for (let i = 0; i < outer.n; i++) {
+      const args = inputs.flatMap((_, k) => [4 * (ptrs[k] + i * outer.s[k]), 4 * rows.s[k]]);
+      f(rows.n, cols.n, 4 * (o + i * step), ...args);
+    }
+    out.set(res.subarray(0, count), at);
   };
 }

@@ -9,6 +9,7 @@ import {
   type Arena,
   arenaAlloc,
   arenaFree,
+  type AttentionInputs,
   type Backend,
   type BackendBuffer,
   contiguousStrides,
@@ -20,7 +21,6 @@ import {
   type View,
 } from "../backend.ts";
 import { bin, cast, cnst, type DType, type Exp, idx, key, load, where } from "../exp.ts";
-import { hostCopy } from "../lazy.ts";
 import { literal, render, wgslType } from "../render/wgsl.ts";
 import { Gpu, type Raw } from "./device.ts";
 import {
@@ -30,12 +30,17 @@ import {
   matmulVec4Kernel,
   p,
   reduceKernel,
+  RO,
+  RW,
   scatterKernel,
+  SORT_PACK,
+  SORT_STEP,
   threadsPer,
   type Vec4Block,
   viewAt,
 } from "./kernels.ts";
 import { tiledMatmulGrid, tiledMatmulKernel } from "./tiled.ts";
+import { ATTENTION_ROWS, attentionForward, attentionGradKV, attentionGradQ } from "./attention.ts";
 
 /** A device buffer: `size` elements of `dtype` (bool stored as u32). */
 class GpuBuffer implements BackendBuffer {
@@ -49,10 +54,7 @@ const raw = (b: BackendBuffer): Raw => {
 };
 
 /** One dim after merging: its size and its stride in every view. */
-interface Dim {
-  n: number;
-  s: number[];
-}
+type Dim = { n: number; s: number[] };
 /** One view's strides, in elements. */
 type Strides = readonly number[];
 
@@ -82,7 +84,6 @@ const BLOCKS: Record<"big" | "small", Vec4Block> = {
   big: { tm: 16, tb: 4, wx: 4, wy: 4 },
   small: { tm: 4, tb: 1, wx: 8, wy: 8 },
 };
-const RO = (type: string): Binding => ({ type, write: false });
 /** All of `buf` read contiguously as `shape`. */
 const whole = (buf: BackendBuffer, shape: readonly number[]): Src => ({
   buf,
@@ -137,9 +138,8 @@ export class WebGpuBackend implements Backend {
   async read(buf: BackendBuffer): Promise<TypedArray> {
     if (buf.size === 0) return hostArray(buf.dtype, 0);
     const bytes = await this.gpu.read(raw(buf), buf.size * 4);
-    if (buf.dtype === "f32") return new Float32Array(bytes);
-    if (buf.dtype === "i32") return new Int32Array(bytes);
-    return Uint8Array.from(new Uint32Array(bytes));
+    if (buf.dtype === "bool") return Uint8Array.from(new Uint32Array(bytes));
+    return buf.dtype === "f32" ? new Float32Array(bytes) : new Int32Array(bytes);
   }
 
   free(buf: BackendBuffer): void {
@@ -157,7 +157,7 @@ export class WebGpuBackend implements Backend {
       if (r !== out && !bufs.includes(r)) bufs.push(r), bindings.push(RO(wgslType(x.buf.dtype)));
       return r === out ? -1 : bufs.indexOf(r);
     });
-    bufs.push(out), bindings.push({ type: outType, write: true });
+    bufs.push(out), bindings.push(RW(outType));
     const max = this.gpu.limits.maxStorageBuffersPerShaderStage;
     if (bufs.length > max) {
       throw new Error(`webgpu: kernel needs ${bufs.length} storage buffers (max ${max})`);
@@ -310,9 +310,35 @@ export class WebGpuBackend implements Backend {
     if (ok) return { src: x, tmp: false };
     const shape = [...v.shape.slice(0, -2), rowsP, colsP];
     const below = (axis: number, n: number) => bin("lt", idx(axis), cnst(n, "i32"));
-    const inside = bin("and", below(r - 1, cols), below(r - 2, rows));
-    const e = where(inside, load(0, "f32"), cnst(0, "f32"));
+    const e = where(bin("and", below(r - 1, cols), below(r - 2, rows)), load(0, "f32"), cnst(0, "f32"));
     return { src: whole(this.map(e, [{ buf: x.buf, view: { ...v, shape } }], shape), shape), tmp: true };
+  }
+
+  attention(a: AttentionInputs): BackendBuffer[] {
+    const rows = numel(a.q.view.shape.slice(0, 3));
+    const [out, stats] = [a.q.view.shape[3], 3].map((n) => this.alloc(rows * n, "f32"));
+    this.attend(attentionForward, a, a.q, [out, stats]); // (q stands in for the absent dout)
+    return [out, stats];
+  }
+
+  attentionGrad(a: AttentionInputs, [out, stats]: BackendBuffer[], g: Src): BackendBuffer[] {
+    const [dq, dk, dv] = [a.q, a.k, a.v].map((x) => this.alloc(numel(x.view.shape), "f32"));
+    this.attend(attentionGradQ, a, g, [g.buf, out, stats, dq]);
+    this.attend(attentionGradKV, a, g, [g.buf, stats, dk, dv]);
+    return [dq, dk, dv];
+  }
+
+  /** One attention kernel (tensor/webgpu/attention.ts): a workgroup per block of query or key rows;
+   * the last two of `rest` are written. */
+  private attend(code: (D: number) => string, a: AttentionInputs, g: Src, rest: BackendBuffer[]) {
+    const { q, k, v, mask, past } = a, [B, H, T, D] = q.view.shape, S = k.view.shape[2];
+    const over = code === attentionGradKV ? "key" : "query";
+    const params = [0, H, T, S, past, mask ? 1 : 0];
+    for (const x of [q, k, v, mask, g]) params.push(x?.view.offset ?? 0, ...(x?.view.strides ?? [0, 0]));
+    const bufs = [q, k, v, mask ?? q].map((x) => x.buf).concat(rest).map(raw);
+    const bindings = bufs.map((_, i) => ({ type: i === 3 ? "u32" : "f32", write: i >= bufs.length - 2 }));
+    const blocks = B * H * Math.ceil((over === "query" ? T : S) / ATTENTION_ROWS);
+    this.gpu.dispatch(`attention ${over} rows`, code(D), bindings, bufs, params, this.gpu.grid(blocks));
   }
 
   gather(src: Src, index: Src, axis: number): BackendBuffer {
@@ -339,28 +365,35 @@ export class WebGpuBackend implements Backend {
     if (n === 0) return out;
     const params = [n, 0, ...shape, ...index.view.shape];
     params.push(index.view.offset, ...index.view.strides, src.view.offset, ...src.view.strides);
-    const bindings = [RO("i32"), RO(t), { type: t, write: true }];
-    const sorted = this.sortedIndex(index, axis, shape[axis]);
+    const sorted = this.sortIndex(index, axis, shape[axis]);
+    if (sorted) params.push(sorted.bits, sorted.keys.size);
+    const bindings = [RO(sorted ? "u32" : "i32"), RO(t), RW(t)];
     const code = scatterKernel(shape.length, axis, t, !!sorted), grid = this.gpu.grid(Math.ceil(n / 256));
-    const bufs = [sorted ?? index.buf, src.buf, out].map(raw);
+    const bufs = [sorted?.keys ?? index.buf, src.buf, out].map(raw);
     this.gpu.dispatch(`scatterAdd axis ${axis}`, code, bindings, bufs, params, grid);
-    if (sorted) this.free(sorted);
+    if (sorted) this.free(sorted.keys);
     return out;
   }
 
-  /** An index with a host copy that is the same across every axis but `axis` (an embedding's
-   * gradient) as `scatterKernel`'s sorted form: [starts[n + 1], entries grouped by target in index
-   * order] (a counting sort), so each output reads only its own entries: O(N·C), not O(V·N·C). */
-  private sortedIndex(index: Src, axis: number, n: number): BackendBuffer | undefined {
-    const host = hostCopy.get(index.buf), v = index.view, N = v.shape[axis];
-    if (!host || v.shape.some((m, d) => d !== axis && m > 1 && v.strides[d] !== 0)) return undefined;
-    const at = (e: number) => host[v.offset + e * v.strides[axis]];
-    const csr = new Int32Array(n + 1 + N);
-    for (let e = 0; e < N; e++) csr[at(e) + 1]++;
-    for (let j = 0; j < n; j++) csr[j + 1] += csr[j];
-    const next = csr.slice(0, n);
-    for (let e = 0; e < N; e++) csr[n + 1 + next[at(e)]++] = e;
-    return this.upload(csr, "i32");
+  /** An index that is the same across every axis but `axis` (an embedding's gradient) sorted on the
+   * device as keys target << bits | entry, so each output binary-searches its own entries: O(N·C),
+   * not O(V·N·C), for indices from the host and from the device alike. Undefined where the index
+   * varies across other axes (each output then reads only its row) or keys would not fit 32 bits. */
+  private sortIndex(index: Src, axis: number, n: number): { keys: BackendBuffer; bits: number } | undefined {
+    const v = index.view, N = v.shape[axis], bits = Math.ceil(Math.log2(Math.max(N, 1))), size = 2 ** bits;
+    if (v.shape.some((m, d) => d !== axis && m > 1 && v.strides[d] !== 0) || n * size >= 2 ** 32) {
+      return undefined;
+    }
+    const keys = this.alloc(size, "i32"), grid = this.gpu.grid(Math.ceil(size / 256));
+    const params = [size, N, v.offset, v.strides[axis], n, bits];
+    const bufs = [index.buf, keys].map(raw);
+    this.gpu.dispatch("sort keys", SORT_PACK, [RO("i32"), RW("u32")], bufs, params, grid);
+    for (let block = 2; block <= size; block *= 2) {
+      for (let d = block / 2; d >= 1; d /= 2) {
+        this.gpu.dispatch("sort step", SORT_STEP, [RW("u32")], [raw(keys)], [block, d, size], grid);
+      }
+    }
+    return { keys, bits };
   }
 
   flush(): Promise<void> {

@@ -312,14 +312,11 @@ export class Gpu {
     this.pending++;
     this.submit();
     try {
-      await Promise.race([staging.mapAsync(GPUMapMode.READ), this.lost]);
-      this.check();
+      // A device error, when there is one, is what the read reports (it may be why the map failed).
+      await Promise.race([staging.mapAsync(GPUMapMode.READ), this.lost]).finally(() => this.check());
       const out = staging.getMappedRange().slice(0);
       staging.unmap();
       return out;
-    } catch (e) {
-      this.check();
-      throw e;
     } finally {
       staging.destroy();
     }

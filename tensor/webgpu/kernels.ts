@@ -15,6 +15,11 @@ export interface Binding {
   write: boolean;
 }
 
+/** A storage binding the kernel only reads. */
+export const RO = (type: string): Binding => ({ type, write: false });
+/** A storage binding the kernel writes. */
+export const RW = (type: string): Binding => ({ type, write: true });
+
 /** The parameter `P[i]` as a WGSL expression (i32). */
 export const p = (i: number): string => `P[${i >> 2}][${i & 3}]`;
 
@@ -65,9 +70,7 @@ export function unravel(lin: string, from: number, to: number, shapeAt: number):
 
 /** Σ i{d}·stride over dims `from..to`, strides at params `stridesAt + d`. */
 export function dot(from: number, to: number, stridesAt: number): string {
-  let s = "";
-  for (let d = from; d < to; d++) s += ` + i${d} * ${p(stridesAt + d)}`;
-  return s;
+  return Array.from({ length: to - from }, (_, k) => ` + i${from + k} * ${p(stridesAt + from + k)}`).join("");
 }
 
 /** `line(i, j)` for every i of `rows` and j of `cols`, joined: the statements of a register block. */
@@ -181,9 +184,7 @@ ${unravel("r", outer, rank, 2)}${
   }
   }
 ${tree}  if (lane == 0u && g < u32(${p(0)})) { ${write} }`;
-  const decls = T === 1
-    ? ""
-    : `var<workgroup> sv: array<${acc}, 256>;\nvar<workgroup> si: array<i32, 256>;\n`;
+  const decls = T === 1 ? "" : `var<workgroup> sv: array<${acc}, 256>;\nvar<workgroup> si: array<i32, 256>;`;
   return kernel({ params: view(inputs) + 2, bindings, body, decls });
 }
 
@@ -194,22 +195,29 @@ export const threadsPer = (n: number): number => n >= 2048 ? 256 : n >= 256 ? 64
  * scatter-add over a contiguous rank-`rank` output: each output element sums, in index order
  * (deterministic, equal to the CPU's order), the src values of the index entries along `axis` that
  * share its other coordinates and hit it. By default it loops over all those entries; when `sorted`,
- * B0 is instead [starts[n + 1], entries grouped by target] (n = outShape[axis]; the index is the
- * same across the other axes) and it reads only its own. Bindings: index (i32), src, out.
- * Params: [n, 0, outShape[rank], indexShape[rank], index offset, strides[rank], src offset,
- * strides[rank]].
+ * B0 is instead `SORT_PACK`'s keys sorted (the index is the same across the other axes) and it
+ * binary-searches its own. Bindings: index (i32; sorted: u32 keys), src, out. Params: [n, 0,
+ * outShape[rank], indexShape[rank], index offset, strides[rank], src offset, strides[rank]], then
+ * when sorted the keys' entry bits and count.
  */
 export function scatterKernel(rank: number, axis: number, type: string, sorted = false): string {
   const [ish, iv, sv] = [2 + rank, 2 + 2 * rank, 3 + 3 * rank];
   const others = [...Array(rank).keys()].filter((d) => d !== axis);
   const inside = others.map((d) => `i${d} < ${p(ish + d)}`).join(" && ") || "true";
   const off = (v: number) => p(v) + others.map((d) => ` + i${d} * ${p(v + 1 + d)}`).join("");
+  const [bits, count, step] = [`u32(${p(sv + 1 + rank)})`, `u32(${p(sv + 2 + rank)})`, p(sv + 1 + axis)];
   const loop = sorted
-    ? `for (var k = B0[i${axis}]; k < B0[i${axis} + 1]; k++) {
-      acc += B1[bs + B0[${p(2 + axis)} + 1 + k] * ${p(sv + 1 + axis)}];`
+    ? `var lo = 0u;
+    var hi = ${count};
+    while (lo < hi) {
+      let m = (lo + hi) / 2u;
+      if (B0[m] >> ${bits} < u32(i${axis})) { lo = m + 1u; } else { hi = m; }
+    }
+    for (var k = lo; k < ${count} && B0[k] >> ${bits} == u32(i${axis}); k++) {
+      acc += B1[bs + i32(B0[k] & ((1u << ${bits}) - 1u)) * ${step}];`
     : `let bi = ${off(iv)};
     for (var t = 0i; t < ${p(ish + axis)}; t++) {
-      if (B0[bi + t * ${p(iv + 1 + axis)}] == i${axis}) { acc += B1[bs + t * ${p(sv + 1 + axis)}]; }`;
+      if (B0[bi + t * ${p(iv + 1 + axis)}] == i${axis}) { acc += B1[bs + t * ${step}]; }`;
   const body = `  let o = wg * 256u + lid;
   if (o >= u32(${p(0)})) { return; }
 ${unravel("o", 0, rank, 2)}  var acc = ${type}(0);
@@ -219,13 +227,42 @@ ${unravel("o", 0, rank, 2)}  var acc = ${type}(0);
     }
   }
   B2[o] = acc;`;
-  const bindings = [{ type: "i32", write: false }, { type, write: false }, { type, write: true }];
-  return kernel({ params: sv + 1 + rank, bindings, body });
+  const bindings = [RO(sorted ? "u32" : "i32"), RO(type), RW(type)];
+  return kernel({ params: sv + (sorted ? 3 : 1) + rank, bindings, body });
 }
 
-const READ_VEC4: Binding = { type: "vec4<f32>", write: false };
+/** scatterAdd's device sort, step 1: keys K[e] = target << bits | e for the index entries e < N
+ * (B0 read at offset + e·stride) whose target lies in [0, n), and u32 max (sorted last) for the rest
+ * up to the power of two `size`. Params: [size, N, offset, stride, n, bits]. */
+export const SORT_PACK: string = kernel({
+  params: 6,
+  bindings: [RO("i32"), RW("u32")],
+  body: `  let e = i32(wg * 256u + lid);
+  if (e >= ${p(0)}) { return; }
+  var key = -1;
+  if (e < ${p(1)}) { key = B0[${p(2)} + e * ${p(3)}]; }
+  B1[e] = select(0xffffffffu, (u32(key) << u32(${p(5)})) | u32(e), key >= 0 && key < ${p(4)});`,
+});
+
+/** Step 2, one pass of a bitonic sort of the keys (log²(size) passes in all; keys are distinct, so
+ * the order is deterministic): compare-exchange at distance P[1] within blocks of P[0]. Params:
+ * [block, distance, size]. */
+export const SORT_STEP: string = kernel({
+  params: 3,
+  bindings: [RW("u32")],
+  body: `  let i = wg * 256u + lid;
+  let l = i ^ u32(${p(1)});
+  if (i >= u32(${p(2)}) || l <= i) { return; }
+  let a = B0[i];
+  let b = B0[l];
+  if ((a > b) == ((i & u32(${p(0)})) == 0u)) {
+    B0[i] = b;
+    B0[l] = a;
+  }`,
+});
+
 /** The bindings of both matmul kernels: A and B (vec4<f32>, read), C (f32, written). */
-export const MATMUL_BINDINGS: Binding[] = [READ_VEC4, READ_VEC4, { type: "f32", write: true }];
+export const MATMUL_BINDINGS: Binding[] = [RO("vec4<f32>"), RO("vec4<f32>"), RW("f32")];
 
 /** A register block of `matmulVec4Kernel`: each thread computes `tm` rows × `tb` vec4 columns of C,
  * and a workgroup is `wx` × `wy` threads. */
