@@ -149,9 +149,18 @@ export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends S
     );
   }
   checkNumber("layerNorm: eps", eps, "≥ 0", (e) => e >= 0);
-  const d = t.sub(t.mean(-1, true));
-  let y = d.mul(d.mul(d).mean(-1, true).add(eps).rsqrt());
-  if (weight) y = y.mul(weight);
-  if (bias) y = y.add(bias);
-  return y as any;
+  // Its own backward from the saved mean and 1/σ: a few fused passes instead of the graph's many.
+  const [xd, w, b] = [t, weight, bias].map((p) => p?.detach()) as Tensor<any>[];
+  // Lazy (their reductions are realized): fused into y as before, so rounding matches the plain graph's.
+  const mu = xd.mean(-1, true), d = xd.sub(mu), rstd = d.mul(d).mean(-1, true).add(eps).rsqrt();
+  const xhat = () => xd.sub(mu).mul(rstd);
+  let y = xhat();
+  if (w) y = y.mul(w);
+  if (b) y = y.add(b);
+  const rows = (v: Tensor<any>) => v.reshape([-1, t.shape[t.rank - 1]]).sum(0); // [..., D] → [D]
+  return record(y as Tensor<any>, [t, weight, bias].filter(Boolean) as Tensor<any>[], (g) => {
+    const gw = w ? g.mul(w) : g, xh = xhat();
+    const dx = gw.sub(gw.mean(-1, true)).sub(xh.mul(gw.mul(xh).mean(-1, true))).mul(rstd);
+    return [dx, ...(w ? [rows(g.mul(xh))] : []), ...(b ? [rows(g)] : [])];
+  });
 }
