@@ -102,8 +102,9 @@ export interface AttentionOptions<B extends number> {
  */
 export function attention<B extends number, H extends number, T extends number, D extends number>(
   q: Tensor<readonly [B, H, T, D]>,
-  k: Tensor<readonly [B, H, number, D]>,
-  v: Tensor<readonly [B, H, number, D]>,
+  // Sizes come from q alone, so k or v disagreeing with it is a compile error where sizes are known.
+  k: Tensor<readonly [NoInfer<B>, NoInfer<H>, number, NoInfer<D>]>,
+  v: Tensor<readonly [NoInfer<B>, NoInfer<H>, number, NoInfer<D>]>,
   { past = 0, keyMask, probs }: AttentionOptions<B> = {},
 ): Tensor<[B, H, T, D]> {
   const [B, H, T, D] = q.shape, S = k.shape[2], fmt = SH.fmtShape, want = fmt([B, H, S, D]);

@@ -5,6 +5,7 @@
 // `satisfies` pins the literal to the type).
 import assert from "node:assert/strict";
 import {
+  attention,
   type Broadcast,
   type Concat,
   concat,
@@ -373,6 +374,18 @@ Deno.test("types: gather, indexSelect, embedding", () => {
   );
 });
 
+Deno.test("types: attention", () => {
+  const q = zeros([2, 4, 8, 16]), kv = zeros([2, 4, 10, 16]);
+  const a = attention(q, kv, kv, { past: 2 });
+  const _a: Equal<typeof a, Tensor<[2, 4, 8, 16]>> = true;
+  assert.deepEqual(a.shape, [2, 4, 8, 16]);
+  throwsShape(
+    // @ts-expect-error attention: keys of head size 8 for queries of 16
+    () => attention(q, zeros([2, 4, 10, 8]), zeros([2, 4, 10, 8])),
+    "attention: q [2, 4, 8, 16] needs k, v [2, 4, S, 16] and keyMask [2, S], got [2, 4, 10, 8], [2, 4, 10, 8]",
+  );
+});
+
 Deno.test("types: where", () => {
   const a = where(zeros([2, 1], "bool"), zeros([3]), zeros([4, 1, 1]));
   const _a: Equal<typeof a, Tensor<[4, 2, 3]>> = true;
@@ -445,7 +458,7 @@ Deno.test("types: runtime-size dims pass at compile time", () => {
 // narrow of a symbolic axis) the op type-checks with the best shape it can state and the run time decides.
 
 /** Scaled dot-product attention with a causal mask, shapes all symbolic. */
-function attention<B extends number, H extends number, T extends number, D extends number>(
+function maskedAttention<B extends number, H extends number, T extends number, D extends number>(
   q: Tensor<[B, H, T, D]>,
   k: Tensor<[B, H, T, D]>,
   v: Tensor<[B, H, T, D]>,
@@ -630,7 +643,7 @@ Deno.test("types: generic dims resolve", () => {
 
   // The generic functions above, at run time with concrete sizes (`add(0)`: a mutable tuple type).
   const qkv = zeros([2, 3, 4, 5]).add(0);
-  assert.deepEqual(attention(qkv, qkv, qkv, tril(4)).shape, [2, 3, 4, 5]);
+  assert.deepEqual(maskedAttention(qkv, qkv, qkv, tril(4)).shape, [2, 3, 4, 5]);
   const x = zeros([2, 4, 15] as [2, 4, number]).add(0);
   assert.deepEqual(splitHeads(x, 2, 4, 3, 5).shape, [2, 3, 4, 5]);
   const y = mlp(
