@@ -10,7 +10,7 @@ import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./s
 import { arange, tril } from "./create.ts";
 import { checkNumber, sameBackend } from "./check.ts";
 import { realRead } from "./lazy.ts";
-import { checkIndex, concat, fromBuffer, record, Tensor, where } from "./tensor.ts";
+import { checkIndex, concat, fromBuffer, record, sumTo, Tensor, where } from "./tensor.ts";
 
 /** Join same-shaped tensors along a new axis. */
 export function stack<const T extends readonly Tensor<any>[], const A extends number = 0>(
@@ -153,15 +153,13 @@ export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends S
   // Its own backward from the saved mean and 1/σ: a few fused passes instead of the graph's many.
   const [xd, w, b] = [t, weight, bias].map((p) => p?.detach()) as Tensor<any>[];
   // Lazy (their reductions are realized): fused into y as before, so rounding matches the plain graph's.
-  const mu = xd.mean(-1, true), d = xd.sub(mu), rstd = d.mul(d).mean(-1, true).add(eps).rsqrt();
-  const xhat = () => xd.sub(mu).mul(rstd);
-  let y = xhat();
+  const d = xd.sub(xd.mean(-1, true)), rstd = d.mul(d).mean(-1, true).add(eps).rsqrt(), xhat = d.mul(rstd);
+  let y = xhat;
   if (w) y = y.mul(w);
   if (b) y = y.add(b);
-  const rows = (v: Tensor<any>) => v.reshape([-1, t.shape[t.rank - 1]]).sum(0); // [..., D] → [D]
   return record(y as Tensor<any>, [t, weight, bias].filter(Boolean) as Tensor<any>[], (g) => {
-    const gw = w ? g.mul(w) : g, xh = xhat();
-    const dx = gw.sub(gw.mean(-1, true)).sub(xh.mul(gw.mul(xh).mean(-1, true))).mul(rstd);
-    return [dx, ...(w ? [rows(g.mul(xh))] : []), ...(b ? [rows(g)] : [])];
+    const gw = w ? g.mul(w) : g;
+    const dx = gw.sub(gw.mean(-1, true)).sub(xhat.mul(gw.mul(xhat).mean(-1, true))).mul(rstd);
+    return [dx, ...(w ? [sumTo(g.mul(xhat), w.shape)] : []), ...(b ? [sumTo(g, b.shape)] : [])];
   });
 }

@@ -692,7 +692,7 @@ const count = (x: Tensor<any>, op: string, axis: number | readonly number[] | un
 const dropAxes = (shape: readonly number[], axes: number[]) => shape.filter((_, d) => !axes.includes(d));
 
 /** Sum a broadcast gradient back down to `shape`. */
-function sumTo(g: Tensor<any>, shape: readonly number[]): Tensor<any> {
+export function sumTo(g: Tensor<any>, shape: readonly number[]): Tensor<any> {
   if (g.shape.join() === shape.join()) return g;
   const pad = g.rank - shape.length;
   const axes = g.shape.map((n: number, d: number) => (d < pad || (shape[d - pad] === 1 && n !== 1) ? d : -1))
