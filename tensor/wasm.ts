@@ -56,11 +56,11 @@ const CODES: Record<string, number[]> = {
   "v.load_splat": simd(9, 2, 0), "v.store": simd(11, 2, 0),
   "v.high": simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15), // lanes 2, 3 to 0, 1
   ...Object.fromEntries(Object.entries({
-    "f.add": 0xe4, "f.sub": 0xe5, "f.mul": 0xe6, "f.div": 0xe7, "f.min": 0xe8, "f.max": 0xe9, "f.neg": 0xe1,
-    "f.abs": 0xe0, "f.sqrt": 0xe3, "f.floor": 0x68, "f.nearest": 0x6a, "f.eq": 0x41, "f.ne": 0x42, "f.lt": 0x43,
+    "f.add": 0xe4, "f.sub": 0xe5, "f.mul": 0xe6, "f.div": 0xe7, "f.min": 0xe8, "f.max": 0xe9, "f.pmin": 0xea, "f.pmax": 0xeb, "f.neg": 0xe1,
+    "f.abs": 0xe0, "f.sqrt": 0xe3, "f.floor": 0x68, "f.eq": 0x41, "f.ne": 0x42, "f.lt": 0x43,
     "f.gt": 0x44, "f.le": 0x45, "f.ge": 0x46, "v.not": 0x4d, "v.and": 0x4e, "v.or": 0x50, "v.select": 0x52,
     "i.add": 0xae, "i.sub": 0xb1, "i.shl": 0xab, "i.shr_s": 0xac, "i.shr_u": 0xad, "i.lt_s": 0x39, "i.splat": 0x11,
-    "i.trunc_f": 0xf8, "f.convert_i": 0xfa, "d.promote": 0x5f, "d.add": 0xf0, "f.madd": 0x105, // relaxed
+    "f.convert_i": 0xfa, "d.promote": 0x5f, "d.add": 0xf0, "f.madd": 0x105, // relaxed
   }).map(([k, op]) => [k, simd(op)])),
 };
 /** The `i4:`/`f4:` immediates: a v128 constant of four `T` lanes. */
@@ -245,7 +245,7 @@ function startPool(): Pool | null {
 
 /** Threads kernels may be split across: this one and the workers. */
 export function threads(): number {
-  pool ??= startPool();
+  if (pool === undefined) pool = startPool(); // (null: tried once, no pool)
   return pool ? pool.ctl.length + 1 : 1;
 }
 
