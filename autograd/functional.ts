@@ -22,8 +22,7 @@ export function valueAndGrad<P extends Record<string, Tensor<any>>>(
   f: (params: P) => Tensor<any>,
 ): (params: P) => { value: Tensor<[]>; grads: Grads<P> } {
   return (params) => {
-    const leaves = mapRecord(params, (t) => t.detach().requiresGrad_()) as P;
-    const value = f(leaves);
+    const leaves = mapRecord(params, (t) => t.detach().requiresGrad_()) as P, value = f(leaves);
     if (value.size !== 1) {
       raise(`valueAndGrad: the function must return one number, got shape [${value.shape.join(", ")}]`);
     }
@@ -49,8 +48,7 @@ export async function gradcheck(
   inputs: Tensor<any>[],
   opts: { eps?: number; atol?: number; rtol?: number } = {},
 ): Promise<number> {
-  const { eps = 1e-6, atol = 1e-5, rtol = 1e-3 } = opts;
-  const prev = getBackend().name;
+  const { eps = 1e-6, atol = 1e-5, rtol = 1e-3 } = opts, prev = getBackend().name;
   await setBackend("cpu");
   try {
     const vals = await Promise.all(inputs.map(async (x) => Float64Array.from(await x.data())));
@@ -72,11 +70,9 @@ export async function gradcheck(
       if (!xs[i].requiresGrad) continue;
       const analytic = xs[i].grad ? await xs[i].grad!.data() : new Float64Array(vals[i].length);
       for (let j = 0; j < vals[i].length; j++) {
-        const at = (d: number) => {
-          const v = vals.map((a) => a.slice());
-          v[i][j] += d;
-          return noGrad(() => scalar(make(v)).item());
-        };
+        // f at the inputs with element j of input i moved by d.
+        const at = (d: number) =>
+          noGrad(() => scalar(make(vals.map((a, k) => (k === i ? a.with(j, a[j] + d) : a)))).item());
         const numeric = ((await at(eps)) - (await at(-eps))) / (2 * eps);
         const err = Math.abs(analytic[j] - numeric);
         worst = Math.max(worst, err);

@@ -120,8 +120,7 @@ export function parsePreferenceJsonl(text: string, source: string): ParsedPrefer
   let skippedIdentical = 0;
   text.replace(/^\uFEFF/, "").split(/\r?\n/).forEach((line, i) => {
     if (line.trim() === "") return;
-    const at = `${source}:${i + 1}`;
-    const o = parseJson(line, (why) => `${at}: invalid JSON (${why})`);
+    const at = `${source}:${i + 1}`, o = parseJson(line, (why) => `${at}: invalid JSON (${why})`);
     if (!isRecord(o)) throw new Error(`${at}: not a JSON object`);
     const [prompt, chosen, rejected] = ["prompt", "chosen", "rejected"].map((k) => readPart(o, k, at));
     if (chosen === undefined) throw new Error(`${at}: missing "chosen"`);
@@ -215,11 +214,7 @@ export function encodePairs(
   });
   const kept = out.filter((p) => p.chosen.join() !== p.rejected.join());
   const identical = out.length - kept.length;
-  if (identical) {
-    console.warn(
-      `${source}: dropped ${identical} of ${out.length} pairs whose chosen and rejected are identical ` +
-        `once truncated to ${maxLength} tokens`,
-    );
-  }
+  const why = `whose chosen and rejected are identical once truncated to ${maxLength} tokens`;
+  if (identical) console.warn(`${source}: dropped ${identical} of ${out.length} pairs ${why}`);
   return { pairs: kept, truncated, identical };
 }

@@ -82,18 +82,15 @@ export function batchPairs(pairs: EncodedPair[], padId: number, padTo = 1, maxLe
   realTokens: number;
 } {
   const seqs = [...pairs.map((p) => [p.prompt, p.chosen]), ...pairs.map((p) => [p.prompt, p.rejected])];
-  const longest = Math.max(...seqs.map(([p, c]) => p.length + c.length));
+  const lengths = seqs.map(([p, c]) => p.length + c.length), longest = Math.max(...lengths);
   const L = Math.max(longest, Math.min(Math.ceil(longest / padTo) * padTo, maxLen));
   const tok = new Int32Array(seqs.length * L).fill(padId), mask = new Float32Array(seqs.length * L);
   seqs.forEach(([p, c], i) => {
     tok.set([...p, ...c], i * L);
     mask.fill(1, i * L + p.length, i * L + p.length + c.length);
   });
-  return {
-    tokens: fromArray(tok, [seqs.length, L], "i32"),
-    mask: fromArray(mask, [seqs.length, L]),
-    realTokens: seqs.reduce((n, [p, c]) => n + p.length + c.length, 0),
-  };
+  const rows = seqs.length, realTokens = lengths.reduce((n, l) => n + l, 0);
+  return { tokens: fromArray(tok, [rows, L], "i32"), mask: fromArray(mask, [rows, L]), realTokens };
 }
 
 /** Log-probs of chosen and rejected completions of `pairs` in one forward: each [B]. */
@@ -119,8 +116,7 @@ function scoredCounts(pairs: EncodedPair[]): Tensor<[number]> {
 function batchLogProbs(model: GPT, [tokens, mask, counts]: Batch, average: boolean) {
   const sum = sequenceLogProbs(model.forward(tokens), tokens, mask), B = tokens.shape[0] / 2;
   const [c, r]: Tensor<[number]>[] = sum.split(B); // chosen rows, then rejected: [B] each
-  const [nc, nr]: Tensor<[number]>[] = counts.split(B);
-  const chosenAvg = c.div(nc);
+  const [nc, nr]: Tensor<[number]>[] = counts.split(B), chosenAvg = c.div(nc);
   return { chosen: average ? chosenAvg : c, rejected: average ? r.div(nr) : r, chosenAvg };
 }
 
@@ -190,14 +186,13 @@ export class DPOTrainer {
     config: DPOConfig;
   }) {
     if (!o.train.length) throw new Error("DPOTrainer: no training pairs");
-    const c = o.config;
+    const c = o.config, needRef = !c.referenceFree && c.lossType !== "simpo";
     checkLossOptions(c, "DPOTrainer");
     for (const k of ["steps", "batchSize"] as const) checkInt(`DPOTrainer: ${k}`, c[k]);
     this.policy = o.policy;
     this.config = c;
     // As in TRL, IPO and SimPO compare per-token averages of log-probs, every other loss sums.
     this.#average = c.lossType === "simpo" || c.lossType === "ipo";
-    const needRef = !c.referenceFree && c.lossType !== "simpo";
     this.reference = needRef ? (o.reference ?? frozenCopy(o.policy)) : null;
     this.optimizer = o.optimizer ?? new AdamW(o.policy.namedParameters(), { lr: c.lr, weightDecay: 0 });
     this.train = o.train;
@@ -222,12 +217,10 @@ export class DPOTrainer {
 
   /** Next batch of training pair indices (reshuffled each epoch). */
   #nextBatch(): number[] {
-    const out: number[] = [];
-    while (out.length < Math.min(this.config.batchSize, this.train.length)) {
+    return Array.from({ length: Math.min(this.config.batchSize, this.train.length) }, () => {
       if (!this.#order.length) this.#order = permutation(this.train.length, this.#draw);
-      out.push(this.#order.pop()!);
-    }
-    return out;
+      return this.#order.pop()!;
+    });
   }
 
   /** A batch's inputs: tokens and mask [2B, L], scored-token counts [2B], and the reference's
@@ -236,21 +229,16 @@ export class DPOTrainer {
     const batch = idx.map((i) => pairs[i]);
     const { tokens, mask } = batchPairs(batch, this.config.padId, 8, this.policy.config.blockSize);
     const ins: Batch = [tokens, mask, scoredCounts(batch)];
-    if (this.reference && cache) {
-      ins.push(fromArray(cache.flatMap((c) => idx.map((i) => c[i])), [2 * idx.length]));
-    }
+    if (cache) ins.push(fromArray(cache.flatMap((c) => idx.map((i) => c[i])), [2 * idx.length]));
     return ins;
   }
 
   /** Loss and metrics tensors of a batch from `#inputs` (shared by training and evaluation). */
   #forward(batch: Batch) {
-    const [, , counts, cached] = batch;
+    const [, , counts, cached] = batch, reference = this.reference;
     const pol = batchLogProbs(this.policy, batch, this.#average), B = counts.shape[0] / 2;
-    let [refC, refR]: (Tensor<[number]> | undefined)[] = cached?.split(B) ?? [];
-    if (this.reference && !cached) {
-      const ref = noGrad(() => batchLogProbs(this.reference!, batch, this.#average));
-      [refC, refR] = [ref.chosen, ref.rejected];
-    }
+    const ref = reference && !cached ? noGrad(() => batchLogProbs(reference, batch, this.#average)) : null;
+    const [refC, refR]: (Tensor<[number]> | undefined)[] = cached?.split(B) ?? [ref?.chosen, ref?.rejected];
     const logps = { policyChosen: pol.chosen, policyRejected: pol.rejected, policyChosenAvg: pol.chosenAvg };
     const out = dpoLoss({ ...logps, referenceChosen: refC, referenceRejected: refR }, this.config);
     const c = out.chosenRewards, r = out.rejectedRewards, lp = [pol.chosen, pol.rejected];
@@ -272,16 +260,13 @@ export class DPOTrainer {
     if (cfg.precomputeRef && this.reference) this.#refCache ??= await this.#precompute(this.train);
     const lr = lrAt(this.stepCount, { lr: cfg.lr, warmup: cfg.warmup ?? Math.ceil(cfg.steps / 10) });
     this.optimizer.lr = lr;
-    const idx = this.#nextBatch();
-    const t0 = performance.now();
+    const idx = this.#nextBatch(), t0 = performance.now();
     const pairs = idx.map((i) => this.train[i]);
     const real = pairs.reduce((n, p) => n + 2 * p.prompt.length + p.chosen.length + p.rejected.length, 0);
     const v = await scope(() => this.#step(...this.#inputs(idx, this.train, this.#refCache)).data());
     const bad = ([["loss", v[0]], ["gradient norm", v[7]]] as const).find(([, x]) => !Number.isFinite(x));
-    if (bad) {
-      const at = `${bad[0]} is ${bad[1]} at step ${this.stepCount + 1}`;
-      throw new Error(`DPOTrainer: ${at}; stopped before the update (lower lr or beta?)`);
-    }
+    const at = bad && `${bad[0]} is ${bad[1]} at step ${this.stepCount + 1}`;
+    if (at) throw new Error(`DPOTrainer: ${at}; stopped before the update (lower lr or beta?)`);
     await flush(); // the step's end (TENSOR_DEBUG=stats reports per flush)
     this.stepCount++;
     return {

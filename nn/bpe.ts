@@ -289,10 +289,9 @@ export class BPETokenizer implements Tokenizer {
 
   /** A regex matching any of `names` (longest first, so a token that prefixes another loses). */
   #specialPattern(names: string[]): RegExp | null {
-    for (const n of names) {
-      if (!this.#specials.has(n)) {
-        throw new Error(`BPETokenizer.encode: ${JSON.stringify(n)} is not a special token of this tokenizer`);
-      }
+    const bad = names.findIndex((n) => !this.#specials.has(n));
+    if (bad >= 0) {
+      raise(`BPETokenizer.encode: ${JSON.stringify(names[bad])} is not a special token of this tokenizer`);
     }
     if (!names.length) return null;
     return new RegExp([...names].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|"), "g");
@@ -326,10 +325,9 @@ export class BPETokenizer implements Tokenizer {
       if (best === Infinity) break;
       const merged = this.#mergedIds[best], next: number[] = [];
       for (let i = 0; i < word.length; i++) {
-        if (word[i] === left && word[i + 1] === right) {
-          next.push(merged);
-          i++;
-        } else next.push(word[i]);
+        const pair = word[i] === left && word[i + 1] === right;
+        next.push(pair ? merged : word[i]);
+        if (pair) i++; // skip its right half
       }
       word = next;
     }
@@ -358,9 +356,7 @@ export async function loadTokenizer(dir: string): Promise<BPETokenizer> {
   if (vocab !== undefined && merges !== undefined) {
     return BPETokenizer.fromVocabAndMerges(parse("vocab.json", vocab) as Record<string, number>, merges);
   }
-  const half = vocab !== undefined ? "merges.txt" : merges !== undefined ? "vocab.json" : undefined;
-  throw new Error(
-    `loadTokenizer: ${dir} holds neither tokenizer.json nor vocab.json + merges.txt` +
-      (half ? ` (${half} is missing)` : ""),
-  );
+  const half = vocab === undefined ? "vocab.json" : "merges.txt";
+  const why = vocab !== undefined || merges !== undefined ? ` (${half} is missing)` : "";
+  throw new Error(`loadTokenizer: ${dir} holds neither tokenizer.json nor vocab.json + merges.txt${why}`);
 }

@@ -77,19 +77,14 @@ export function gptConfigFromCheckpoint(
   const [blockSize, wpeDim] = matrix("transformer.wpe.weight");
   if (wpeDim !== nEmbd) fail(`has token embeddings of width ${nEmbd} but position embeddings of ${wpeDim}`);
   const blockOf = (name: string) => name.match(/^transformer\.h\.(\d+)\./)?.[1] ?? [];
-  const blocks = new Set(Object.keys(tensors).flatMap(blockOf).map(Number));
-  const nLayer = blocks.size;
+  const blocks = new Set(Object.keys(tensors).flatMap(blockOf).map(Number)), nLayer = blocks.size;
   // Blocks 0..n−1 with one missing would load as a shorter model that silently drops a layer.
-  for (let i = 0; i < nLayer; i++) {
-    if (!blocks.has(i)) fail(`has blocks up to ${Math.max(...blocks)} but no block ${i}`);
-  }
+  const gap = Array.from({ length: nLayer }, (_, i) => i).find((i) => !blocks.has(i));
+  if (gap !== undefined) fail(`has blocks up to ${Math.max(...blocks)} but no block ${gap}`);
   const nHead = metadata.n_head !== undefined ? Number(metadata.n_head) : Math.max(1, nEmbd / 64);
-  if (!Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead) {
-    fail(
-      metadata.n_head !== undefined
-        ? `has metadata n_head "${metadata.n_head}", not a positive integer that divides nEmbd ${nEmbd}`
-        : `has nEmbd ${nEmbd}, not a multiple of 64: give the head count as metadata n_head`,
-    );
-  }
+  const why = metadata.n_head !== undefined
+    ? `has metadata n_head "${metadata.n_head}", not a positive integer that divides nEmbd ${nEmbd}`
+    : `has nEmbd ${nEmbd}, not a multiple of 64: give the head count as metadata n_head`;
+  if (!Number.isInteger(nHead) || nHead < 1 || nEmbd % nHead) fail(why);
   return { vocabSize, blockSize, nLayer, nHead, nEmbd };
 }

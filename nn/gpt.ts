@@ -28,13 +28,10 @@ export class KVCache {
     v: Tensor<[number, number, number, number]>,
   ): Record<"k" | "v", Tensor<[number, number, number, number]>> {
     const old = this.layers[layer];
-    const next = keep({
-      k: (old ? concat([old.k, k], 2) : k).realize(),
-      v: (old ? concat([old.v, v], 2) : v).realize(),
-    });
+    if (old) [k, v] = [concat([old.k, k], 2), concat([old.v, v], 2)]; // along the positions
+    this.layers[layer] = keep({ k: k.realize(), v: v.realize() });
     if (old) old.k.dispose(), old.v.dispose();
-    this.layers[layer] = next;
-    return next;
+    return this.layers[layer];
   }
 
   /** Free every cached tensor and start over. */
@@ -95,8 +92,8 @@ export class CausalSelfAttention extends Module {
     const [B, T, C] = x.shape;
     // H heads of D = C / H: sizes known at run time.
     const H: number = this.cfg.nHead, D: number = C / H;
-    const heads = (t: Tensor<[B, T, number]>): Tensor<[B, number, T, number]> =>
-      t.reshape([B, T, H, D]).permute([0, 2, 1, 3]); // [B, H, T, D]
+    // [B, T, C] → [B, H, T, D]
+    const heads = (t: Tensor<[B, T, number]>) => t.reshape([B, T, H, D]).permute([0, 2, 1, 3]);
     const [q, k0, v0] = this.c_attn.forward(x).split(C, -1).map(heads);
     // Keys and values span S = past + T positions (S = T without a cache).
     const past = cache ? cache.kv.length : 0,
@@ -190,17 +187,16 @@ export class GPT<V extends number = number> extends Module {
     const sizes = ["vocabSize", "blockSize", "nLayer", "nHead", "nEmbd"] as const;
     if (!isRecord(cfg)) throw new TypeError(`GPT: config must be an object, got ${cfg}`);
     for (const k of sizes) checkInt(`GPT: config.${k}`, cfg[k]);
-    if (cfg.nEmbd % cfg.nHead) {
-      throw new RangeError(`GPT: nEmbd ${cfg.nEmbd} is not divisible by nHead ${cfg.nHead}`);
-    }
+    const { nEmbd, nHead } = cfg;
+    if (nEmbd % nHead) throw new RangeError(`GPT: nEmbd ${nEmbd} is not divisible by nHead ${nHead}`);
     this.config = { dropout: 0, seed: 0, ...cfg };
     const s = this.config.seed * 1000;
     this.transformer = {
-      wte: new Embedding(cfg.vocabSize, cfg.nEmbd, { seed: s + 1 }),
-      wpe: new Embedding(cfg.blockSize, cfg.nEmbd, { seed: s + 2 }),
+      wte: new Embedding(cfg.vocabSize, nEmbd, { seed: s + 1 }),
+      wpe: new Embedding(cfg.blockSize, nEmbd, { seed: s + 2 }),
       drop: new Dropout(this.config.dropout, s + 3),
       h: Array.from({ length: cfg.nLayer }, (_, i) => new Block(this.config, s + 100 * (i + 1))),
-      ln_f: new LayerNorm(cfg.nEmbd),
+      ln_f: new LayerNorm(nEmbd),
     };
   }
 
@@ -226,10 +222,8 @@ export class GPT<V extends number = number> extends Module {
     if (idx.rank !== 2 || !T) {
       throw new ShapeError(`GPT.forward: tokens must be [B, T] with T ≥ 1, got [${idx.shape.join(", ")}]`);
     }
-    const kv = opts.cache, past = kv ? kv.length : 0, max = this.config.blockSize;
-    if (past + T > max) {
-      throw new RangeError(`GPT.forward: sequence length ${past + T} exceeds blockSize ${max}`);
-    }
+    const kv = opts.cache, past = kv ? kv.length : 0, S = past + T, max = this.config.blockSize;
+    if (S > max) throw new RangeError(`GPT.forward: sequence length ${S} exceeds blockSize ${max}`);
     if (kv && keyMask) throw new Error("GPT.forward: keyMask is not supported with a KV cache");
     const { wte, wpe, drop, h, ln_f } = this.transformer;
     const tok = wte.forward(idx); // [B, T, C]

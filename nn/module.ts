@@ -22,9 +22,8 @@ export class Module {
   namedParameters(): [string, Tensor<Shape>][] {
     const out: [string, Tensor<Shape>][] = [];
     const walk = (v: unknown, name: string) => {
-      if (v instanceof Tensor) {
-        if (v.requiresGrad) out.push([name, v]);
-      } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${name}.${i}`));
+      if (v instanceof Tensor && v.requiresGrad) out.push([name, v]);
+      else if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${name}.${i}`));
       else if (v instanceof Module || (v != null && Object.getPrototypeOf(v) === Object.prototype)) {
         for (const [k, x] of Object.entries(v)) walk(x, name ? `${name}.${k}` : k);
       }

@@ -139,10 +139,9 @@ export async function fromPretrained(
   const missing: string[] = [];
   for (const f of [CONFIG, WEIGHTS]) if (!(await isFile(path(f)))) missing.push(f);
   if (missing.length) {
-    const bin = await isFile(path("pytorch_model.bin"))
-      ? " (it has pytorch_model.bin; only model.safetensors is read)"
-      : "";
-    throw new Error(`fromPretrained: ${dir} has no ${missing.join(" and no ")}${bin}`);
+    const why = `fromPretrained: ${dir} has no ${missing.join(" and no ")}`;
+    if (!(await isFile(path("pytorch_model.bin")))) throw new Error(why);
+    throw new Error(`${why} (it has pytorch_model.bin; only model.safetensors is read)`);
   }
   const text = await Deno.readTextFile(path(CONFIG));
   const json = parseJson(text, (why) => `fromPretrained: ${path(CONFIG)} is not valid JSON: ${why}`);
@@ -164,12 +163,10 @@ export async function fromPretrained(
   }
   const hasTokenizer = (await Promise.all(TOKENIZER_FILES.map((f) => isFile(path(f))))).some(Boolean);
   if (!hasTokenizer) return { model, config };
-  const tokenizer = await loadTokenizer(dir);
-  if (tokenizer.vocabSize > config.vocabSize) {
+  const tokenizer = await loadTokenizer(dir), ids = tokenizer.vocabSize;
+  if (ids > config.vocabSize) {
     model.dispose();
-    throw new Error(
-      `fromPretrained: the tokenizer in ${dir} has ${tokenizer.vocabSize} ids but vocab_size is ${config.vocabSize}`,
-    );
+    raise(`fromPretrained: the tokenizer in ${dir} has ${ids} ids but vocab_size is ${config.vocabSize}`);
   }
   return { model, config, tokenizer };
 }
@@ -217,13 +214,11 @@ export async function savePretrained(
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw new Error(`savePretrained: ${(e as Error).message}`);
   }
-  const id = crypto.randomUUID().slice(0, 8);
-  const tmp = `${target}.tmp-${id}`, old = `${target}.old-${id}`;
+  const id = crypto.randomUUID().slice(0, 8), tmp = `${target}.tmp-${id}`, old = `${target}.old-${id}`;
   let moved = false;
   try {
     await Deno.mkdir(tmp);
-    const sd = model.stateDict();
-    const tied = { ...sd, "lm_head.weight": sd["transformer.wte.weight"] };
+    const sd = model.stateDict(), tied = { ...sd, "lm_head.weight": sd["transformer.wte.weight"] };
     await Deno.writeFile(`${tmp}/${WEIGHTS}`, await saveSafetensors(tied, { format: "pt" }));
     await Deno.writeTextFile(`${tmp}/${CONFIG}`, JSON.stringify(toGPT2Config(model.config), null, 2) + "\n");
     if (opts.tokenizer) {

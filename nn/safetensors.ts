@@ -49,7 +49,7 @@ export function encodeSafetensors(
   const bad = Object.entries(metadata ?? {}).find(([, v]) => typeof v !== "string");
   if (bad) throw new Error(`safetensors: metadata value for "${bad[0]}" is not a string`);
   if (metadata) header.__metadata__ = metadata;
-  const names = Object.keys(tensors).sort();
+  const names = Object.keys(tensors).sort(), chunks: [Uint8Array, number][] = []; // bytes, data offset
   let offset = 0;
   for (const name of names) {
     const { shape, data } = tensors[name], what = `safetensors: tensor "${name}"`;
@@ -58,6 +58,7 @@ export function encodeSafetensors(
     if (n !== data.length) raise(`${what}: ${data.length} elements but shape [${shape}] needs ${n}`);
     const dtype = data instanceof Float32Array ? "F32" : "I32";
     header[name] = { dtype, shape: [...shape], data_offsets: [offset, offset + data.byteLength] };
+    chunks.push([new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset]);
     offset += data.byteLength;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -65,11 +66,7 @@ export function encodeSafetensors(
   const out = new Uint8Array(8 + headLen + offset).fill(0x20, 8 + json.length, 8 + headLen);
   new DataView(out.buffer).setUint32(0, headLen, true); // high word stays 0: headers are far below 4 GiB
   out.set(json, 8);
-  let pos = 8 + headLen;
-  for (const { data } of names.map((n) => tensors[n])) {
-    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), pos);
-    pos += data.byteLength;
-  }
+  for (const [bytes, at] of chunks) out.set(bytes, 8 + headLen + at);
   return out;
 }
 
@@ -126,18 +123,15 @@ export function decodeSafetensors(bytes: Uint8Array, source = "safetensors"): De
     const [begin, end] = offs as number[];
     if (begin > end) invalid(`data_offsets [${begin}, ${end}] are reversed`);
     if (end > dataLen) invalid(`data_offsets [${begin}, ${end}] lie outside the ${dataLen}-byte data area`);
-    const size = SIZES[dtype as Dtype];
-    if (end - begin !== n * size) {
-      invalid(`${end - begin} bytes but shape [${shape}] of ${dtype} needs ${n * size}`);
-    }
+    const size = SIZES[dtype as Dtype], length = end - begin;
+    if (length !== n * size) invalid(`${length} bytes but shape [${shape}] of ${dtype} needs ${n * size}`);
     spans.push([begin, end, name]);
     const data = readData(view, dataStart + begin, n, dtype as Dtype);
     tensors[name] = { dtype: dtype as Dtype, shape: shape as number[], data };
   }
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  for (let i = 1; i < spans.length; i++) {
-    if (spans[i][0] < spans[i - 1][1]) fail(`tensors "${spans[i - 1][2]}" and "${spans[i][2]}" overlap`);
-  }
+  const i = spans.findIndex((s, j) => j > 0 && s[0] < spans[j - 1][1]); // a span starting in the one before
+  if (i > 0) fail(`tensors "${spans[i - 1][2]}" and "${spans[i][2]}" overlap`);
   return { tensors, metadata };
 }
 
@@ -180,10 +174,8 @@ function topLevelKeys(text: string): string[] {
  */
 export function needDenoFs(fn: string): void {
   if (typeof Deno !== "undefined") return;
-  throw new Error(
-    `${fn}: needs Deno's file system; in a browser, fetch the bytes and decode them ` +
-      "(decodeSafetensors, parsePreferenceJsonl, BPETokenizer.fromTokenizerJson)",
-  );
+  const decoders = "decodeSafetensors, parsePreferenceJsonl, BPETokenizer.fromTokenizerJson";
+  raise(`${fn}: needs Deno's file system; in a browser, fetch the bytes and decode them (${decoders})`);
 }
 
 /** Reads a whole file; the error names the path. */

@@ -6,6 +6,7 @@
  * a seeded generator, so a seed gives the same text on every backend.
  */
 import { fromArray, noGrad, rng, scope } from "../tensor/mod.ts";
+import { raise } from "../tensor/check.ts";
 import { type GPT, KVCache } from "./gpt.ts";
 
 /** Sampling options. */
@@ -32,13 +33,11 @@ export function sampleToken(
   o: Omit<SampleOptions, "maxNewTokens">,
   u: number,
 ): number {
-  const t = o.temperature ?? 1;
-  const ids = Array.from(logits, (_, i) => i);
+  const t = o.temperature ?? 1, ids = Array.from(logits, (_, i) => i);
   if (t === 0) return ids.reduce((b, i) => (logits[i] > logits[b] ? i : b), 0);
   ids.sort((a, b) => logits[b] - logits[a]);
   let keepN = Math.min(o.topK ?? ids.length, ids.length);
-  const m = logits[ids[0]];
-  const w = ids.map((i) => Math.exp((logits[i] - m) / t));
+  const m = logits[ids[0]], w = ids.map((i) => Math.exp((logits[i] - m) / t));
   if (o.topP !== undefined && o.topP < 1) {
     const total = w.slice(0, keepN).reduce((a, b) => a + b, 0);
     let acc = 0, n = 0;
@@ -53,16 +52,11 @@ export function sampleToken(
 /** Continue each prompt (token id lists; prompts of equal length run as one batch) and return the
  * prompts with their new tokens. The model runs in eval mode without recording a tape. */
 export async function generate(model: GPT, prompts: number[][], o: SampleOptions): Promise<number[][]> {
-  if (prompts.some((p) => p.length === 0)) {
-    throw new Error("generate: every prompt needs at least one token (e.g. BOS)");
-  }
-  const rand = rng(o.seed ?? 0);
-  const out = prompts.map((p) => [...p]), done = prompts.map(() => false);
-  const V = model.config.vocabSize, maxT = model.config.blockSize;
-  const wasTraining = model.training;
+  if (prompts.some((p) => !p.length)) raise("generate: every prompt needs at least one token (e.g. BOS)");
+  const rand = rng(o.seed ?? 0), out = prompts.map((p) => [...p]), done = prompts.map(() => false);
+  const V = model.config.vocabSize, maxT = model.config.blockSize, wasTraining = model.training;
   model.eval();
-  const groups = new Map<number, number[]>();
-  prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
+  const groups = Map.groupBy(prompts.keys(), (i) => prompts[i].length); // rows by prompt length
   // One cache per group: its rows share a length, so they run as one batch. Finished rows stay in
   // the batch (their outputs are ignored) so the cache's rows never have to be reshuffled.
   const caches = new Map([...groups.keys()].map((len) => [len, new KVCache()]));
@@ -71,13 +65,11 @@ export async function generate(model: GPT, prompts: number[][], o: SampleOptions
       for (const [len, rows] of groups) {
         const live = rows.filter((i) => !done[i]);
         if (!live.length) continue;
-        const n = out[live[0]].length, kv = caches.get(len)!;
-        const cached = (o.cache ?? true) && n <= maxT;
+        const n = out[live[0]].length, kv = caches.get(len)!, cached = (o.cache ?? true) && n <= maxT;
         if (!cached) kv.dispose();
         // Which rows are fed, and their new tokens: with a cache, the whole prompt once, then one
         // token per step; without, the context cropped to the block size.
-        const fed = cached ? rows : live;
-        const T = cached ? n - kv.length : Math.min(n, maxT);
+        const fed = cached ? rows : live, T = cached ? n - kv.length : Math.min(n, maxT);
         const last = await scope(() =>
           noGrad(() => {
             const ctx = fed.flatMap((i) => out[i].slice(-T));

@@ -66,6 +66,12 @@ function decodeWith(t: Tokenizer, ids: Iterable<number>, opts: DecodeOptions, sh
   return out + show(run); // whole runs keep multi-byte UTF-8 sequences together
 }
 
+/** The list `json[key]` of a `{type, [key]: [...]}` JSON form; otherwise the error of `who`'s fromJSON. */
+function listFromJSON(json: unknown, type: string, key: string, who: string): string[] {
+  const list = isRecord(json) && json.type === type ? json[key] : undefined;
+  return Array.isArray(list) ? list : raise(`${who}.fromJSON: expected {type: "${type}", ${key}: string[]}`);
+}
+
 /**
  * UTF-8 bytes as ids 0..255, then BOS=256, EOS=257, PAD=258. Decoding invalid UTF-8 (a model may emit any
  * byte sequence) yields U+FFFD replacement characters rather than an error.
@@ -121,13 +127,11 @@ export class CharTokenizer implements Tokenizer {
 
   /** Text to ids; throws naming the character and its (code point) position when it is not in the corpus. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    const ids = Array.from(text, (c, pos) => {
-      const id = this.#ids.get(c);
-      if (id !== undefined) return id;
+    const unknown = (c: string, pos: number) => {
       const code = "U+" + c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
-      throw new Error(`CharTokenizer: unknown character ${JSON.stringify(c)} (${code}) at position ${pos}`);
-    });
-    return wrap(this, ids, opts);
+      return raise(`CharTokenizer: unknown character ${JSON.stringify(c)} (${code}) at position ${pos}`);
+    };
+    return wrap(this, Array.from(text, (c, pos) => this.#ids.get(c) ?? unknown(c, pos)), opts);
   }
   decode(ids: Iterable<number>, opts: DecodeOptions = {}): string {
     return decodeWith(this, ids, opts, (run) => run.map((id) => this.chars[id - 3]).join(""));
@@ -137,10 +141,7 @@ export class CharTokenizer implements Tokenizer {
   }
   /** Restores a CharTokenizer from {@link CharTokenizer.toJSON}'s output, validating it. */
   static fromJSON(json: unknown): CharTokenizer {
-    if (!isRecord(json) || json.type !== "char" || !Array.isArray(json.chars)) {
-      throw new Error(`CharTokenizer.fromJSON: expected {type: "char", chars: string[]}`);
-    }
-    return new CharTokenizer(json.chars);
+    return new CharTokenizer(listFromJSON(json, "char", "chars", "CharTokenizer"));
   }
 }
 
@@ -173,11 +174,9 @@ export class WordTokenizer implements Tokenizer {
   }
   /** Text to ids; an unknown word throws naming it and its word position. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    const ids = text.split(/\s+/).filter(Boolean).map((w, pos) => {
-      const id = this.#ids.get(w);
-      if (id !== undefined) return id;
-      throw new Error(`WordTokenizer: unknown word ${JSON.stringify(w)} at word ${pos}`);
-    });
+    const ids = text.split(/\s+/).filter(Boolean).map((w, pos) =>
+      this.#ids.get(w) ?? raise(`WordTokenizer: unknown word ${JSON.stringify(w)} at word ${pos}`)
+    );
     return wrap(this, ids, opts);
   }
   decode(ids: Iterable<number>, opts: DecodeOptions = {}): string {
@@ -188,10 +187,7 @@ export class WordTokenizer implements Tokenizer {
   }
   /** Restores a WordTokenizer from {@link WordTokenizer.toJSON}'s output. */
   static fromJSON(json: unknown): WordTokenizer {
-    if (!isRecord(json) || json.type !== "word" || !Array.isArray(json.words)) {
-      throw new Error(`WordTokenizer.fromJSON: expected {type: "word", words: string[]}`);
-    }
-    return new WordTokenizer(json.words);
+    return new WordTokenizer(listFromJSON(json, "word", "words", "WordTokenizer"));
   }
 }
 

@@ -25,8 +25,7 @@ export function whiten(
   mask: Tensor<[number, number]>,
   opts: { shiftMean?: boolean } = {},
 ): Tensor<[number, number]> {
-  const n = mask.sum();
-  const mean = maskedMean(x, mask);
+  const n = mask.sum(), mean = maskedMean(x, mask);
   const centred = x.sub(mean);
   const variance = maskedMean(centred.mul(centred), mask).mul(n.div(n.sub(1).maximum(1)));
   const scaled = centred.mul(variance.add(1e-8).rsqrt());
@@ -73,8 +72,7 @@ export function gae(
   mask: Tensor<[number, number]>,
   opts: GAEOptions = {},
 ): { advantages: Tensor<[number, number]>; returns: Tensor<[number, number]> } {
-  const { gamma = 1, lambda = 0.95 } = opts;
-  const [B, T] = rewards.shape;
+  const { gamma = 1, lambda = 0.95 } = opts, [B, T] = rewards.shape;
   const col = (x: Tensor<[number, number]>, t: number): Tensor<[number, 1]> => x.narrow(1, t, 1);
   const v = values.mul(mask);
   let nextValue: Tensor<[number, 1]> = zeros([B, 1]), nextAdv: Tensor<[number, 1]> = zeros([B, 1]);
@@ -116,8 +114,7 @@ export interface PPOLossResult {
 export function ppoLoss(x: PPOLossInputs, opts: { clip?: number } = {}): PPOLossResult {
   const eps = opts.clip ?? 0.2;
   if (!(eps > 0)) throw new RangeError(`ppoLoss: clip must be > 0, got ${eps}`);
-  const logRatio = x.logProbs.sub(x.oldLogProbs);
-  const ratio = logRatio.exp();
+  const logRatio = x.logProbs.sub(x.oldLogProbs), ratio = logRatio.exp();
   const unclipped = x.advantages.neg().mul(ratio);
   const clipped = x.advantages.neg().mul(ratio.clamp(1 - eps, 1 + eps));
   // `where` picks one branch, so a tie (ρ inside the range) sends the gradient through once.
@@ -135,8 +132,7 @@ export function valueLoss(
   x: Record<"values" | "oldValues" | "returns" | "mask", Tensor<[number, number]>>,
   opts: { clip?: number } = {},
 ): Tensor<[]> {
-  const c = opts.clip ?? 0.2;
-  const vClipped = x.oldValues.add(x.values.sub(x.oldValues).clamp(-c, c));
+  const c = opts.clip ?? 0.2, vClipped = x.oldValues.add(x.values.sub(x.oldValues).clamp(-c, c));
   const a = x.values.sub(x.returns), b = vClipped.sub(x.returns);
   return maskedMean(a.mul(a).maximum(b.mul(b)), x.mask).mul(0.5);
 }

@@ -131,8 +131,7 @@ export async function trainRewardModel(
 ): Promise<{ losses: number[]; heldOutAccuracy: number }> {
   if (!train.length) throw new Error("trainRewardModel: no training pairs");
   const opt = new AdamW(rm.namedParameters(), { lr: cfg.lr, weightDecay: 0 });
-  const rand = rng(cfg.seed ?? 0);
-  const losses: number[] = [];
+  const rand = rng(cfg.seed ?? 0), losses: number[] = [];
   for (let s = 0; s < cfg.steps; s++) {
     const batch = Array.from({ length: cfg.batchSize }, () => train[Math.floor(rand() * train.length)]);
     const v = await scope(() => {

@@ -225,12 +225,9 @@ export abstract class RLTrainer<C extends RLConfig> {
     if (!o.prompts.length) throw new Error(`${name}: no prompts`);
     const bad = o.prompts.findIndex((p) => p.length === 0);
     if (bad >= 0) throw new Error(`${name}: prompt ${bad} is empty (it needs at least one token, e.g. BOS)`);
-    const longest = Math.max(...o.prompts.map((p) => p.length));
-    if (longest + c.maxNewTokens > o.policy.config.blockSize) {
-      throw new RangeError(
-        `${name}: longest prompt (${longest}) + maxNewTokens (${c.maxNewTokens}) exceeds blockSize ${o.policy.config.blockSize}`,
-      );
-    }
+    const longest = Math.max(...o.prompts.map((p) => p.length)), block = o.policy.config.blockSize;
+    const sum = `longest prompt (${longest}) + maxNewTokens (${c.maxNewTokens})`;
+    if (longest + c.maxNewTokens > block) throw new RangeError(`${name}: ${sum} exceeds blockSize ${block}`);
     if (typeof o.reward === "function" && !o.decode) raise(`${name}: a reward function needs decode`);
     this.policy = o.policy;
     this.reference = o.reference ?? frozenCopy(o.policy);
@@ -286,10 +283,9 @@ export abstract class RLTrainer<C extends RLConfig> {
   /** Scores of sequences: the reward model, or the reward function on decoded text (checked). */
   async score(seqs: number[][], promptLens: number[]): Promise<number[]> {
     const rm = this.reward;
-    if (rm instanceof RewardModel) {
-      return Array.from(await scope(() => noGrad(() => rm.score(seqs, this.config.padId).data())));
-    }
-    return scoreText(this.constructor.name, rm, this.#decode!, seqs, promptLens);
+    return rm instanceof RewardModel
+      ? Array.from(await scope(() => noGrad(() => rm.score(seqs, this.config.padId).data())))
+      : scoreText(this.constructor.name, rm, this.#decode!, seqs, promptLens);
   }
 
   /** Sample a batch and compute its log-probs, reference log-probs, values and scores. */
@@ -309,14 +305,14 @@ export abstract class RLTrainer<C extends RLConfig> {
 
   /** One rollout batch and its `epochs` of minibatch updates; returns the metrics. */
   async step(): Promise<RLMetrics> {
-    const t0 = performance.now(), c = this.config, beta = this.klCoef;
+    // The config with PPO's optional keys, which RLOO leaves unset.
+    const t0 = performance.now(), c: PPOConfig = this.config, beta = this.klCoef;
     const r = await this.rollout();
     const { advantages, returns } = await this.advantages(r);
     const B = r.seqs.length, T = r.L - 1;
     const epochs = c.epochs ?? 4, nMini = Math.min(c.minibatches ?? 1, B), updates = epochs * nMini;
-    const sums = [0, 0, 0, 0];
+    const sums = [0, 0, 0, 0], opt = this.opt();
     let trainedTokens = 0;
-    const opt = this.opt();
     for (let e = 0; e < epochs; e++) {
       const perm = permutation(B, this.#rand);
       for (let m = 0; m < nMini; m++) {
@@ -330,25 +326,14 @@ export abstract class RLTrainer<C extends RLConfig> {
             const picked = idx.flatMap((i) => Array.from(a.subarray(i * T, i * T + Tm)));
             return fromArray<[number, number]>(picked, [idx.length, Tm]);
           };
-          const mask = rows(r.mask);
-          const hidden = this.policy.hidden(tokens);
-          const pg = ppoLoss({
-            logProbs: tokenLogProbs(this.policy.head(hidden), tokens),
-            oldLogProbs: rows(r.logProbs),
-            advantages: rows(advantages),
-            mask,
-          }, { clip: c.clip });
-          const values = this.valuesOf(hidden);
-          const vl = values
-            ? valueLoss({
-              values: values.narrow(1, 0, Tm),
-              oldValues: rows(r.values),
-              returns: rows(returns),
-              mask,
-            }, { clip: (c as PPOConfig).clipValue })
-            : pg.loss.detach().mul(0);
-          const loss = pg.loss.add(vl.mul((c as PPOConfig).vfCoef ?? 0.1));
-          loss.backward();
+          const mask = rows(r.mask), hidden = this.policy.hidden(tokens);
+          const logProbs = tokenLogProbs(this.policy.head(hidden), tokens), oldLogProbs = rows(r.logProbs);
+          const pg = ppoLoss({ logProbs, oldLogProbs, advantages: rows(advantages), mask }, { clip: c.clip });
+          // The value loss's inputs, when there is a value head.
+          const values = this.valuesOf(hidden)?.narrow(1, 0, Tm);
+          const valueInputs = values && { values, oldValues: rows(r.values), returns: rows(returns), mask };
+          const vl = valueInputs ? valueLoss(valueInputs, { clip: c.clipValue }) : pg.loss.detach().mul(0);
+          pg.loss.add(vl.mul(c.vfCoef ?? 0.1)).backward();
           clipGradNorm(this.#trained().map(([, p]) => p), c.maxGradNorm ?? 1);
           opt.step();
           opt.zeroGrad();
@@ -418,8 +403,7 @@ export class PPOTrainer extends RLTrainer<PPOConfig> {
     const B = r.seqs.length, T = r.L - 1, c = this.config;
     const d = await scope(() => {
       const t = (a: Float32Array) => fromArray<[number, number]>(a, [B, T]);
-      const mask = t(r.mask);
-      const scores = fromArray<[number]>(r.scores, [B]);
+      const mask = t(r.mask), scores = fromArray<[number]>(r.scores, [B]);
       const rewards = klPenalizedRewards(scores, t(r.logProbs), t(r.refLogProbs), mask, this.klCoef);
       const { advantages, returns } = gae(rewards, t(r.values), mask, { gamma: c.gamma, lambda: c.lambda });
       return stack([whiten(advantages, mask), returns]).data();
