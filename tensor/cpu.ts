@@ -205,11 +205,19 @@ export class CpuBackend implements Backend {
     const dense = ov.strides.every((s, d) => s === contiguousStrides(shape)[d] || shape[d] === 1);
     const simd = this.wasm && numel(shape) >= WASM_MIN && dense &&
       wasmKernel("map", e, inputs.map(wasmSrc), shape, 0, data(out) as Float32Array, ov.offset);
-    if (simd) return (this.#run(simd), out);
-    const k = this.#kernel({ tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store });
     const [o, xs] = [data(out), inputs.map((x) => data(x.buf))];
     const [s, off] = [views.map((v) => v.strides), views.map((v) => v.offset)];
-    this.#run(() => k(o, null, xs, shape, s, off));
+    let k: Kernel | undefined; // (compiled on first use: WebAssembly kernels fall back only on rare data)
+    const js = () =>
+      (k ??= this.#kernel({ tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store }))(
+        o,
+        null,
+        xs,
+        shape,
+        s,
+        off,
+      );
+    this.#run(simd ? () => simd() || js() : js);
     return out;
   }
 
@@ -279,15 +287,16 @@ export class CpuBackend implements Backend {
     // f32 goes to the WebAssembly SIMD kernel (which packs operands into its memory); f64 (the
     // gradcheck oracle) and hosts without SIMD use the plain i-k-j loop.
     const f32 = a.buf.dtype === "f32" && b.buf.dtype === "f32";
+    const As = [...aBase].map((at): Operand => [ad as Float32Array, at, as0, as1]);
+    const Bs = [...bBase].map((at): Operand => [bd as Float32Array, at, bs0, bs1]);
     this.#run(() => {
+      if (f32 && matmulF32(As, Bs, [M, K, N], o as Float32Array, 0)) return;
       const row = new Float64Array(N);
       for (let p = 0; p < nb; p++) {
-        const [A, B] = [[ad, aBase[p], as0, as1], [bd, bBase[p], bs0, bs1]] as Operand[];
-        if (f32 && matmulF32(A, B, [M, K, N], o as Float32Array, p * M * N)) continue;
         for (let i = 0; i < M; i++) {
           row.fill(0);
           for (let k = 0; k < K; k++) {
-            const aik = ad[A[1] + i * as0 + k * as1], bk = B[1] + k * bs0;
+            const aik = ad[aBase[p] + i * as0 + k * as1], bk = bBase[p] + k * bs0;
             for (let j = 0; j < N; j++) row[j] += aik * bd[bk + j * bs1];
           }
           o.set(row, p * M * N + i * N);

@@ -661,7 +661,13 @@ function binary(a: Tensor<any>, o: Tensor<any> | number, op: string, [bop, grads
   if (op === "and" || op === "or") dt = "bool";
   const out = new Tensor(to, L.fuse([a, b], to, ([x, y]) => X.bin(bop, X.cast(x, dt), X.cast(y, dt)), op));
   if (!grads || !isFloat(out.dtype)) return out;
-  return record(out, [a, b], (g) => grads(g, a, b, out).map((gi, k) => sumTo(gi, [a, b][k].shape)));
+  // Only inputs that want a gradient get one: summing a broadcast scalar's (x.mul(2)) costs a reduction.
+  const ins = [a, b];
+  return record(
+    out,
+    ins,
+    (g) => grads(g, a, b, out).map((gi, k) => ins[k].requiresGrad ? sumTo(gi, ins[k].shape) : null),
+  );
 }
 
 type UnaryGrad = (g: Tensor<any>, x: Tensor<any>, out: Tensor<any>) => Tensor<any>;
@@ -853,7 +859,10 @@ export function where<C extends Shape, A extends Shape = [], B extends Shape = [
   if (!isFloat(dt)) return out as any;
   return record(out, [ta, tb], (g) => {
     const m = (c as Tensor<any>).cast(g.dtype);
-    return [sumTo(g.mul(m), ta.shape), sumTo(g.mul(m.neg().add(1)), tb.shape)];
+    return [
+      ta.requiresGrad ? sumTo(g.mul(m), ta.shape) : null,
+      tb.requiresGrad ? sumTo(g.mul(m.neg().add(1)), tb.shape) : null,
+    ];
   }) as any;
 }
 

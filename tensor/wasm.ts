@@ -291,6 +291,8 @@ let mmKernel: Kernel | null | undefined;
 /** Multiply-adds (M·K·N) from which a matmul is split across threads (measured: smaller ones lose
  * more to the hand-off than they gain). */
 const PAR_MIN = 1 << 20;
+/** Floats of packed pairs a batched call puts in memory at once (64 MiB). */
+const GROUP = 1 << 24;
 const mmFuncs = (fma: boolean): Func[] => [tile(fma), mm()];
 
 /** A matrix operand: its array, where it starts, and its row and column strides (in elements). */
@@ -314,52 +316,69 @@ function panels([d, at, sr, sc]: Operand, R: number, C: number, P: number, to: n
 }
 
 /**
- * C = A·B in f32 with WebAssembly SIMD: writes `out[at + i*N + j] = Σ_k A[i, k]·B[k, j]` for A (M×K)
- * and B (K×N) read through their strides (transposed and broadcast views need no copy). Accumulates
- * in f32 (error ~ K·2⁻²⁴ of Σ|a||b|).
+ * C = A·B in f32 with WebAssembly SIMD, for each of a batch of matrix pairs: writes
+ * `out[at + (p*M + i)*N + j] = Σ_k A_p[i, k]·B_p[k, j]` for A_p (M×K) and B_p (K×N) read through their
+ * strides (transposed and broadcast views need no copy). Accumulates in f32 (error ~ K·2⁻²⁴ of Σ|a||b|).
  *
- * @param a holds A[i, k] at `a[0][a[1] + i*a[2] + k*a[3]]`.
- * @param b holds B[k, j] at `b[0][b[1] + k*b[2] + j*b[3]]`.
+ * @param as holds A_p[i, k] at `as[p][0][as[p][1] + i*as[p][2] + k*as[p][3]]`.
+ * @param bs holds B_p[k, j] likewise (as many as `as`).
  * @param M rows of A and C; K, columns of A and rows of B; N, columns of B and C.
- * @param out receives C (M×N row-major) starting at `at`.
- * @returns false (and writes nothing) when WebAssembly SIMD is unavailable or its memory cannot grow
- * enough; the caller then falls back to JavaScript.
+ * @param out receives the C_p (M×N row-major, one after another) starting at `at`.
+ * @returns false when WebAssembly SIMD is unavailable or its memory cannot grow enough; the caller
+ * then computes C in JavaScript.
  */
 export function matmulF32(
-  a: Operand,
-  b: Operand,
+  as: Operand[],
+  bs: Operand[],
   [M, K, N]: number[],
   out: Float32Array,
   at: number,
 ): boolean {
   if (mmKernel === undefined) mmKernel = instantiate(mmFuncs(true)) ?? instantiate(mmFuncs(false));
   if (!mmKernel) return false;
-  if (M === 0 || N === 0) return true;
-  if (K === 0) return (out.fill(0, at, at + M * N), true);
+  if (M === 0 || N === 0 || !as.length) return true;
+  if (K === 0) return (out.fill(0, at, at + as.length * M * N), true);
   const mp = Math.ceil(M / MR), np = Math.ceil(N / NR), Mp = mp * MR, Np = np * NR;
-  // Element offsets: A and B packed into panels (zero-padded), then C (Mp × Np).
-  const [bo, co] = [Mp * K, Mp * K + K * Np];
-  const h = heap(4 * (co + Mp * Np));
+  // Element offsets, per pair (`size` apart): A and B packed into panels (zero-padded), then C (Mp × Np).
+  const [bo, co, size] = [Mp * K, Mp * K + K * Np, Mp * K + K * Np + Mp * Np];
+  const group = Math.max(1, Math.floor(GROUP / size)); // pairs packed at once
+  if (as.length > group) {
+    for (let p = 0; p < as.length; p += group) {
+      const [a, b] = [as.slice(p, p + group), bs.slice(p, p + group)];
+      if (!matmulF32(a, b, [M, K, N], out, at + p * M * N)) return false;
+    }
+    return true;
+  }
+  const h = heap(4 * size * as.length);
   if (!h) return false;
-  panels(a, M, K, MR, 0);
-  panels([b[0], b[1], b[3], b[2]], N, K, NR, bo);
-  // Threads take equal runs of row panels (or of column panels, when there are more of those). In
-  // each, cache blocking: MC rows × KC steps of A stay in L2 while each KC × 8 panel of B sits in L1.
-  const P = mp >= np ? mp : np, T = Math.min(M * K * N >= PAR_MIN ? threads() : 1, P);
-  const calls = Array.from({ length: T }, (_, t) => {
-    const [lo, hi] = [Math.floor(t * P / T), Math.floor((t + 1) * P / T)];
-    const [r0, r1, c0, c1] = mp >= np ? [lo, hi, 0, np] : [0, mp, lo, hi], run = [];
+  as.forEach((a, p) => panels(a, M, K, MR, p * size));
+  bs.forEach((b, p) => panels([b[0], b[1], b[3], b[2]], N, K, NR, p * size + bo));
+  // Threads take equal runs of pairs, or of one pair's row panels (or column panels, when there are
+  // more of those). In each, cache blocking: MC rows × KC steps of A stay in L2 while each KC × 8
+  // panel of B sits in L1.
+  const P = mp >= np ? mp : np, work = M * K * N * as.length, batched = as.length > 1;
+  const T = Math.min(work >= PAR_MIN ? threads() : 1, batched ? as.length : P);
+  const block = (q: number, [r0, r1, c0, c1]: number[]) => {
+    const run = [], at = q * size;
     for (let k0 = 0; k0 < K; k0 += KC) {
       for (let i0 = r0; i0 < r1; i0 += MC / MR) {
-        const cp = 4 * (co + i0 * MR * Np + c0 * NR), kc = Math.min(KC, K - k0);
-        const [ap, bp] = [4 * (i0 * MR * K + k0 * MR), 4 * (bo + c0 * K * NR + k0 * NR)];
+        const cp = 4 * (at + co + i0 * MR * Np + c0 * NR), kc = Math.min(KC, K - k0);
+        const [ap, bp] = [4 * (at + i0 * MR * K + k0 * MR), 4 * (at + bo + c0 * K * NR + k0 * NR)];
         run.push([ap, bp, cp, Math.min(MC / MR, r1 - i0), c1 - c0, kc, K, 4 * Np, k0 ? 1 : 0]);
       }
     }
     return run;
+  };
+  const calls = Array.from({ length: T }, (_, t) => {
+    const [lo, hi] = [t, t + 1].map((u) => Math.floor((u * (batched ? as.length : P)) / T));
+    if (batched) return Array.from({ length: hi - lo }, (_, q) => block(lo + q, [0, mp, 0, np])).flat();
+    return block(0, mp >= np ? [lo, hi, 0, np] : [0, mp, lo, hi]);
   });
   parallel(mmKernel, calls);
-  if (N === Np) out.set(h.subarray(co, co + M * N), at);
-  else for (let i = 0; i < M; i++) out.set(h.subarray(co + i * Np, co + i * Np + N), at + i * N);
+  for (let p = 0; p < as.length; p++) {
+    const c = p * size + co, o = at + p * M * N;
+    if (N === Np) out.set(h.subarray(c, c + M * N), o);
+    else for (let i = 0; i < M; i++) out.set(h.subarray(c + i * Np, c + i * Np + N), o + i * N);
+  }
   return true;
 }

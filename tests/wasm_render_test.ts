@@ -1,8 +1,8 @@
 // The WebAssembly SIMD renderer (tensor/render/wasm.ts) against the JavaScript one, the reference:
 // random expressions over random views, special values, and the math functions' error bounds.
 import assert from "node:assert/strict";
-import type { View } from "../tensor/backend.ts";
-import { CpuBackend } from "../tensor/cpu.ts";
+import { numel, type View } from "../tensor/backend.ts";
+import { CpuBackend, type CpuBuffer } from "../tensor/cpu.ts";
 import * as X from "../tensor/exp.ts";
 import { rng } from "../tensor/mod.ts";
 import { type Mode, wasmKernel } from "../tensor/render/wasm.ts";
@@ -66,8 +66,8 @@ Deno.test("wasm renderer: random expressions over random views match JavaScript 
   const r = rng(42);
   const shapes = [[3000], [37, 61], [2, 3, 257], [1, 1025], [65, 17], [0, 2000], [2000, 0], [4, 1, 333], [
     70000,
-  ]];
-  for (let t = 0; t < 120; t++) {
+  ], [300, 260]]; // the last two split across threads
+  for (let t = 0; t < 130; t++) {
     const shape = shapes[t % shapes.length];
     const n = 1 + Math.floor(r() * 3);
     const e = randomExp(r, n, 4);
@@ -253,4 +253,92 @@ Deno.test("wasm renderer: views merged only with an outer loop (a slice, a parti
     close(out, want, `kernel ${mode} ${axes}`);
     await both(run, `${mode} ${axes}`);
   }
+});
+
+Deno.test("wasm renderer: output indices, i32 arithmetic, bool loads, and views merged in no way", async () => {
+  const r = rng(5), f = (n: number) => X.cnst(n, "f32"), i = (n: number) => X.cnst(n, "i32");
+  const x = X.load(0, "f32");
+  // GPT's causal mask: key index #3 ≤ query index #2 (+ 0), else -1e9; then a softmax's exp.
+  const mask = X.bin("le", X.idx(3), X.bin("add", X.bin("mul", X.idx(2), i(1)), i(0)));
+  const scores = X.where(mask, X.bin("mul", x, f(0.17)), f(-1e9));
+  // A one-hot of integer targets made from output indices, and a cast of i32 to f32.
+  const hot = X.cast(X.bin("eq", X.bin("sub", X.idx(3), i(2)), X.idx(1)), "f32");
+  const exps = [scores, X.un("exp", X.bin("sub", scores, x)), X.bin("add", hot, X.cast(X.idx(2), "f32"))];
+  // Contiguous, and with the two middle dims transposed (neither merges with the dims around it); the
+  // second shape is large enough to be split across threads.
+  const views = [[3, 2, 37, 37], [4, 80, 16, 16]].flatMap(([a, b, c, d]): View[] => [
+    { shape: [a, b, c, d], strides: [b * c * d, c * d, d, 1], offset: 0 },
+    { shape: [a, b, c, d], strides: [b * c * d, d, b * d, 1], offset: 0 },
+  ]);
+  let ran = 0;
+  for (const e of exps) {
+    for (const view of views) {
+      const shape = view.shape, data = Float32Array.from({ length: numel(shape) }, () => r() * 4 - 2);
+      const src = (be: CpuBackend) => [{ buf: be.upload(data, "f32"), view }];
+      const cases = [["map", 0], ["max", 3], ["sum", 3]] as const;
+      for (const [mode, split] of cases) {
+        const want = mode === "map"
+          ? await js.read(js.map(e, src(js), shape))
+          : await js.read(js.reduce(mode, e, src(js), shape, shape.map((_, d) => d).slice(split)));
+        const out = new Float32Array(want.length),
+          run = wasmKernel(mode, e, [{ data, view }], shape, split, out);
+        assert.ok(run, `${mode} ${X.key(e)} ran as WebAssembly`);
+        run();
+        close(out, want, `${mode} ${X.key(e)} strides ${view.strides}`);
+        ran++;
+      }
+    }
+  }
+  assert.equal(ran, 36);
+  // Optimizer updates: a bool scalar broadcast (a 0/1 byte) selects the new value or keeps the old.
+  const ok = X.load(0, "bool"), [p, g] = [X.load(1, "f32"), X.load(2, "f32")];
+  const step = X.where(ok, X.bin("sub", p, X.bin("mul", g, f(0.01))), p);
+  const [pd, gd] = [0, 0].map(() => Float32Array.from({ length: 130 * 70 }, () => r() - 0.5));
+  for (const flag of [0, 1]) {
+    const srcs = (be: CpuBackend) => [
+      { buf: be.upload([flag], "bool"), view: { shape: [130, 70], strides: [0, 0], offset: 0 } },
+      ...[pd, gd].map((d) => ({
+        buf: be.upload(d, "f32"),
+        view: { shape: [130, 70], strides: [70, 1], offset: 0 },
+      })),
+    ];
+    const want = await js.read(js.map(step, srcs(js), [130, 70]));
+    const out = new Float32Array(want.length);
+    const ins = srcs(wasm).map((s) => ({
+      data: (s.buf as unknown as { data: Uint8Array }).data,
+      view: s.view,
+    }));
+    const run = wasmKernel("map", step, ins, [130, 70], 0, out);
+    assert.ok(run && ins[0].data instanceof Uint8Array);
+    run();
+    close(out, want, `where(ok = ${flag}, …)`);
+  }
+  // i32 inputs: a one-hot of targets minus probabilities (cross-entropy's gradient), targets broadcast
+  // along the classes. A target of 2²⁴ or more (which f32 lanes would round) falls back to JavaScript
+  // at that call: the backend's result still equals the reference.
+  const grad = X.bin("sub", X.cast(X.bin("eq", X.idx(1), X.load(0, "i32")), "f32"), X.load(1, "f32"));
+  const probs = Float32Array.from({ length: 40 * 256 }, () => r());
+  for (const big of [0, 2 ** 24, -(2 ** 24) - 1]) {
+    const targets = Int32Array.from({ length: 40 }, (_, i) => i === 7 ? big || 3 : (i * 37) % 256);
+    const srcs = (be: CpuBackend) => [
+      { buf: be.upload(targets, "i32"), view: { shape: [40, 256], strides: [1, 0], offset: 0 } },
+      { buf: be.upload(probs, "f32"), view: { shape: [40, 256], strides: [256, 1], offset: 0 } },
+    ];
+    const want = await js.read(js.map(grad, srcs(js), [40, 256]));
+    assert.deepEqual(await wasm.read(wasm.map(grad, srcs(wasm), [40, 256])), want);
+    const out = new Float32Array(want.length);
+    const run = wasmKernel(
+      "map",
+      grad,
+      srcs(wasm).map((x) => ({ data: (x.buf as CpuBuffer).data, view: x.view })),
+      [40, 256],
+      0,
+      out,
+    );
+    assert.equal(run?.(), !big, `target ${big}`);
+    if (!big) assert.deepEqual(out, want);
+  }
+  // Integers that f32 lanes would not hold exactly stay in JavaScript.
+  const big = X.cast(X.bin("mul", X.idx(0), i(1 << 24)), "f32");
+  assert.equal(wasmKernel("map", big, [], [2048], 0, new Float32Array(2048)), null);
 });

@@ -1,7 +1,7 @@
 // The WebAssembly SIMD matmul against a plain f64 reference, within f32 rounding of Σ|a||b|.
 import assert from "node:assert/strict";
 import { rng } from "../tensor/mod.ts";
-import { matmulF32 } from "../tensor/wasm.ts";
+import { matmulF32, type Operand } from "../tensor/wasm.ts";
 
 /** Seeded values in [-1, 1), rounded to f32. */
 function random(n: number, seed: number): Float32Array {
@@ -37,7 +37,7 @@ function check(
 /** Multiply seeded M×K and K×N matrices into a fresh output and check every value. */
 function run(M: number, K: number, N: number, seed = M * 1000 + K * 10 + N): void {
   const [A, B, out] = [random(M * K, seed), random(K * N, seed + 1), new Float32Array(M * N)];
-  assert.equal(matmulF32([A, 0, K, 1], [B, 0, N, 1], [M, K, N], out, 0), true);
+  assert.equal(matmulF32([[A, 0, K, 1]], [[B, 0, N, 1]], [M, K, N], out, 0), true);
   check(A, B, M, K, N, out);
 }
 
@@ -58,8 +58,8 @@ Deno.test("wasm matmul: exact values, output offset, longer inputs, empty shapes
   const out = new Float32Array(7).fill(-1);
   assert.equal(
     matmulF32(
-      [new Float32Array([1, 2, 3, 4, 9]), 0, 2, 1],
-      [new Float32Array([5, 6, 7, 8]), 0, 2, 1],
+      [[new Float32Array([1, 2, 3, 4, 9]), 0, 2, 1]],
+      [[new Float32Array([5, 6, 7, 8]), 0, 2, 1]],
       [2, 2, 2],
       out,
       3,
@@ -70,23 +70,25 @@ Deno.test("wasm matmul: exact values, output offset, longer inputs, empty shapes
   // K = 0 gives zeros; M = 0 or N = 0 writes nothing.
   const z = new Float32Array(4).fill(7);
   assert.equal(
-    matmulF32([new Float32Array(0), 0, 0, 1], [new Float32Array(0), 0, 2, 1], [2, 0, 2], z, 0),
+    matmulF32([[new Float32Array(0), 0, 0, 1]], [[new Float32Array(0), 0, 2, 1]], [2, 0, 2], z, 0),
     true,
   );
   assert.deepEqual([...z], [0, 0, 0, 0]);
   assert.equal(
-    matmulF32([new Float32Array(0), 0, 3, 1], [new Float32Array(6), 0, 2, 1], [0, 3, 2], z, 0),
+    matmulF32([[new Float32Array(0), 0, 3, 1]], [[new Float32Array(6), 0, 2, 1]], [0, 3, 2], z, 0),
     true,
   );
   assert.deepEqual([...z], [0, 0, 0, 0]);
-  // Batched use: each matrix of a batch from subarrays, into its slice of one output.
-  const [nb, M, K, N] = [3, 17, 16, 17];
-  const [A, B, o] = [random(nb * M * K, 7), random(nb * K * N, 8), new Float32Array(nb * M * N)];
-  for (let p = 0; p < nb; p++) {
-    assert.equal(matmulF32([A, p * M * K, K, 1], [B, p * K * N, N, 1], [M, K, N], o, p * M * N), true);
-  }
-  for (let p = 0; p < nb; p++) {
-    check(A.subarray(p * M * K), B.subarray(p * K * N), M, K, N, o.subarray(p * M * N));
+  // Batches: each pair from its place in one array, into its slice of one output; one thread, then
+  // pairs split across threads (more than 2²⁰ multiply-adds), then in groups (over 2²⁴ packed floats).
+  for (const [nb, M, K, N] of [[3, 17, 16, 17], [64, 64, 32, 64], [9, 1500, 8, 1500]]) {
+    const [A, B, o] = [random(nb * M * K, 7), random(nb * K * N, 8), new Float32Array(nb * M * N)];
+    const pairs = (X: Float32Array, n: number, ld: number) =>
+      Array.from({ length: nb }, (_, p): Operand => [X, p * n, ld, 1]);
+    assert.equal(matmulF32(pairs(A, M * K, K), pairs(B, K * N, N), [M, K, N], o, 0), true);
+    for (let p = 0; p < nb; p++) {
+      check(A.subarray(p * M * K), B.subarray(p * K * N), M, K, N, o.subarray(p * M * N));
+    }
   }
 });
 
@@ -95,7 +97,7 @@ Deno.test("wasm matmul reads operands through their strides: transposed, offset,
   // at odd sizes (not multiples of the 5×8 tile), K = 1, and a broadcast (stride-0) operand.
   for (const [M, K, N] of [[7, 13, 9], [1, 1, 1], [33, 1, 17], [130, 70, 300], [64, 257, 40]]) {
     const [X, Y, out] = [random(3 + K * M, M + K), random(N * K, N), new Float32Array(M * N)];
-    assert.equal(matmulF32([X, 3, 1, M], [Y, 0, 1, K], [M, K, N], out, 0), true);
+    assert.equal(matmulF32([[X, 3, 1, M]], [[Y, 0, 1, K]], [M, K, N], out, 0), true);
     const A = Float32Array.from({ length: M * K }, (_, i) => X[3 + (i % K) * M + Math.floor(i / K)]);
     check(
       A,
@@ -106,7 +108,7 @@ Deno.test("wasm matmul reads operands through their strides: transposed, offset,
       out,
     );
     const row = random(K, 5); // every row of A is `row`: stride 0 between rows
-    assert.equal(matmulF32([row, 0, 0, 1], [Y, 0, 1, K], [M, K, N], out, 0), true);
+    assert.equal(matmulF32([[row, 0, 0, 1]], [[Y, 0, 1, K]], [M, K, N], out, 0), true);
     const Ab = Float32Array.from({ length: M * K }, (_, i) => row[i % K]);
     check(
       Ab,

@@ -401,7 +401,7 @@ test("large sizes: map over 2^16 and 2^22, folded grids, exact big sums", async 
     );
   }
   // More than 65,535 * 256 outputs: the 1-D grid must fold into 2-D.
-  const big = (1 << 24) + 300;
+  const big = (1 << 24) + 384; // 167,776 rows of 100
   await same(
     "map folded grid",
     [{ data: data(1000, "f32"), dtype: "f32" }],

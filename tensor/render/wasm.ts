@@ -1,20 +1,32 @@
 /**
  * The WebAssembly SIMD renderer: an f32 `Exp` as a wasm function that computes four elements at a
  * time, for the CPU backend's maps and reductions over trailing axes or (four output columns at a
- * time, row after row) over leading ones. It covers the common case only: f32 loads (bool as
- * intermediate masks), views that collapse to rows × a run of stride 1 or 0 (repeated along an
- * outer dim when the rows do not merge). The rest (i32, bool and f64 results, `pow`, `idx`, odd
- * strides) stays on the JavaScript renderer, which remains the reference (tests/wasm_render_test.ts
- * compares the two).
+ * time, row after row) over leading ones. Inputs are f32, bool (0/1 bytes, as lane masks) and output
+ * indices (`idx`, read from an arange, with i32 arithmetic on small integers in f32 lanes); views must
+ * read the columns with stride 1 or 0, and the dims before them that do not merge are looped over in
+ * JavaScript. The rest (i32, bool and f64 results, i32 inputs, `pow`, transposed columns) stays on the
+ * JavaScript renderer, which remains the reference (tests/wasm_render_test.ts compares the two).
  *
  * Arithmetic rounds to f32 at every node (the JavaScript path rounds once, at the store), and
  * exp/log/tanh/sigmoid are polynomials after range reduction (Cephes' expf, logf, tanhf); measured
  * against Math.* in f64 their relative error stays below 2e-7 (see the test). exp flushes results
  * below 2⁻¹⁴⁹ to 0; NaN and ±Infinity propagate as in JavaScript. Sums accumulate in f64.
  */
-import { numel, type View } from "../backend.ts";
-import { type Exp, key, type Op } from "../exp.ts";
-import { asm, type Func, heap, I32, instantiate, uleb, V128, vec } from "../wasm.ts";
+import { numel, type TypedArray, type View } from "../backend.ts";
+import { COMPARE, type Exp, key, load, mapLeaves, type Op } from "../exp.ts";
+import {
+  asm,
+  type Func,
+  heap,
+  I32,
+  instantiate,
+  type Kernel,
+  parallel,
+  threads,
+  uleb,
+  V128,
+  vec,
+} from "../wasm.ts";
 
 /** c[0]·xⁿ + … + c[n] by Horner's rule, x in local `x`. */
 const poly = (x: number, c: number[]) =>
@@ -70,19 +82,43 @@ const TEMPLATES: Partial<Record<Op, string>> = {
   add: "f.add", sub: "f.sub", mul: "f.mul", div: "f.div", max: "f.max", min: "f.min", and: "v.and", or: "v.or",
   lt: "f.lt", le: "f.le", gt: "f.gt", ge: "f.ge", eq: "f.eq", ne: "f.ne",
 };
-const CAST = { bool: "0 f.ne", f32: "1 v.and" }; // f32 → bool, bool → f32 (1 or 0)
+/** Casts by from>to: to bool a mask of nonzero lanes, bool to 1 or 0, i32 to f32 the same lanes. */
+// deno-fmt-ignore
+const CAST: Record<string, string> = {
+  "f32>bool": "0 f.ne", "i32>bool": "0 f.ne", "bool>f32": "1 v.and", "bool>i32": "1 v.and", "i32>f32": "",
+};
+/** i32 ops that stay exact on integer-valued f32 lanes. */
+const INT = new Set(["add", "sub", "mul", "max", "min", "neg", "abs"]);
 
-/** Whether `e` renders here: f32 and bool nodes over f32 loads, bool only from comparisons. */
-export function supported(e: Exp): boolean {
-  if (e.op === "load") return e.dtype === "f32";
-  if (e.op === "const") return e.dtype === "f32" || e.dtype === "bool";
-  if (!TEMPLATES[e.op as Op] || (e.dtype !== "f32" && e.dtype !== "bool")) return false;
-  const want = ["and", "or", "not"].includes(e.op) ? "bool" : e.op === "where" ? e.dtype : "f32";
-  return e.src.every((s, i) =>
-    supported(s) &&
-    (e.op === "cast" ? s.dtype !== e.dtype : s.dtype === (e.op === "where" && !i ? "bool" : want))
-  );
+/**
+ * Whether `e` renders here, and how large its integers get: a bound on |value| of an i32 node (0 for
+ * f32 and bool nodes), Infinity where it does not render. i32 values ride in f32 lanes, exact while
+ * below 2²⁴: output indices (loads of i32 input i, below `bound[i]`) and constants under +, −, ×.
+ * Bools are lane masks, made by comparisons of f32 or i32 and loaded from 0/1 bytes.
+ */
+export function range(e: Exp, bound: readonly number[] = []): number {
+  if (e.op === "load" || e.op === "const") {
+    const m = e.op === "load" ? bound[e.i] ?? Infinity : Math.abs(e.v);
+    return e.dtype === "i32" ? m : e.dtype === "f64" ? Infinity : 0;
+  }
+  const r = e.src.map((s) => range(s, bound)), [a, b] = e.src.map((s) => s.dtype);
+  const ok = e.op === "cast"
+    ? CAST[`${a}>${e.dtype}`] !== undefined
+    : ["and", "or", "not"].includes(e.op)
+    ? a === "bool" && (b ?? a) === "bool"
+    : e.op === "where"
+    ? a === "bool" && b === e.dtype && e.src[2].dtype === e.dtype
+    : COMPARE.has(e.op)
+    ? a === b && (a === "f32" || a === "i32")
+    : e.src.every((s) => s.dtype === e.dtype) && (e.dtype === "f32" || e.dtype === "i32" && INT.has(e.op));
+  if (!ok || !TEMPLATES[e.op as Op] && e.op !== "cast" || r.some((m) => m === Infinity)) return Infinity;
+  if (e.dtype !== "i32") return 0;
+  const m = e.op === "add" || e.op === "sub" ? r[0] + r[1] : e.op === "mul" ? r[0] * r[1] : Math.max(1, ...r);
+  return m < 2 ** 24 ? m : Infinity;
 }
+
+/** Elements from which a kernel is split across threads (measured: below, the hand-off costs more). */
+const PAR_MIN = 1 << 16;
 
 /** How a kernel consumes each value: stored (map), or folded into a sum, max or min per row. */
 export type Mode = "map" | "sum" | "max" | "min";
@@ -112,9 +148,11 @@ function kernel(mode: Mode, e: Exp, splats: boolean[], lead: boolean): Func {
     const k = key(n), t = temps.get(k);
     if (t !== undefined) return `get:${t}`;
     const code = n.op === "load"
-      ? splats[n.i] ? `get:${3 + 2 * n.i} v.load_splat` : `get:${3 + 2 * n.i} get:${j} i32.add v.load`
+      ? `get:${3 + 2 * n.i} ${splats[n.i] ? "v.load_splat" : `get:${j} i32.add v.load`} ${
+        n.dtype === "bool" ? "0 f.ne" : ""
+      }`
       : n.op === "cast"
-      ? `${operands(n)} ${CAST[n.dtype as "f32" | "bool"]}`
+      ? `${operands(n)} ${CAST[`${n.src[0].dtype}>${n.dtype}`]}`
       : TEMPLATES[n.op as Op]!.includes("$")
       ? TEMPLATES[n.op as Op]!.replace("$", operands(n))
       : `${operands(n)} ${TEMPLATES[n.op as Op]}`;
@@ -165,7 +203,7 @@ function kernel(mode: Mode, e: Exp, splats: boolean[], lead: boolean): Func {
   return { params: new Array(P).fill(I32), results: [], body: [...locals, ...asm(code), 0x0b] };
 }
 
-const kernels = new Map<string, ((...args: number[]) => void) | null>();
+const kernels = new Map<string, Kernel | null>();
 /** Merged dims: their size and each view's stride. */
 type Dim = { n: number; s: number[] };
 
@@ -194,29 +232,52 @@ function merge(shape: readonly number[], views: View[], a: number, b: number): D
 export function wasmKernel(
   mode: Mode,
   e: Exp,
-  inputs: { data: ArrayLike<number>; view: View }[],
+  inputs: { data: TypedArray; view: View }[],
   shape: readonly number[],
   split: number,
   out: Float32Array,
   at = 0,
   lead = false,
-): (() => void) | null {
-  if (e.dtype !== "f32" || !inputs.every((x) => x.data instanceof Float32Array) || !supported(e)) return null;
+): (() => boolean) | null {
+  // Output indices become inputs: #d reads 0, 1, 2, … along axis d (a view of stride 1 there, 0 elsewhere).
+  const axes: number[] = [], n0 = inputs.length, bound: number[] = [];
+  const slot = (axis: number) => (axes.includes(axis) || axes.push(axis), n0 + axes.indexOf(axis));
+  e = mapLeaves(e, (l) => l.op === "idx" ? load(slot(l.axis), "i32") : l);
+  for (const [k, d] of axes.entries()) {
+    const data = Float32Array.from({ length: shape[d] }, (_, i) => i),
+      strides = shape.map((_, a) => +(a === d));
+    inputs = [...inputs, { data, view: { shape, strides, offset: 0 } }];
+    bound[n0 + k] = shape[d];
+  }
+  // i32 inputs (a map's only: its caller can fall back) are checked below 2²⁴ at each call.
+  const ints = inputs.map((x) => mode === "map" && x.data instanceof Int32Array);
+  ints.forEach((int, k) => int && (bound[k] = 2 ** 24 - 1));
+  const typed = (x: { data: ArrayLike<number> }, k: number) =>
+    x.data instanceof Float32Array || x.data instanceof Uint8Array || ints[k];
+  if (e.dtype !== "f32" || !inputs.every(typed) || range(e, bound) === Infinity) return null;
   const views = inputs.map((x) => x.view);
+  if (views.some((v) => v.strides.some((s) => s < 0))) return null;
   // Outer × rows × columns: columns, for a map the longest run of trailing dims every input reads with
-  // stride 1 or 0; rows, the most dims before them that merge; outer, the rest (merged, looped over
-  // here: a broadcast along some of the dims before the columns, or a slice).
-  let outer: Dim | null = null, rows: Dim | null = null, cols: Dim | null = null;
+  // stride 1 or 0; rows, the most dims before them that merge; outer, the rest, looped over here (a
+  // broadcast along some of the dims before the columns, a slice, a transpose).
+  let rows: Dim | null = null, cols: Dim | null = null, r = 0;
   for (let d = mode === "map" ? 0 : split; d <= (mode === "map" ? shape.length - 1 : split) && !rows; d++) {
     cols = merge(shape, views, d, shape.length);
-    for (let r = 0; r <= d && !rows && cols?.s.every((s) => s === 0 || s === 1); r++) {
-      outer = merge(shape, views, 0, r);
-      rows = outer && merge(shape, views, r, d);
+    for (r = 0; r <= d && cols?.s.every((s) => s === 0 || s === 1); r++) {
+      if ((rows = merge(shape, views, r, d))) break;
     }
   }
-  if (!outer || !rows || !cols || [...outer.s, ...rows.s].some((s) => s < 0)) return null;
-  if (outer.n * rows.n === 0) return lead ? null : () => {}; // nothing to write (leading: identities)
-  if (outer.n > 1 && numel(shape) < 64 * outer.n) return null; // too little work per call
+  const outer = numel(shape.slice(0, r));
+  if (!rows || !cols) return null;
+  if (outer * rows.n === 0) return lead ? null : () => true; // nothing to write (leading: identities)
+  if (outer > 1 && numel(shape) < 64 * outer) return null; // too little work per call
+  // Each input's offset at every index of the outer dims, in row-major order (so the last is largest).
+  const starts = views.map((v) =>
+    shape.slice(0, r).reduce(
+      (o, n, d) => o.flatMap((x) => Array.from({ length: n }, (_, i) => x + i * v.strides[d])),
+      [0],
+    )
+  );
   const splats = cols.s.map((s) => s === 0 || cols.n === 1);
   const k = `${mode}|${+lead}|${splats.map(Number).join("")}|${key(e)}`;
   if (!kernels.has(k)) kernels.set(k, instantiate([...MATH, kernel(mode, e, splats, lead)]));
@@ -224,26 +285,44 @@ export function wasmKernel(
   if (!f) return null;
   // Copy each input's span to a 16-byte aligned place, with 16 bytes of slack for the last lanes.
   const spans = inputs.map((_, i) =>
-    (outer.n - 1) * outer.s[i] + (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n)
+    starts[i][outer - 1] + (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n)
   );
-  if (spans.some((n) => n > 2 * numel(shape) + 4)) return null; // a sparse view: not worth copying
+  if (spans.some((n) => n > 4 * numel(shape) + 4)) return null; // a sparse view: not worth copying
   const ptrs = spans.reduce((p, n) => [...p, p[p.length - 1] + 4 * Math.ceil(n / 4 + 1)], [0]);
   // Output floats per outer step (none for a leading reduction: its outer dims are reduced too).
   const step = lead ? 0 : mode === "map" ? rows.n * cols.n : rows.n, o = ptrs[ptrs.length - 1];
-  const count = lead ? cols.n : outer.n * step;
-  const wide = lead && mode === "sum" ? 2 : 1, bytes = 4 * (o + wide * (count + 4)); // f64 accumulators
+  const count = lead ? cols.n : outer * step;
+  const wide = lead && mode === "sum" ? 2 : 1, size = 4 * (o + wide * (count + 4)); // f64 accumulators
+  // Calls, split across threads when large: by outer steps; or by rows when there are fewer of those;
+  // or, for a map with fewer rows than threads, each row by runs of columns (a multiple of four long).
+  // Not a leading reduction (every row adds into the same outputs), nor a map whose rows' last four
+  // lanes spill into the next row (another thread's).
+  const T = numel(shape) < PAR_MIN || lead || (mode === "map" && cols.n % 4) ? 1 : threads();
+  const parts = outer >= T ? 1 : T, per = mode === "map" ? cols.n : 1, w = 4 * Math.ceil(cols.n / 4 / parts);
+  const cut = (t: number, n: number, of = parts) => Math.floor((t * n) / of);
+  const rowRuns = [...Array(parts).keys()].map((t) => [cut(t, rows.n), cut(t + 1, rows.n), 0, cols.n]);
+  const colRuns = (r: number) => [...Array(parts).keys()].map((t) => [r, r + 1, t * w, (t + 1) * w]);
+  const units = rows.n >= parts || mode !== "map" ? rowRuns : [...Array(rows.n).keys()].flatMap(colRuns);
+  const calls: number[][] = [];
+  for (let i = 0; i < outer; i++) {
+    for (const [r0, r1, c0, c1] of units) {
+      const ptr = (k: number) => 4 * (ptrs[k] + starts[k][i] + r0 * rows.s[k] + (splats[k] ? 0 : c0));
+      const n = Math.min(c1, cols.n) - c0, args = inputs.flatMap((_, k) => [ptr(k), 4 * rows.s[k]]);
+      if (r1 > r0 && n > 0) calls.push([r1 - r0, n, 4 * (o + i * step + r0 * per + c0), ...args]);
+    }
+  }
+  const n = calls.length,
+    byThread = [...Array(T).keys()].map((t) => calls.slice(cut(t, n, T), cut(t + 1, n, T)));
   return () => {
-    const h = heap(bytes);
-    if (!h) throw new Error(`cpu: WebAssembly memory cannot grow to ${bytes} bytes`);
-    inputs.forEach((x, i) =>
-      h.set((x.data as Float32Array).subarray(x.view.offset, x.view.offset + spans[i]), ptrs[i])
-    );
+    const h = heap(size),
+      part = (i: number) => inputs[i].data.subarray(views[i].offset, views[i].offset + spans[i]);
+    if (!h) throw new Error(`cpu: WebAssembly memory cannot grow to ${size} bytes`);
+    if (ints.some((int, i) => int && part(i).some((v) => !(Math.abs(v) < 2 ** 24)))) return false;
+    inputs.forEach((_, i) => h.set(part(i), ptrs[i]));
     const res = wide === 2 ? new Float64Array(h.buffer, 4 * o, count + 4) : h.subarray(o, o + count + 4);
     if (lead) res.fill(IDENTITY[mode]);
-    for (let i = 0; i < outer.n; i++) {
-      const args = inputs.flatMap((_, k) => [4 * (ptrs[k] + i * outer.s[k]), 4 * rows.s[k]]);
-      f(rows.n, cols.n, 4 * (o + i * step), ...args);
-    }
+    parallel(f, byThread);
     out.set(res.subarray(0, count), at);
+    return true;
   };
 }
