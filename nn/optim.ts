@@ -3,6 +3,7 @@
  * State lives on the device next to the parameters; an update is a few fused kernels per tensor.
  */
 import { hostWrite, keep, scope, type Shape, Tensor, where, zeros, zerosLike } from "../tensor/mod.ts";
+import { assignAll } from "../tensor/mod.ts";
 import { checkInt, checkNumber } from "../tensor/check.ts";
 import { fmtShape } from "../tensor/shape.ts";
 
@@ -61,9 +62,11 @@ export abstract class OptimizerBase implements Optimizer {
   protected coef: Tensor<[]>[] = [];
   #coef: Tensor<Shape> | null = null;
   #ok: Tensor<[]> | undefined;
-  /** `t.assign(v)`, unless this step's `ok` is false. */
-  protected put(t: Tensor<Shape>, v: Tensor<Shape>): Tensor<Shape> {
-    return t.assign(this.#ok ? where(this.#ok, v, t) : v);
+  /** `t.assign(v)` for each `[t, v]` (one launch where the backend can: `assignAll`), unless this
+   * step's `ok` is false. Returns the first `t`. */
+  protected put(...pairs: [Tensor<Shape>, Tensor<Shape>][]): Tensor<Shape> {
+    assignAll(pairs.map(([t, v]) => [t, this.#ok ? where(this.#ok, v, t) : v]));
+    return pairs[0][0];
   }
   /** Apply one update to every parameter with a gradient (where `ok`, when given, is true). */
   step(ok?: Tensor<[]>): void {
@@ -118,9 +121,9 @@ export class SGD extends OptimizerBase {
   update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void {
     if (this.momentum) {
       const buf = this.slot(name, "momentum", p);
-      g = this.put(buf, buf.mul(this.momentum).add(g));
+      g = this.put([buf, buf.mul(this.momentum).add(g)]);
     }
-    this.put(p, p.sub(g.mul(this.coef[0])));
+    this.put([p, p.sub(g.mul(this.coef[0]))]);
   }
 }
 
@@ -172,9 +175,7 @@ export class AdamW extends OptimizerBase {
     const m1 = m.mul(b1).add(g.mul(1 - b1)), v1 = v.mul(b2).add(g.mul(g).mul(1 - b2));
     let next = p.sub(m1.mul(stepSize).div(v1.sqrt().mul(c2).add(this.eps)));
     if (this.weightDecay && this.decay(name, p)) next = next.sub(p.mul(decay));
-    this.put(p, next);
-    this.put(m, m1);
-    this.put(v, v1);
+    this.put([p, next], [m, m1], [v, v1]);
   }
 }
 

@@ -74,6 +74,11 @@ export interface Backend {
    * `inputs[k]` through its view (its view's shape equals `shape`). Writes a new contiguous buffer
    * of dtype `exp.dtype`, or the strided region `into` of an existing one. */
   map(exp: Exp, inputs: Src[], shape: readonly number[], into?: Src): BackendBuffer;
+  /** Several maps over one shape and the same inputs in one launch (optional: where absent, the
+   * frontend maps each): `into[i]`, a strided region of a distinct buffer, gets `exps[i]`. All reads
+   * at an index happen before any write there, so an output may also be an input read through the
+   * same view (an in-place update); through another view it would race. */
+  mapMany?(exps: Exp[], inputs: Src[], shape: readonly number[], into: Src[]): void;
   /** Reduce `exp` (evaluated as in `map` over `shape`) along `axes` (sorted, distinct). The result
    * is contiguous with `shape` where reduced axes have size 1. argmax/argmin give i32 indices. */
   reduce(op: ReduceOp, exp: Exp, inputs: Src[], shape: readonly number[], axes: number[]): BackendBuffer;

@@ -4,7 +4,7 @@
  * @module
  */
 export { type BinaryMethod, type Nested, type ReduceMethod, Tensor } from "./tensor.ts";
-export { concat, where } from "./tensor.ts";
+export { assignAll, concat, where } from "./tensor.ts";
 export { attention, type AttentionOptions, crossEntropy, embedding, layerNorm, stack } from "./composite.ts";
 // Creation, grouped: from data or constants; random (seeded); structured.
 export { arange, fromArray, full, fullLike, ones, onesLike, tensor, zeros, zerosLike } from "./create.ts";

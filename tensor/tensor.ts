@@ -197,11 +197,9 @@ export class Tensor<
   assign(v: Tensor<S>): this {
     const [from, to] = [SH.fmtShape(v.shape), SH.fmtShape(this.shape)];
     if (from !== to) throw new SH.ShapeError(`assign: shape ${from} differs from ${to}`);
-    const src = v.dtype === this.dtype ? v : v.cast(this.dtype), f = this.form("assign"), own = f.reads[0];
+    const src = v.dtype === this.dtype ? v : v.cast(this.dtype), own = wholeRead(this);
     sameBackend("assign", [this, src]);
-    const whole = L.isLoad(f) && L.isContig(own.view) && own.view.offset === 0 &&
-      own.st.buf.size === this.size;
-    if (!whole && arenas.current && this.id < arenas.current.since) {
+    if (!own && arenas.current && this.id < arenas.current.since) {
       throw new Error(
         `compile: assign replaced a tensor of shape ${SH.fmtShape(this.shape)} made before the step ` +
           "(it was lazy or a view, so not updated in place): realize() state before compiling",
@@ -209,15 +207,14 @@ export class Tensor<
     }
     let g = src.form("assign");
     // Reads of this memory through another view (x.assign(x.T)) would race the writes: copy first.
-    const view = (r: L.Read) => `${r.view.offset};${r.view.strides}`;
-    using copy = whole && g.reads.some((r) => r.st === own.st && view(r) !== view(own))
+    using copy = own && g.reads.some((r) => r.st === own.st && viewKey(r) !== viewKey(own))
       ? src.contiguous()
       : null;
     if (copy) g = copy.form("assign");
     // Otherwise into new memory, never shared with `v` (so a later in-place write cannot reach it).
-    const be = src.backendOf(), into = whole ? { buf: own.st.buf, view: own.view } : undefined;
+    const be = src.backendOf(), into = own ? { buf: own.st.buf, view: own.view } : undefined;
     const buf = be.map(g.exp, L.srcs(g), this.shape, into);
-    this.setForm(whole ? L.written(this, own) : L.bufferForm(buf, this.shape, be));
+    this.setForm(own ? L.written(this, own) : L.bufferForm(buf, this.shape, be));
     return this;
   }
 
@@ -839,6 +836,41 @@ function nest(vals: number[], shape: readonly number[]): Nested {
 
 // ---------------------------------------------------------------------------------------------
 // Functions
+
+/** Where and how a read steps through its buffer. */
+const viewKey = (r: L.Read) => `${r.view.offset};${r.view.strides}`;
+
+/** `t`'s read when it is a whole contiguous buffer, which `assign` writes in place; else null. */
+function wholeRead(t: Tensor<any>): L.Read | null {
+  const f = t.form("assign"), r = f.reads[0];
+  return L.isLoad(f) && L.isContig(r.view) && r.view.offset === 0 && r.st.buf.size === t.size ? r : null;
+}
+
+/** `t.assign(v)` for each `[t, v]` in order, in one launch on a backend with `mapMany` when that
+ * gives the same result: every `t` is a distinct whole buffer (written in place) of one shape, and
+ * a value reads a `t`'s memory only through `t`'s own view (elementwise, so read before written)
+ * and only for a `t` at or after its own pair (the order would not have written it yet). */
+export function assignAll(pairs: [Tensor<any>, Tensor<any>][]): void {
+  const own = pairs.map(([t]) => wholeRead(t)), be = own[0]?.st.backend;
+  const forms = pairs.map(([, v]) => v.form("assignAll"));
+  const safe = (r: L.Read, i: number, j = own.findIndex((o) => o?.st === r.st)) =>
+    r.st.backend === be && r.version === r.st.version &&
+    (j < 0 || (j >= i && viewKey(r) === viewKey(own[j]!)));
+  const fused = pairs.length > 1 && new Set(own.map((o) => o?.st)).size === pairs.length &&
+    new Set(pairs.flat().map((t) => `${t.shape}`)).size === 1 &&
+    forms.every((f, i) => own[i]?.st.backend === be && f.reads.every((r) => safe(r, i)));
+  if (!fused || !be?.mapMany) return pairs.forEach(([t, v]) => t.assign(v));
+  // One list of reads: each value's loads move past the reads of the values before it.
+  const reads: L.Read[] = [];
+  const exps = forms.map((f, i) => {
+    const base = reads.push(...f.reads) - f.reads.length;
+    const e = X.mapLeaves(f.exp, (l) => (l.op === "load" ? X.load(base + l.i, l.dtype) : l));
+    return X.cast(e, pairs[i][0].dtype); // as `assign` casts
+  });
+  const into = own.map((o) => ({ buf: o!.st.buf, view: o!.view }));
+  be.mapMany(exps, reads.map((r) => ({ buf: r.st.buf, view: r.view })), pairs[0][0].shape, into);
+  pairs.forEach(([t], i) => t.setForm(L.written(t, own[i]!)));
+}
 
 /** `cond ? a : b` elementwise, broadcasting all three. */
 export function where<C extends Shape, A extends Shape = [], B extends Shape = []>(

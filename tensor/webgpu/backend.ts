@@ -18,7 +18,6 @@ import {
   type ReduceOp,
   type Src,
   type TypedArray,
-  type View,
 } from "../backend.ts";
 import { bin, cast, cnst, type DType, type Exp, idx, key, load, where } from "../exp.ts";
 import { literal, render, wgslType } from "../render/wgsl.ts";
@@ -149,20 +148,19 @@ export class WebGpuBackend implements Backend {
     this.gpu.release(b.raw);
   }
 
-  /** Bindings for `inputs` plus an output written last; an input that is the output reads it. */
-  private bind(inputs: Src[], out: Raw, outType: string) {
-    const bufs: Raw[] = [], bindings: Binding[] = [];
-    const slots = inputs.map((x) => {
+  /** Bindings for `inputs` plus the outputs, written, last; an input that is an output reads it. */
+  private bind(inputs: Src[], outs: BackendBuffer[]) {
+    const bufs: Raw[] = [], bindings: Binding[] = [], written = outs.map(raw);
+    for (const x of inputs) {
       const r = raw(x.buf);
-      if (r !== out && !bufs.includes(r)) bufs.push(r), bindings.push(RO(wgslType(x.buf.dtype)));
-      return r === out ? -1 : bufs.indexOf(r);
-    });
-    bufs.push(out), bindings.push(RW(outType));
+      if (!written.includes(r) && !bufs.includes(r)) bufs.push(r), bindings.push(RO(wgslType(x.buf.dtype)));
+    }
+    for (const b of outs) bufs.push(raw(b)), bindings.push(RW(wgslType(b.dtype)));
     const max = this.gpu.limits.maxStorageBuffersPerShaderStage;
     if (bufs.length > max) {
       throw new Error(`webgpu: kernel needs ${bufs.length} storage buffers (max ${max})`);
     }
-    return { bufs, bindings, slots: slots.map((s) => (s < 0 ? bufs.length - 1 : s)) };
+    return { bufs, bindings, slots: inputs.map((x) => bufs.indexOf(raw(x.buf))) };
   }
 
   /** Render `e` with `load k` reading binding `slots[k]` at offset `o{k}` and `idx` via `axisOf`. */
@@ -171,18 +169,22 @@ export class WebGpuBackend implements Backend {
   }
 
   map(e: Exp, inputs: Src[], shape: readonly number[], into?: Src): BackendBuffer {
-    const n = numel(shape), out = into?.buf ?? this.alloc(n, e.dtype);
-    if (n === 0) return out;
-    const ov: View = into?.view ?? { shape, strides: contiguousStrides(shape), offset: 0 };
-    const views = [...inputs.map((x) => x.view), ov];
-    const ds = dims(shape, views.map((v) => v.strides), 0, shape.length, !key(e).includes("#"));
-    const { bufs, bindings, slots } = this.bind(inputs, raw(out), wgslType(out.dtype));
-    const value = this.value(e, slots, (a) => a);
-    const src = mapKernel({ value, inputs: inputs.length, bindings, rank: ds.length });
+    const out = into ?? whole(this.alloc(numel(shape), e.dtype), shape);
+    this.mapMany([e], inputs, shape, [out]);
+    return out.buf;
+  }
+
+  mapMany(exps: Exp[], inputs: Src[], shape: readonly number[], into: Src[]): void {
+    const n = numel(shape), keys = exps.map(key).join(" ");
+    if (n === 0) return;
+    const views = [...inputs, ...into].map((x) => x.view);
+    const ds = dims(shape, views.map((v) => v.strides), 0, shape.length, !keys.includes("#"));
+    const { bufs, bindings, slots } = this.bind(inputs, into.map((x) => x.buf));
+    const values = exps.map((e) => this.value(e, slots, (a) => a));
+    const src = mapKernel({ values, inputs: inputs.length, bindings, rank: ds.length });
     const params = dimParams([n, 1], ds, views.map((v) => v.offset));
-    const tag = `map ${key(e).slice(0, 80)}`;
+    const tag = `map ${keys.slice(0, 80)}`;
     this.gpu.dispatch(tag, src, bindings, bufs, params, this.gpu.grid(Math.ceil(n / 256)));
-    return out;
   }
 
   reduce(op: ReduceOp, e: Exp, inputs: Src[], shape: readonly number[], axes: number[]): BackendBuffer {
@@ -226,7 +228,7 @@ export class WebGpuBackend implements Backend {
     const outer = dims(ps, pst, 0, kept.length, merge),
       ds = [...outer, ...dims(ps, pst, kept.length, ps.length, merge)];
     const out = this.alloc(nOut * chunks * (pairs === "out" ? 2 : 1), arg ? "i32" : e.dtype);
-    const { bufs, bindings, slots } = this.bind(inputs, raw(out), wgslType(out.dtype));
+    const { bufs, bindings, slots } = this.bind(inputs, [out]);
     const acc = wgslType(e.dtype);
     const start = op === "sum" || acc === "f32"
       ? literal(op === "sum" ? 0 : big ? -Infinity : Infinity, e.dtype)
@@ -349,10 +351,10 @@ export class WebGpuBackend implements Backend {
     const sv = src.view.strides.map((s, d) => (d === axis ? 0 : s));
     const views = [index.view.strides, sv, contiguousStrides(shape)];
     const ds = dims(shape, views, 0, shape.length);
-    const { bufs, bindings, slots } = this.bind([index, src], raw(out), wgslType(src.buf.dtype));
+    const { bufs, bindings, slots } = this.bind([index, src], [out]);
     // The axis stride is one extra param after the output's view (view 2).
     const rank = ds.length, value = `B${slots[1]}[o1 + B${slots[0]}[o0] * ${p(viewAt(rank, 3))}]`;
-    const code = mapKernel({ value, inputs: 2, bindings, rank, extraParams: 1 });
+    const code = mapKernel({ values: [value], inputs: 2, bindings, rank, extraParams: 1 });
     const offsets = [index.view.offset, src.view.offset, 0];
     const params = [...dimParams([n, 1], ds, offsets), src.view.strides[axis]];
     this.gpu.dispatch(`gather axis ${axis}`, code, bindings, bufs, params, this.gpu.grid(Math.ceil(n / 256)));

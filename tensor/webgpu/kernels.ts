@@ -83,11 +83,11 @@ export const viewAt = (rank: number, k: number): number => 2 + rank + k * (rank 
 
 /** What `mapKernel` builds. */
 export interface MapKernel {
-  /** The element expression, with `load k` rendered as `B{slot}[o{k}]`. */
-  value: string;
-  /** How many inputs `value` reads (views 0..inputs-1). */
+  /** The element expression of each output, with `load k` rendered as `B{slot}[o{k}]`. */
+  values: string[];
+  /** How many inputs the values read (views 0..inputs-1). */
   inputs: number;
-  /** The storage bindings; the output is the last. */
+  /** The storage bindings; the outputs are the last, in order. */
   bindings: Binding[];
   /** Rank of the shape (after merging dims). */
   rank: number;
@@ -96,21 +96,26 @@ export interface MapKernel {
 }
 
 /**
- * The strided map: one thread per output element, each input read through its own view and the
- * output written through its view. Params: [n, 1, shape[rank], then per input and last for the
- * output: offset, strides[rank]] (see `viewAt`), then `extraParams`.
+ * The strided map: one thread per element, each input read through its own view and each output
+ * written through its view, every value computed before the first store (so an output may be read
+ * in place). Params: [n, 1, shape[rank], then per input and then per output: offset,
+ * strides[rank]] (see `viewAt`), then `extraParams`.
  */
-export function mapKernel({ value, inputs, bindings, rank, extraParams = 0 }: MapKernel): string {
-  const ins = [...Array(inputs).keys()], out = viewAt(rank, inputs);
+export function mapKernel({ values, inputs, bindings, rank, extraParams = 0 }: MapKernel): string {
+  const at = (k: number) => `${p(viewAt(rank, k))}${dot(0, rank, viewAt(rank, k) + 1)}`;
+  const first = bindings.length - values.length;
   const body = `  let o = wg * 256u + lid;\n  if (o >= u32(${p(0)})) { return; }\n` +
     unravel("o", 0, rank, 2) +
-    ins.map((k) => `  let o${k} = ${p(viewAt(rank, k))}${dot(0, rank, viewAt(rank, k) + 1)};\n`).join("") +
-    `  B${bindings.length - 1}[${p(out)}${dot(0, rank, out + 1)}] = ${value};`;
-  return kernel({ params: out + 1 + rank + extraParams, bindings, body });
+    [...Array(inputs).keys()].map((k) => `  let o${k} = ${at(k)};\n`).join("") +
+    values.map((v, j) => `  let v${j} = ${v};\n`).join("") +
+    values.map((_, j) => `  B${first + j}[${at(inputs + j)}] = v${j};\n`).join("");
+  return kernel({ params: viewAt(rank, inputs + values.length) + extraParams, bindings, body });
 }
 
 /** What `reduceKernel` builds. */
-export interface ReduceKernel extends Omit<MapKernel, "extraParams"> {
+export interface ReduceKernel extends Omit<MapKernel, "extraParams" | "values"> {
+  /** The element expression, with `load k` rendered as `B{slot}[o{k}]`. */
+  value: string;
   /** The reduction. */
   op: ReduceOp;
   /** How many leading dims index outputs; the rest are reduced. */
