@@ -68,9 +68,7 @@ export function checkInt(what: string, v: unknown, min = 1): number {
 /** max/min/argmax/argmin have no value for an empty axis: an error, as in torch. */
 export function checkNonEmpty(op: string, shape: readonly number[], axes: readonly number[]): void {
   const a = axes.find((d) => shape[d] === 0);
-  if (a !== undefined) {
-    throw new ShapeError(`${op}: cannot reduce over an empty axis ${a} of shape ${fmtShape(shape)}`);
-  }
+  if (a !== undefined) fail(`${op}: cannot reduce over an empty axis ${a} of shape ${fmtShape(shape)}`);
 }
 
 /** `typeof v`, but "null" for null: how errors name a value of the wrong kind. */
@@ -79,6 +77,12 @@ export const typeName = (v: unknown): string => v === null ? "null" : typeof v;
 /** Throws an Error with `message`. Typed `never`, so it also works as an expression: `x ?? raise(…)`. */
 export function raise(message: string): never {
   throw new Error(message);
+}
+
+/** Throws a ShapeError with `message` (`raise` for shape mismatches; shape.ts has its own, as this file
+ * imports it). */
+export function fail(message: string): never {
+  throw new ShapeError(message);
 }
 
 /** A JSON-style object: not null, not an array. */

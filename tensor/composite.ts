@@ -5,10 +5,10 @@
  * Ops composed of other ops. Most are a few lines of Tensor methods and need no backward rule of their
  * own; `targetLogProbs` records one, so its backward never builds [..., V] log-probabilities.
  */
-import * as SH from "./shape.ts";
+import { embeddingCheck, fmtShape, stackShape, unsqueezeAxis } from "./shape.ts";
 import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
 import { arange, tril } from "./create.ts";
-import { checkNumber, sameBackend } from "./check.ts";
+import { checkNumber, fail, sameBackend } from "./check.ts";
 import { realRead } from "./lazy.ts";
 import { checkIndex, concat, fromBuffer, record, sumTo, Tensor, where } from "./tensor.ts";
 
@@ -18,8 +18,8 @@ export function stack<const T extends readonly Tensor<any>[], const A extends nu
   tensors: T & NoInfer<Guard<Stack<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>>,
   axis: A = 0 as A,
 ): Tensor<Ok<Stack<{ [K in keyof T]: T[K] extends Tensor<infer S> ? S : never }, A>>> {
-  SH.stackShape(tensors.map((t) => t.shape), axis);
-  const a = SH.unsqueezeAxis(tensors[0].shape, axis);
+  stackShape(tensors.map((t) => t.shape), axis);
+  const a = unsqueezeAxis(tensors[0].shape, axis);
   return concat(tensors.map((t) => t.unsqueeze(a)), a) as any;
 }
 
@@ -29,7 +29,7 @@ export function embedding<W extends Shape, I extends Shape>(
   index: Tensor<I>,
 ): Tensor<Ok<EmbeddingLookup<W, I>>> {
   const w = weight as Tensor<any>;
-  SH.embeddingCheck(w.shape);
+  embeddingCheck(w.shape);
   checkIndex("embedding", index, w.shape[0]);
   const flat = (index as Tensor<any>).reshape([-1]) as Tensor<[number]>;
   return w.indexSelect(0, flat).reshape([...index.shape, w.shape[1]] as number[]) as any;
@@ -43,9 +43,7 @@ export function crossEntropy<L extends Shape, T extends Shape, M extends Shape =
   opts: { ignoreIndex?: number; mask?: Tensor<M> } = {},
 ): Tensor<[]> {
   if (logits.shape.slice(0, -1).join() !== targets.shape.join()) {
-    throw new SH.ShapeError(
-      `crossEntropy: logits ${SH.fmtShape(logits.shape)} do not match targets ${SH.fmtShape(targets.shape)}`,
-    );
+    fail(`crossEntropy: logits ${fmtShape(logits.shape)} do not match targets ${fmtShape(targets.shape)}`);
   }
   if (opts instanceof Tensor) throw new TypeError("crossEntropy: opts is a tensor; pass a mask as { mask }");
   const ignore = opts.ignoreIndex ?? -100;
@@ -70,9 +68,9 @@ export function targetLogProbs<S extends Shape>(
 ): Tensor<S> {
   // Shape-erased: the shapes are checked at run time just below.
   const [x, t, m] = [logits.detach(), targets as Tensor<any>, mask as Tensor<any> | undefined];
-  const V = x.shape[x.rank - 1], want = SH.fmtShape(x.shape.slice(0, -1));
-  if (SH.fmtShape(targets.shape) !== want || (mask && SH.fmtShape(mask.shape) !== want)) {
-    throw new SH.ShapeError(`targetLogProbs: logits ${SH.fmtShape(x.shape)} need targets and mask ${want}`);
+  const V = x.shape[x.rank - 1], want = fmtShape(x.shape.slice(0, -1));
+  if (fmtShape(targets.shape) !== want || (mask && fmtShape(mask.shape) !== want)) {
+    fail(`targetLogProbs: logits ${fmtShape(x.shape)} need targets and mask ${want}`);
   }
   const keep = (m ? m.cast("bool") : t.eq(t)).unsqueeze(-1).realize(); // [..., 1]
   const safe = where(keep, t.unsqueeze(-1), 0).realize();
@@ -107,15 +105,13 @@ export function attention<B extends number, H extends number, T extends number, 
   v: Tensor<readonly [NoInfer<B>, NoInfer<H>, number, NoInfer<D>]>,
   { past = 0, keyMask, probs }: AttentionOptions<B> = {},
 ): Tensor<[B, H, T, D]> {
-  const [B, H, T, D] = q.shape, S = k.shape[2], fmt = SH.fmtShape, want = fmt([B, H, S, D]);
+  const [B, H, T, D] = q.shape, S = k.shape[2], fmt = fmtShape, want = fmt([B, H, S, D]);
   if (
     q.rank !== 4 || fmt(k.shape) !== want || fmt(v.shape) !== want ||
     (keyMask && fmt(keyMask.shape) !== fmt([B, S]))
   ) {
     const got = [k, v, ...(keyMask ? [keyMask] : [])].map((t) => fmt(t.shape)).join(", ");
-    throw new SH.ShapeError(
-      `attention: q ${fmt(q.shape)} needs k, v [${B}, ${H}, S, ${D}] and keyMask [${B}, S], got ${got}`,
-    );
+    fail(`attention: q ${fmt(q.shape)} needs k, v [${B}, ${H}, S, ${D}] and keyMask [${B}, S], got ${got}`);
   }
   const be = q.backendOf(), mask = keyMask?.cast("bool") as Tensor<[B, number]> | undefined;
   if (!be.attention || probs) {
@@ -141,14 +137,10 @@ export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends S
   bias?: Tensor<Bs>,
   eps = 1e-5,
 ): Tensor<S> {
-  const t = x as Tensor<any>, D = `[${t.shape[t.rank - 1]}]`, fmt = SH.fmtShape;
-  if (!t.rank) throw new SH.ShapeError("layerNorm: a 0-d input has no last axis to normalize");
+  const t = x as Tensor<any>, D = `[${t.shape[t.rank - 1]}]`, fmt = fmtShape;
+  if (!t.rank) fail("layerNorm: a 0-d input has no last axis to normalize");
   const bad = [weight, bias].find((p) => p && fmt(p.shape) !== D);
-  if (bad) {
-    throw new SH.ShapeError(
-      `layerNorm: input ${fmt(t.shape)} needs weight and bias ${D}, got ${fmt(bad.shape)}`,
-    );
-  }
+  if (bad) fail(`layerNorm: input ${fmt(t.shape)} needs weight and bias ${D}, got ${fmt(bad.shape)}`);
   checkNumber("layerNorm: eps", eps, "≥ 0", (e) => e >= 0);
   // Its own backward from the saved mean and 1/σ: a few fused passes instead of the graph's many.
   const [xd, w, b] = [t, weight, bias].map((p) => p?.detach()) as Tensor<any>[];

@@ -7,12 +7,11 @@
  */
 import { numel } from "./backend.ts";
 import { getBackend } from "./backends.ts";
-import { checkData, checkDType, checkShape, dataDType, MAX_ELEMENTS, typeName } from "./check.ts";
+import { checkData, checkDType, checkShape, dataDType, fail, MAX_ELEMENTS, typeName } from "./check.ts";
 import * as X from "./exp.ts";
 import type { DType } from "./exp.ts";
 import { bufferForm, fuse, hostCopy } from "./lazy.ts";
-import * as SH from "./shape.ts";
-import type { FromNested, Shape } from "./shape.ts";
+import { fmtShape, type FromNested, type Shape, ShapeError } from "./shape.ts";
 import { checkIndex, type Nested, Tensor } from "./tensor.ts";
 
 /** A tensor whose elements `exp` computes from their indices: no reads, no memory until used. */
@@ -33,7 +32,7 @@ function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType
 function flatten(data: Nested, shape: number[], out: number[], depth: number, path: string): boolean {
   // The first leaf fixes the rank: every leaf must sit at that depth, every array above it.
   const at = path || "top level";
-  const ragged = (detail = "") => new SH.ShapeError(`tensor: ragged nested array at ${at}${detail}`);
+  const ragged = (detail = "") => new ShapeError(`tensor: ragged nested array at ${at}${detail}`);
   if (!Array.isArray(data)) {
     if (depth !== shape.length) throw ragged();
     if (typeof data !== "number" && typeof data !== "boolean") {
@@ -54,8 +53,7 @@ function flatten(data: Nested, shape: number[], out: number[], depth: number, pa
 /** A tensor from nested arrays; the shape is inferred, also at compile time:
  * `tensor([[1, 2], [3, 4]])` is `Tensor<[2, 2]>`. */
 export function tensor<const T extends Nested>(data: T, dtype?: DType): Tensor<FromNested<T>> {
-  const shape: number[] = [];
-  const flat: number[] = [];
+  const shape: number[] = [], flat: number[] = [];
   const bool = flatten(data, shape, flat, 0, "");
   const dt = dtype === undefined ? (bool ? "bool" : "f32") : checkDType("tensor", dtype);
   checkData("tensor", flat, dt);
@@ -75,9 +73,7 @@ export function fromArray<const S extends Shape>(
   checkShape("fromArray", shape);
   checkData("fromArray", data, checkDType("fromArray", dtype));
   if (data.length !== numel(shape)) {
-    throw new SH.ShapeError(
-      `fromArray: ${data.length} values do not fill shape ${SH.fmtShape(shape)} (${numel(shape)} elements)`,
-    );
+    fail(`fromArray: ${data.length} values do not fill shape ${fmtShape(shape)} (${numel(shape)} elements)`);
   }
   return upload(data, shape, dtype);
 }
@@ -165,11 +161,9 @@ export function randn<const S extends Shape>(
   opts: { seed?: number; dtype?: DType; std?: number } = {},
 ): Tensor<S> {
   const r = opts.seed === undefined ? globalRng : rng(opts.seed);
-  const n = numel(checkShape("randn", shape)), std = opts.std ?? 1;
-  const out = new Float64Array(n);
+  const n = numel(checkShape("randn", shape)), std = opts.std ?? 1, out = new Float64Array(n);
   for (let i = 0; i < n; i += 2) {
-    const u = 1 - r(), v = r();
-    const m = Math.sqrt(-2 * Math.log(u)) * std;
+    const u = 1 - r(), v = r(), m = Math.sqrt(-2 * Math.log(u)) * std;
     out[i] = m * Math.cos(2 * Math.PI * v);
     if (i + 1 < n) out[i + 1] = m * Math.sin(2 * Math.PI * v);
   }

@@ -7,37 +7,15 @@
 /** Element types: `f32` (default), `i32` (indices), `bool` (masks), `f64` (CPU only, for checks). */
 export type DType = "f32" | "i32" | "bool" | "f64";
 
-/** Ops of one operand. */
+/** Ops of one operand: arithmetic and math functions, and `not` (which yields bool). */
 export type UnaryOp =
-  | "neg"
-  | "exp"
-  | "log"
-  | "sqrt"
-  | "rsqrt"
-  | "abs"
-  | "tanh"
-  | "sigmoid"
-  | "relu"
-  | "floor"
+  | ("neg" | "exp" | "log" | "sqrt" | "rsqrt" | "abs" | "tanh" | "sigmoid" | "relu" | "floor")
   | "not";
 
-/** Ops of two operands; comparisons and `and`/`or` yield bool. */
+/** Ops of two operands: arithmetic, then the comparisons and `and`/`or`, which yield bool. */
 export type BinaryOp =
-  | "add"
-  | "sub"
-  | "mul"
-  | "div"
-  | "pow"
-  | "max"
-  | "min"
-  | "lt"
-  | "le"
-  | "gt"
-  | "ge"
-  | "eq"
-  | "ne"
-  | "and"
-  | "or";
+  | ("add" | "sub" | "mul" | "div" | "pow" | "max" | "min")
+  | ("lt" | "le" | "gt" | "ge" | "eq" | "ne" | "and" | "or");
 
 /** One node of a scalar expression. Every node knows its dtype (so renderers need no inference)
  * and lists its operands in `src`: none for the leaves `load`, `const` and `idx`, one for unary

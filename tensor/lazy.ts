@@ -260,8 +260,7 @@ export function realizeForm(t: Lazy, op = "realize"): Form {
 
 /** Run `f` into a fresh contiguous buffer and make that `t`'s form. */
 function materialize(t: Lazy, f: Form): Form {
-  const be = t.backendOf();
-  const nf = bufferForm(be.map(f.exp, srcs(f), t.shape), t.shape, be);
+  const be = t.backendOf(), nf = bufferForm(be.map(f.exp, srcs(f), t.shape), t.shape, be);
   t.setForm(nf);
   return nf;
 }

@@ -245,8 +245,7 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
 type MatmulInnerDims<K1 extends number, K2 extends number, A extends Shape, B extends Shape> =
   Known<K1, K2> extends false ? MatOut<A, B>
     : Box<K1> extends Box<K2> ? MatOut<A, B>
-    : number extends K1 ? MatOut<A, B>
-    : number extends K2 ? MatOut<A, B>
+    : number extends K1 | K2 ? MatOut<A, B>
     : `matmul: inner dimensions ${K1} and ${K2} differ (shapes ${Fmt<A>} and ${Fmt<B>})`;
 /** @internal Matmul's result once the inner dims match: broadcast batch, then the outer dims. */
 type MatOut<A extends Shape, B extends Shape> = Broadcast<Init<Init<A>>, Init<Init<B>>, "matmul"> extends
@@ -310,11 +309,7 @@ export type Reduce<
   : never;
 
 /** The sorted, distinct, non-negative axes a reduction covers (all of them when `axis` is undefined). */
-export function reduceAxes(
-  op: string,
-  shape: readonly number[],
-  axis: number | readonly number[] | undefined,
-): number[] {
+export function reduceAxes(op: string, shape: Shape, axis: number | readonly number[] | undefined): number[] {
   if (axis === undefined) return shape.map((_, i) => i);
   const out: number[] = [];
   for (const a of Array.isArray(axis) ? axis : [axis]) {

@@ -40,28 +40,21 @@ export function runBackward<T extends object>(
   leaf: (t: T, grad: T) => void,
 ): void {
   // Iterative DFS post-order (deep graphs would overflow recursion).
-  const order: T[] = [];
-  const seen = new Set<T>([root]);
-  const stack: [T, number][] = [[root, 0]];
+  const order: T[] = [], seen = new Set<T>([root]), stack: [T, number][] = [[root, 0]];
   while (stack.length) {
-    const top = stack[stack.length - 1];
-    const inputs = nodeOf(top[0])?.inputs ?? [];
+    const top = stack[stack.length - 1], inputs = nodeOf(top[0])?.inputs ?? [];
     if (top[1] < inputs.length) {
       const next = inputs[top[1]++];
       if (!seen.has(next)) stack.push([next, 0]);
       seen.add(next);
-    } else {
-      order.push(top[0]);
-      stack.pop();
-    }
+    } else order.push(stack.pop()![0]);
   }
   const grads = new Map<T, T>([[root, seed]]);
   noGrad(() => {
     for (const t of order.reverse()) {
-      const g = grads.get(t);
+      const g = grads.get(t), node = nodeOf(t);
       if (!g) continue;
       grads.delete(t);
-      const node = nodeOf(t);
       if (!node) leaf(t, g);
       node?.backward(g).forEach((gk, k) => {
         const x = node.inputs[k], prev = grads.get(x);

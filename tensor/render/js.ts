@@ -23,8 +23,8 @@ export function literal(v: number): string {
 
 /** Truncate to i32 when the node is i32 (JavaScript's +, -, / and pow work in doubles). */
 const int = (e: Exp, s: string) => (e.dtype === "i32" ? `((${s})|0)` : `(${s})`);
-const math = (f: string): Template => (_, a) => `Math.${f}(${a})`;
-const math2 = (f: string): Template => (_, a, b) => `Math.${f}(${a},${b})`;
+/** A call of Math.f on the operands (one or two, joined by commas). */
+const math = (f: string): Template => (_, ...src) => `Math.${f}(${src})`;
 const compare = (op: string): Template => (_, a, b) => `(${a}${op}${b}?1:0)`;
 
 /** Each op's JavaScript. */
@@ -52,8 +52,8 @@ const TEMPLATES: Record<Op, Template> = {
   mul: (e, a, b) => (e.dtype === "i32" ? `Math.imul(${a},${b})` : `(${a}*${b})`),
   div: (e, a, b) => int(e, `${a}/${b}`),
   pow: (e, a, b) => int(e, `Math.pow(${a},${b})`),
-  max: math2("max"),
-  min: math2("min"),
+  max: math("max"),
+  min: math("min"),
   and: (_, a, b) => `(${a}&&${b}?1:0)`,
   or: (_, a, b) => `(${a}||${b}?1:0)`,
   lt: compare("<"),

@@ -167,8 +167,7 @@ export class Gpu {
   ): void {
     this.check();
     const { pipe, layout, id } = this.pipeline(tag, source, bindings);
-    const bytes = uniformBytes(params.length);
-    const align = this.limits.minUniformBufferOffsetAlignment;
+    const bytes = uniformBytes(params.length), align = this.limits.minUniformBufferOffsetAlignment;
     let at = Math.ceil(this.arenaUsed / align) * align;
     if (at + bytes > ARENA_BYTES) {
       this.submit();
