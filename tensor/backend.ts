@@ -96,6 +96,12 @@ export interface Backend {
   attention?(a: AttentionInputs): BackendBuffer[];
   /** The backward of `attention` given what it returned and the output's gradient: [dq, dk, dv]. */
   attentionGrad?(a: AttentionInputs, fwd: BackendBuffer[], g: Src): BackendBuffer[];
+  /** Fused layer normalization over the last axis of f32 `x` (optional: where absent, tensor/composite.ts
+   * composes it): [y (contiguous, x's shape), stats (each row's mean and 1/σ, for the backward)]. */
+  layerNorm?(x: Src, weight: Src | null, bias: Src | null, eps: number): BackendBuffer[];
+  /** The backward of `layerNorm` from its inputs, its stats and the output's gradient: dx, then the
+   * gradients of the weight and of the bias when present. */
+  layerNormGrad?(x: Src, weight: Src | null, bias: Src | null, stats: BackendBuffer, g: Src): BackendBuffer[];
   /** Overwrite a whole buffer with host data, after every kernel recorded so far. */
   write(buf: BackendBuffer, data: ArrayLike<number>): void;
   /** Run a compiled step's recorded launches again (one submit on WebGPU). */

@@ -142,6 +142,17 @@ export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends S
   const bad = [weight, bias].find((p) => p && fmt(p.shape) !== D);
   if (bad) fail(`layerNorm: input ${fmt(t.shape)} needs weight and bias ${D}, got ${fmt(bad.shape)}`);
   checkNumber("layerNorm: eps", eps, "≥ 0", (e) => e >= 0);
+  const be = t.backendOf(), inputs = [t, weight, bias].filter(Boolean) as Tensor<any>[];
+  sameBackend("layerNorm", inputs);
+  // A backend's fused kernels (WebGPU) on contiguous f32 operands, keeping each row's mean and 1/σ for the
+  // backward.
+  if (be.layerNorm && t.size && inputs.every((p) => p.dtype === "f32")) {
+    const read = (p?: Tensor<any>) => p ? realRead(p.realize().contiguous(), "layerNorm") : null;
+    const [xs, ws, bs] = [t, weight, bias].map(read);
+    const [y, stats] = be.layerNorm(xs!, ws, bs, eps).map((b, i) => fromBuffer(i ? [b.size] : t.shape, b, t));
+    const grads = (g: Tensor<any>) => be.layerNormGrad!(xs!, ws, bs, read(stats)!.buf, read(g)!);
+    return record(y, inputs, (g) => grads(g).map((b, i) => fromBuffer(inputs[i].shape, b, t)));
+  }
   // Its own backward from the saved mean and 1/σ: a few fused passes instead of the graph's many.
   const [xd, w, b] = [t, weight, bias].map((p) => p?.detach()) as Tensor<any>[];
   // Lazy (their reductions are realized): fused into y as before, so rounding matches the plain graph's.
@@ -149,7 +160,7 @@ export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends S
   let y = xhat;
   if (w) y = y.mul(w);
   if (b) y = y.add(b);
-  return record(y as Tensor<any>, [t, weight, bias].filter(Boolean) as Tensor<any>[], (g) => {
+  return record(y as Tensor<any>, inputs, (g) => {
     const gw = w ? g.mul(w) : g;
     const dx = gw.sub(gw.mean(-1, true)).sub(xhat.mul(gw.mul(xhat).mean(-1, true))).mul(rstd);
     return [dx, ...(w ? [sumTo(g.mul(xhat), w.shape)] : []), ...(b ? [sumTo(g, b.shape)] : [])];

@@ -26,6 +26,7 @@ import {
   flush,
   fromArray,
   full,
+  getBackend,
   layerNorm,
   memoryStats,
   oneHot,
@@ -746,6 +747,65 @@ test("attention: the fused kernel never holds [B, H, T, T] scores", async (r) =>
   const fused = await peak(), composed = await peak((p) => p);
   assert.ok(fused < scores, `fused peak ${fused} bytes, scores ${scores}`);
   assert.ok(composed > 2 * scores, `composed peak ${composed} bytes`);
+});
+
+// The fused layerNorm (three kernels on WebGPU) against the composed op on the CPU, which sums in f64:
+// within the plain ops' bound, rtol 1e-4 / atol 1e-5, for values and every gradient (seeds 1–10 pass).
+// D = 1 is left out: x̂ is 0 there and dx is rounding noise times 1/√eps ≈ 316 on both backends.
+const LN = PLAIN;
+
+test("layerNorm: the fused kernels equal the composed op (values and grads)", async (r) => {
+  const affine = (x: T, w?: T, b?: T) => layerNorm(x, w, b);
+  // D = 768, 5 (not a multiple of 4), 1000 (more than the 64 threads of a workgroup), 1; one row, and
+  // many rows (more than a grid dimension's 65,535 workgroups for the last).
+  for (const [rows, D] of [[4, 768], [3, 5], [1, 1000], [1, 5], [2, 2], [300, 7], [66000, 8]]) {
+    await check(`${rows} rows, D = ${D}`, [F(r, [rows, D]), F(r, [D]), F(r, [D])], affine, LN);
+  }
+  // Strided inputs: transposed, narrowed along the last axis, permuted 3-D, and a weight that is a
+  // window of a bigger buffer (contiguous, at an offset).
+  await check("transposed", [Tr(r, [6, 70]), F(r, [70]), F(r, [70])], affine, LN);
+  await check("narrowed", [Nr(r, [5, 33], 1), Nr(r, [33], 0), F(r, [33])], affine, LN);
+  await check("permuted", [F(r, [9, 4, 3])], (x) => layerNorm(x.permute([2, 0, 1])), LN);
+  // Without weight and/or bias, and another eps.
+  await check("plain", [F(r, [7, 40])], (x) => layerNorm(x), LN);
+  await check("weight only", [F(r, [7, 40]), F(r, [40])], (x, w) => layerNorm(x, w), LN);
+  await check("bias only", [F(r, [7, 40]), F(r, [40])], (x, b) => layerNorm(x, undefined, b), LN);
+  await check("eps 0.5, 3-D", [F(r, [2, 3, 50]), F(r, [50])], (x, w) => layerNorm(x, w, w, 0.5), LN);
+  // A lazy input and a gradient that is a broadcast (every row of g the same).
+  await check("lazy input, broadcast g", [F(r, [6, 20]), F(r, [20])], (x, w) => {
+    const y = layerNorm(x.mul(2).add(1), w);
+    return [y, y.sum(0)];
+  }, LN);
+});
+
+test("layerNorm: forward and backward in 3 launches, with the composed op's values", async (r) => {
+  await setBackend("webgpu");
+  const be = getBackend() as any, launches = () => be.gpu.stats.launches as number;
+  const [x, w, b, g] = [[1024, 768], [768], [768], [1024, 768]].map((s) => fill(r, numel(s), -2, 2));
+  /** Values and gradients of layerNorm over [1024, 768], and the launches they took. */
+  const run = () =>
+    scope(async () => {
+      const leaves: T[] = [fromArray(x, [1024, 768]), fromArray(w, [768]), fromArray(b, [768])];
+      leaves.forEach((t) => t.requiresGrad_());
+      await flush();
+      const before = launches();
+      const y = layerNorm(leaves[0], leaves[1], leaves[2]);
+      y.backward(fromArray(g, [1024, 768]));
+      const outs = [await y.data(), ...await Promise.all(leaves.map((t) => t.grad!.data()))];
+      return { n: launches() - before, outs: outs.map((o) => [...o]) };
+    });
+  const fused = await run();
+  be.layerNorm = undefined; // hidden: the composed op, as on a backend without the primitive
+  try {
+    const composed = await run();
+    assert.equal(fused.n, 3, `fused: ${fused.n} launches`);
+    assert.ok(composed.n >= 8, `composed: ${composed.n} launches`);
+    // Both in f32 on the device, summing in different orders: y and dx within LN, the weight and bias
+    // gradients (sums over 1024 rows, up to ~50 in size) within atol 1e-4.
+    fused.outs.forEach((o, k) => close(`output ${k}`, o, composed.outs[k], k < 2 ? LN : TRANS));
+  } finally {
+    delete be.layerNorm;
+  }
 });
 
 test("creation: arange, full, zeros", async (r) => {

@@ -14,6 +14,7 @@ import {
   full,
   getBackend,
   GPT,
+  layerNorm,
   rng,
   scope,
   setBackend,
@@ -151,6 +152,12 @@ const CASES: Record<string, Case> = {
       keyMask,
     });
     return [o, o.mul(o).sum()];
+  },
+  "layerNorm (fused on WebGPU), D = 5 and 70, transposed, without weight and bias": (x) => {
+    const a = x(data(3 * 5, 21), [3, 5], true), w = x(data(5, 22), [5], true), b = x(data(5, 23), [5], true);
+    const t = x(data(70 * 4, 24), [70, 4], true).transpose(0, 1);
+    const y = layerNorm(a, w, b), z = layerNorm(t, undefined, undefined, 0.1);
+    return [y, z, y.mul(y).sum().add(z.mul(z.exp()).sum())];
   },
   "GPT forward and backward": () => {
     const m = new GPT({ vocabSize: 17, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16, seed: 3 });

@@ -5,20 +5,8 @@
  * most kernels run at rank 1 and one pipeline serves many shapes. Results equal the CPU backend's
  * up to f32 rounding.
  */
-import {
-  type Arena,
-  arenaAlloc,
-  arenaFree,
-  type AttentionInputs,
-  type Backend,
-  type BackendBuffer,
-  contiguousStrides,
-  hostArray,
-  numel,
-  type ReduceOp,
-  type Src,
-  type TypedArray,
-} from "../backend.ts";
+import type { AttentionInputs, Backend, BackendBuffer, ReduceOp, Src, TypedArray } from "../backend.ts";
+import { type Arena, arenaAlloc, arenaFree, contiguousStrides, hostArray, numel } from "../backend.ts";
 import { bin, cast, cnst, type DType, type Exp, idx, key, load, where } from "../exp.ts";
 import { literal, render, wgslType } from "../render/wgsl.ts";
 import { Gpu, type Raw } from "./device.ts";
@@ -40,6 +28,7 @@ import {
 } from "./kernels.ts";
 import { tiledMatmulGrid, tiledMatmulKernel } from "./tiled.ts";
 import { ATTENTION_ROWS, attentionForward, attentionGradKV, attentionGradQ } from "./attention.ts";
+import { LAYER_NORM_GRAD_WB, layerNormForward, layerNormGradX } from "./layernorm.ts";
 
 /** A device buffer: `size` elements of `dtype` (bool stored as u32). */
 class GpuBuffer implements BackendBuffer {
@@ -156,10 +145,8 @@ export class WebGpuBackend implements Backend {
       if (!written.includes(r) && !bufs.includes(r)) bufs.push(r), bindings.push(RO(wgslType(x.buf.dtype)));
     }
     for (const b of outs) bufs.push(raw(b)), bindings.push(RW(wgslType(b.dtype)));
-    const max = this.gpu.limits.maxStorageBuffersPerShaderStage;
-    if (bufs.length > max) {
-      throw new Error(`webgpu: kernel needs ${bufs.length} storage buffers (max ${max})`);
-    }
+    const max = this.gpu.limits.maxStorageBuffersPerShaderStage, n = bufs.length;
+    if (n > max) throw new Error(`webgpu: kernel needs ${n} storage buffers (max ${max})`);
     return { bufs, bindings, slots: inputs.map((x) => bufs.indexOf(raw(x.buf))) };
   }
 
@@ -182,8 +169,7 @@ export class WebGpuBackend implements Backend {
     const { bufs, bindings, slots } = this.bind(inputs, into.map((x) => x.buf));
     const values = exps.map((e) => this.value(e, slots, (a) => a));
     const src = mapKernel({ values, inputs: inputs.length, bindings, rank: ds.length });
-    const params = dimParams([n, 1], ds, views.map((v) => v.offset));
-    const tag = `map ${keys.slice(0, 80)}`;
+    const params = dimParams([n, 1], ds, views.map((v) => v.offset)), tag = `map ${keys.slice(0, 80)}`;
     this.gpu.dispatch(tag, src, bindings, bufs, params, this.gpu.grid(Math.ceil(n / 256)));
   }
 
@@ -219,35 +205,23 @@ export class WebGpuBackend implements Backend {
     pairs: "" | "in" | "out" = "",
   ): BackendBuffer {
     const arg = op === "argmax" || op === "argmin", big = op === "max" || op === "argmax";
-    const kept = shape.map((_, d) => d).filter((d) => !axes.includes(d));
-    const order = [...kept, ...axes];
+    const kept = shape.map((_, d) => d).filter((d) => !axes.includes(d)), order = [...kept, ...axes];
     const nOut = numel(kept.map((d) => shape[d])), nRed = numel(axes.map((d) => shape[d]));
     // Reorder dims as [kept..., reduced...] so outputs index the outer dims, then merge each group.
     const ps = order.map((d) => shape[d]), pst = inputs.map((x) => order.map((d) => x.view.strides[d]));
     const merge = !key(e).includes("#");
-    const outer = dims(ps, pst, 0, kept.length, merge),
-      ds = [...outer, ...dims(ps, pst, kept.length, ps.length, merge)];
+    const outerDims = dims(ps, pst, 0, kept.length, merge),
+      ds = [...outerDims, ...dims(ps, pst, kept.length, ps.length, merge)];
     const out = this.alloc(nOut * chunks * (pairs === "out" ? 2 : 1), arg ? "i32" : e.dtype);
-    const { bufs, bindings, slots } = this.bind(inputs, [out]);
-    const acc = wgslType(e.dtype);
-    const start = op === "sum" || acc === "f32"
+    const { bufs, bindings, slots } = this.bind(inputs, [out]), acc = wgslType(e.dtype);
+    const init = op === "sum" || acc === "f32"
       ? literal(op === "sum" ? 0 : big ? -Infinity : Infinity, e.dtype)
       : acc === "i32"
       ? (big ? "bitcast<i32>(0x80000000u)" : "2147483647i")
       : (big ? "0u" : "0xffffffffu");
-    const L = Math.ceil(nRed / chunks), threads = threadsPer(L);
-    const src = reduceKernel({
-      op,
-      value: this.value(e, slots, (a) => order.indexOf(a)),
-      inputs: inputs.length,
-      bindings,
-      rank: ds.length,
-      outer: outer.length,
-      threads,
-      acc,
-      init: start,
-      pairs,
-    });
+    const L = Math.ceil(nRed / chunks), threads = threadsPer(L), rank = ds.length, outer = outerDims.length;
+    const value = this.value(e, slots, (a) => order.indexOf(a)), nIn = inputs.length;
+    const src = reduceKernel({ op, value, inputs: nIn, bindings, rank, outer, threads, acc, init, pairs });
     const params = [...dimParams([nOut * chunks, nRed], ds, inputs.map((x) => x.view.offset)), chunks, L];
     const grid = this.gpu.grid(Math.ceil((nOut * chunks) / (256 / threads)));
     this.gpu.dispatch(`reduce-${op} ${key(e).slice(0, 80)}`, src, bindings, bufs, params, grid);
@@ -259,8 +233,7 @@ export class WebGpuBackend implements Backend {
   matmul(a: Src, b: Src): BackendBuffer {
     if (a.buf.dtype === "i32" && b.buf.dtype === "i32") return this.intMatmul(a, b);
     if (a.buf.dtype !== "f32" || b.buf.dtype !== "f32") throw new Error("webgpu: matmul supports f32 only");
-    const r = a.view.shape.length;
-    const [M, K, N] = [a.view.shape[r - 2], a.view.shape[r - 1], b.view.shape[r - 1]];
+    const r = a.view.shape.length, [M, K, N] = [...a.view.shape.slice(-2), b.view.shape[r - 1]];
     const batchShape = a.view.shape.slice(0, -2);
     if (K === 0) return this.map(cnst(0, "f32"), [], [...batchShape, M, N]);
     const out = this.alloc(numel(batchShape) * M * N, "f32");
@@ -269,15 +242,12 @@ export class WebGpuBackend implements Backend {
     const Kp = Math.ceil(K / 4) * 4, Np = Math.ceil(N / 4) * 4;
     const strides = [pa.src.view.strides, pb.src.view.strides, contiguousStrides([...batchShape, M, N])];
     const batch = dims(batchShape, strides, 0, r - 2);
-    const nz = numel(batch.map((d) => d.n));
-    if (nz > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
-      throw new Error(`webgpu: matmul batch ${nz} too large`);
-    }
+    const nz = numel(batch.map((d) => d.n)), lim = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (nz > lim) throw new Error(`webgpu: matmul batch ${nz} too large`);
     const params = [M, Kp, N, Np, ...batch.map((d) => d.n), ...batch.map((d) => d.s[0])];
     params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset, K);
     // Real GPUs: workgroup-memory tiles (tiled.ts); CPU adapters: register blocks, no barriers.
-    const tiled = !this.gpu.cpuLike;
-    const block = M * N * K >= 64 ** 3 ? BLOCKS.big : BLOCKS.small;
+    const tiled = !this.gpu.cpuLike, block = M * N * K >= 64 ** 3 ? BLOCKS.big : BLOCKS.small;
     const src = tiled ? tiledMatmulKernel(batch.length) : matmulVec4Kernel(batch.length, block);
     const grid: [number, number, number] = tiled
       ? tiledMatmulGrid(M, N, nz)
@@ -334,8 +304,7 @@ export class WebGpuBackend implements Backend {
    * the last two of `rest` are written. */
   private attend(code: (D: number) => string, a: AttentionInputs, g: Src, rest: BackendBuffer[]) {
     const { q, k, v, mask, past } = a, [B, H, T, D] = q.view.shape, S = k.view.shape[2];
-    const over = code === attentionGradKV ? "key" : "query";
-    const params = [0, H, T, S, past, mask ? 1 : 0];
+    const over = code === attentionGradKV ? "key" : "query", params = [0, H, T, S, past, mask ? 1 : 0];
     for (const x of [q, k, v, mask, g]) params.push(x?.view.offset ?? 0, ...(x?.view.strides ?? [0, 0]));
     const bufs = [q, k, v, mask ?? q].map((x) => x.buf).concat(rest).map(raw);
     const bindings = bufs.map((_, i) => ({ type: i === 3 ? "u32" : "f32", write: i >= bufs.length - 2 }));
@@ -343,14 +312,37 @@ export class WebGpuBackend implements Backend {
     this.gpu.dispatch(`attention ${over} rows`, code(D), bindings, bufs, params, this.gpu.grid(blocks));
   }
 
+  layerNorm(x: Src, weight: Src | null, bias: Src | null, eps: number): BackendBuffer[] {
+    const n = numel(x.view.shape), out = [n, (2 * n) / x.view.shape.at(-1)!].map((k) => this.alloc(k, "f32"));
+    return this.norm(layerNormForward(!!weight, !!bias), [x, weight, bias, null], out, out[1].size / 2, eps);
+  }
+
+  layerNormGrad(x: Src, weight: Src | null, bias: Src | null, stats: BackendBuffer, g: Src): BackendBuffer[] {
+    const n = numel(x.view.shape), D = x.view.shape.at(-1)!;
+    const [dx, dw, db] = [n, D, D].map((k) => this.alloc(k, "f32"));
+    this.norm(layerNormGradX(!!weight), [x, weight, null, g], [stats, dx], n / D);
+    if (weight || bias) this.norm(LAYER_NORM_GRAD_WB, [x, null, null, g], [stats, dw, db], D);
+    // dx, then the gradients of the weight and bias given (freeing the others).
+    return [dx, dw, db].filter((b, i) => [x, weight, bias][i] || this.free(b));
+  }
+
+  /** One layerNorm kernel (tensor/webgpu/layernorm.ts) over `groups` workgroups: x, the weight, the bias
+   * and g (contiguous; an absent one bound as x), then `rest`, written; `eps` for the forward. */
+  private norm(code: string, srcs: (Src | null)[], rest: BackendBuffer[], groups: number, eps = 0) {
+    const [x] = srcs as Src[], D = x.view.shape.at(-1)!, params = [numel(x.view.shape) / D, D];
+    params.push(...srcs.map((s) => s?.view.offset ?? 0), new Int32Array(Float32Array.of(eps).buffer)[0]);
+    const bufs = srcs.map((s) => raw((s ?? x).buf)).concat(rest.map(raw));
+    const bindings = bufs.map((_, i) => ({ type: "f32", write: i >= 4 }));
+    this.gpu.dispatch("layerNorm", code, bindings, bufs, params, this.gpu.grid(groups));
+    return rest;
+  }
+
   gather(src: Src, index: Src, axis: number): BackendBuffer {
-    const shape = index.view.shape, n = numel(shape);
-    const out = this.alloc(n, src.buf.dtype);
+    const shape = index.view.shape, n = numel(shape), out = this.alloc(n, src.buf.dtype);
     if (n === 0) return out;
     // src read at index's positions with the axis stride zeroed; the index adds `idx * stride`.
     const sv = src.view.strides.map((s, d) => (d === axis ? 0 : s));
-    const views = [index.view.strides, sv, contiguousStrides(shape)];
-    const ds = dims(shape, views, 0, shape.length);
+    const ds = dims(shape, [index.view.strides, sv, contiguousStrides(shape)], 0, shape.length);
     const { bufs, bindings, slots } = this.bind([index, src], [out]);
     // The axis stride is one extra param after the output's view (view 2).
     const rank = ds.length, value = `B${slots[1]}[o1 + B${slots[0]}[o0] * ${p(viewAt(rank, 3))}]`;
@@ -362,8 +354,7 @@ export class WebGpuBackend implements Backend {
   }
 
   scatterAdd(index: Src, src: Src, axis: number, shape: readonly number[]): BackendBuffer {
-    const n = numel(shape), t = wgslType(src.buf.dtype);
-    const out = this.alloc(n, src.buf.dtype);
+    const n = numel(shape), t = wgslType(src.buf.dtype), out = this.alloc(n, src.buf.dtype);
     if (n === 0) return out;
     const params = [n, 0, ...shape, ...index.view.shape];
     params.push(index.view.offset, ...index.view.strides, src.view.offset, ...src.view.strides);
@@ -383,12 +374,10 @@ export class WebGpuBackend implements Backend {
    * varies across other axes (each output then reads only its row) or keys would not fit 32 bits. */
   private sortIndex(index: Src, axis: number, n: number): { keys: BackendBuffer; bits: number } | undefined {
     const v = index.view, N = v.shape[axis], bits = Math.ceil(Math.log2(Math.max(N, 1))), size = 2 ** bits;
-    if (v.shape.some((m, d) => d !== axis && m > 1 && v.strides[d] !== 0) || n * size >= 2 ** 32) {
-      return undefined;
-    }
+    const varies = v.shape.some((m, d) => d !== axis && m > 1 && v.strides[d] !== 0);
+    if (varies || n * size >= 2 ** 32) return undefined;
     const keys = this.alloc(size, "i32"), grid = this.gpu.grid(Math.ceil(size / 256));
-    const params = [size, N, v.offset, v.strides[axis], n, bits];
-    const bufs = [index.buf, keys].map(raw);
+    const params = [size, N, v.offset, v.strides[axis], n, bits], bufs = [index.buf, keys].map(raw);
     this.gpu.dispatch("sort keys", SORT_PACK, [RO("i32"), RW("u32")], bufs, params, grid);
     for (let block = 2; block <= size; block *= 2) {
       for (let d = block / 2; d >= 1; d /= 2) {
