@@ -175,8 +175,10 @@ let memory: WebAssembly.Memory | undefined;
 let f32view: Float32Array = new Float32Array(0);
 const PAGES = 65536;
 
-/** A compiled kernel, with its bytes and a number naming it to the workers. */
-export type Kernel = ((...args: number[]) => void) & { id: number; bytes: Uint8Array };
+/** A compiled kernel, with its module and a number naming it to the workers. Workers get the module
+ * itself, not its bytes: they share its machine code, optimized code included (a fresh compile would
+ * run a long first call unoptimized). */
+export type Kernel = ((...args: number[]) => void) & { id: number; module: WebAssembly.Module };
 const kernelCount = { n: 0 };
 
 /** The memory, made on first use; its size in bytes is `wasmMemory().buffer.byteLength`. */
@@ -195,9 +197,9 @@ const isShared = () => !!globalThis.SharedArrayBuffer && wasmMemory().buffer ins
  * an instruction used) is unavailable. */
 export function instantiate(funcs: Func[]): Kernel | null {
   try {
-    const m = wasmMemory(), bytes = moduleBytes(funcs, isShared());
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { m: { m } });
-    return Object.assign(inst.exports.f as () => void, { id: kernelCount.n++, bytes });
+    const m = wasmMemory(), module = new WebAssembly.Module(moduleBytes(funcs, isShared()));
+    const inst = new WebAssembly.Instance(module, { m: { m } });
+    return Object.assign(inst.exports.f as () => void, { id: kernelCount.n++, module });
   } catch {
     return null;
   }
@@ -215,8 +217,8 @@ onmessage = ({ data: d }) => {
   if (d.ctl) ({ ctl, me, memory } = d);
   let state = 0;
   try {
-    for (const [id, bytes] of d.mods) {
-      fns.set(id, new WebAssembly.Instance(new WebAssembly.Module(bytes), { m: { m: memory } }).exports.f);
+    for (const [id, mod] of d.mods) {
+      fns.set(id, new WebAssembly.Instance(mod, { m: { m: memory } }).exports.f);
     }
     for (const args of d.calls) fns.get(d.id)(...args);
   } catch { state = 3; }
@@ -254,14 +256,14 @@ export function threads(): number {
 export function parallel(f: Kernel, calls: number[][][]): void {
   const p = threads() > 1 ? pool! : null, n = p ? calls.length - 1 : 0;
   for (let w = 0; w < n; w++) {
-    const msg = { id: f.id, calls: calls[w + 1], mods: [] as [number, Uint8Array][] };
+    const msg = { id: f.id, calls: calls[w + 1], mods: [] as [number, WebAssembly.Module][] };
     if (Atomics.compareExchange(p!.ctl, w, 0, 1) !== 0) { // gone: start a new worker
       p!.workers[w] = new Worker(p!.url, { type: "module" });
       p!.sent[w] = new Set();
       Object.assign(msg, { ctl: p!.ctl, me: w, memory });
       Atomics.store(p!.ctl, w, 1);
     }
-    if (!p!.sent[w].has(f.id)) msg.mods.push([f.id, f.bytes]), p!.sent[w].add(f.id);
+    if (!p!.sent[w].has(f.id)) msg.mods.push([f.id, f.module]), p!.sent[w].add(f.id);
     p!.workers[w].postMessage(msg);
   }
   for (const args of n ? calls[0] : calls.flat()) f(...args);

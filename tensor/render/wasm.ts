@@ -311,8 +311,8 @@ export function wasmKernel(
       if (r1 > r0 && n > 0) calls.push([r1 - r0, n, 4 * (o + i * step + r0 * per + c0), ...args]);
     }
   }
-  const n = calls.length,
-    byThread = [...Array(T).keys()].map((t) => calls.slice(cut(t, n, T), cut(t + 1, n, T)));
+  const n = calls.length, U = Math.min(T, n); // (one call stays on this thread)
+  const byThread = [...Array(U).keys()].map((t) => calls.slice(cut(t, n, U), cut(t + 1, n, U)));
   return () => {
     const h = heap(size),
       part = (i: number) => inputs[i].data.subarray(views[i].offset, views[i].offset + spans[i]);
