@@ -207,16 +207,9 @@ export class CpuBackend implements Backend {
       wasmKernel("map", e, inputs.map(wasmSrc), shape, 0, data(out) as Float32Array, ov.offset);
     const [o, xs] = [data(out), inputs.map((x) => data(x.buf))];
     const [s, off] = [views.map((v) => v.strides), views.map((v) => v.offset)];
+    const spec = { tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store };
     let k: Kernel | undefined; // (compiled on first use: WebAssembly kernels fall back only on rare data)
-    const js = () =>
-      (k ??= this.#kernel({ tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store }))(
-        o,
-        null,
-        xs,
-        shape,
-        s,
-        off,
-      );
+    const js = () => (k ??= this.#kernel(spec))(o, null, xs, shape, s, off);
     this.#run(simd ? () => simd() || js() : js);
     return out;
   }

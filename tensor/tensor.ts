@@ -278,8 +278,10 @@ export class Tensor<
     const C = Math.sqrt(2 / Math.PI), K = 0.044715;
     const x = (isFloat(this.dtype) ? this : this.cast("f32")).detach() as Tensor<any>;
     // ½(1 + tanh u) = σ(2u): one exponential instead of tanh's, computed once and shared with the
-    // backward rule (transcendentals dominate elementwise cost on the CPU).
-    const s = x.mul(x).mul(x).mul(K).add(x).mul(2 * C).sigmoid().realize();
+    // backward rule (transcendentals dominate elementwise cost on the CPU); lazy when there is no
+    // backward, so that what follows fuses with it.
+    const u = x.mul(x).mul(x).mul(K).add(x).mul(2 * C).sigmoid();
+    const s = isGradEnabled() && this.requiresGrad ? u.realize() : u;
     return record(x.mul(s), [this], (g) => {
       // d/dx x·σ(2u) = σ + x·σ(1 − σ)·2u′, u′ = C(1 + 3Kx²)
       const du = x.mul(x).mul(3 * K).add(1).mul(2 * C);

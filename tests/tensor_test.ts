@@ -211,6 +211,13 @@ Deno.test("sigmoid/relu/gelu", async () => {
     [0.841192, -0.154286, 0, 1.954597694, -0.003637392],
     { rtol: 1e-5, atol: 1e-6 },
   );
+  // With a gradient to come its sigmoid is realized (the backward reuses it); without one it stays lazy
+  // and fuses with what follows: the values agree, on the JavaScript and the WebAssembly paths.
+  for (const n of [5, 5000]) {
+    const x = randn([n], { seed: n }), lazy = x.gelu().mul(2);
+    const kept = await x.detach().requiresGrad_().gelu().mul(2).data();
+    await assertClose(lazy, [...kept], { rtol: 1e-6, atol: 1e-7 });
+  }
 });
 
 Deno.test("softplus/logsigmoid: stable at ±1e4", async () => {

@@ -338,6 +338,18 @@ Deno.test("wasm renderer: output indices, i32 arithmetic, bool loads, and views 
     assert.equal(run?.(), !big, `target ${big}`);
     if (!big) assert.deepEqual(out, want);
   }
+  // A reduction to one value of 2¹⁶ or more elements sums two halves (split across threads): NaN in the
+  // second half, ±Infinity in the first, then finite values only.
+  const long = Float32Array.from({ length: 70_001 }, () => r() - 0.5);
+  for (const [i, v] of [[60_000, NaN], [5, Infinity], [7, -Infinity], [60_000, 0.5], [5, 1], [7, 2]]) {
+    long[i] = v;
+    const src = (
+      be: CpuBackend,
+    ) => [{ buf: be.upload(long, "f32"), view: { shape: [70_001], strides: [1], offset: 0 } }];
+    for (const op of ["sum", "max", "min"] as const) {
+      await both((be) => be.reduce(op, x, src(be), [70_001], [0]), `${op} ${i}`);
+    }
+  }
   // Integers that f32 lanes would not hold exactly stay in JavaScript.
   const big = X.cast(X.bin("mul", X.idx(0), i(1 << 24)), "f32");
   assert.equal(wasmKernel("map", big, [], [2048], 0, new Float32Array(2048)), null);

@@ -204,6 +204,9 @@ function kernel(mode: Mode, e: Exp, splats: boolean[], lead: boolean): Func {
 }
 
 const kernels = new Map<string, Kernel | null>();
+/** 0, 1, 2, … n − 1; and a view of `shape` that steps 1 along `d` and stays put along the others. */
+const arange = (n: number) => Float32Array.from({ length: n }, (_, i) => i);
+const axis = (shape: readonly number[], d: number) => ({ shape, strides: shape.map((_, a) => +(a === d)) });
 /** Merged dims: their size and each view's stride. */
 type Dim = { n: number; s: number[] };
 
@@ -240,18 +243,16 @@ export function wasmKernel(
   lead = false,
 ): (() => boolean) | null {
   // Output indices become inputs: #d reads 0, 1, 2, … along axis d (a view of stride 1 there, 0 elsewhere).
-  const axes: number[] = [], n0 = inputs.length, bound: number[] = [];
+  const axes: number[] = [], n0 = inputs.length;
   const slot = (axis: number) => (axes.includes(axis) || axes.push(axis), n0 + axes.indexOf(axis));
   e = mapLeaves(e, (l) => l.op === "idx" ? load(slot(l.axis), "i32") : l);
-  for (const [k, d] of axes.entries()) {
-    const data = Float32Array.from({ length: shape[d] }, (_, i) => i),
-      strides = shape.map((_, a) => +(a === d));
-    inputs = [...inputs, { data, view: { shape, strides, offset: 0 } }];
-    bound[n0 + k] = shape[d];
-  }
+  inputs = [
+    ...inputs,
+    ...axes.map((d) => ({ data: arange(shape[d]), view: { ...axis(shape, d), offset: 0 } })),
+  ];
   // i32 inputs (a map's only: its caller can fall back) are checked below 2²⁴ at each call.
   const ints = inputs.map((x) => mode === "map" && x.data instanceof Int32Array);
-  ints.forEach((int, k) => int && (bound[k] = 2 ** 24 - 1));
+  const bound = inputs.map((_, k) => k >= n0 ? shape[axes[k - n0]] : ints[k] ? 2 ** 24 - 1 : Infinity);
   const typed = (x: { data: ArrayLike<number> }, k: number) =>
     x.data instanceof Float32Array || x.data instanceof Uint8Array || ints[k];
   if (e.dtype !== "f32" || !inputs.every(typed) || range(e, bound) === Infinity) return null;
@@ -297,18 +298,25 @@ export function wasmKernel(
   // or, for a map with fewer rows than threads, each row by runs of columns (a multiple of four long).
   // Not a leading reduction (every row adds into the same outputs), nor a map whose rows' last four
   // lanes spill into the next row (another thread's).
+  // A reduction to one value: two halves of the row into out[0] and out[1], then combined (always two,
+  // whatever the thread count, so the rounding does not depend on the machine).
+  const halves = mode !== "map" && !lead && outer * rows.n === 1 && numel(shape) >= PAR_MIN;
   const T = numel(shape) < PAR_MIN || lead || (mode === "map" && cols.n % 4) ? 1 : threads();
-  const parts = outer >= T ? 1 : T, per = mode === "map" ? cols.n : 1, w = 4 * Math.ceil(cols.n / 4 / parts);
+  const parts = halves ? 2 : outer >= T ? 1 : T, per = mode === "map" ? cols.n : 1;
+  const w = 4 * Math.ceil(cols.n / 4 / parts);
   const cut = (t: number, n: number, of = parts) => Math.floor((t * n) / of);
   const rowRuns = [...Array(parts).keys()].map((t) => [cut(t, rows.n), cut(t + 1, rows.n), 0, cols.n]);
   const colRuns = (r: number) => [...Array(parts).keys()].map((t) => [r, r + 1, t * w, (t + 1) * w]);
-  const units = rows.n >= parts || mode !== "map" ? rowRuns : [...Array(rows.n).keys()].flatMap(colRuns);
+  const units = (rows.n >= parts || mode !== "map") && !halves
+    ? rowRuns
+    : [...Array(rows.n).keys()].flatMap(colRuns);
   const calls: number[][] = [];
   for (let i = 0; i < outer; i++) {
     for (const [r0, r1, c0, c1] of units) {
       const ptr = (k: number) => 4 * (ptrs[k] + starts[k][i] + r0 * rows.s[k] + (splats[k] ? 0 : c0));
       const n = Math.min(c1, cols.n) - c0, args = inputs.flatMap((_, k) => [ptr(k), 4 * rows.s[k]]);
-      if (r1 > r0 && n > 0) calls.push([r1 - r0, n, 4 * (o + i * step + r0 * per + c0), ...args]);
+      const at = o + i * step + (halves ? c0 / w : r0 * per + c0);
+      if (r1 > r0 && n > 0) calls.push([r1 - r0, n, 4 * at, ...args]);
     }
   }
   const n = calls.length, U = Math.min(T, n); // (one call stays on this thread)
@@ -322,6 +330,7 @@ export function wasmKernel(
     const res = wide === 2 ? new Float64Array(h.buffer, 4 * o, count + 4) : h.subarray(o, o + count + 4);
     if (lead) res.fill(IDENTITY[mode]);
     parallel(f, byThread);
+    if (halves) res[0] = mode === "sum" ? res[0] + res[1] : Math[mode as "max" | "min"](res[0], res[1]);
     out.set(res.subarray(0, count), at);
     return true;
   };
