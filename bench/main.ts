@@ -33,15 +33,34 @@ import {
   tensor,
 } from "../mod.ts";
 
-const { values: opt } = parseArgs({
-  args: Deno.args,
-  options: {
-    backend: { type: "string", default: "cpu,webgpu" },
-    only: { type: "string", default: "" },
-    runs: { type: "string", default: "5" },
-    "no-compile": { type: "boolean", default: false },
-  },
-});
+const USAGE = "usage: deno task bench [--backend cpu,webgpu] [--only name,name] [--runs 5] [--no-compile]";
+/** The flags, or a one-line error naming the bad one (and the usage) instead of parseArgs' stack trace. */
+function flags() {
+  try {
+    const { values } = parseArgs({
+      args: Deno.args,
+      options: {
+        backend: { type: "string", default: "cpu,webgpu" },
+        only: { type: "string", default: "" },
+        runs: { type: "string", default: "5" },
+        "no-compile": { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    if (!(Number(values.runs) >= 1 && Number.isInteger(Number(values.runs)))) {
+      throw new Error(`--runs must be a positive integer, got "${values.runs}"`);
+    }
+    return values;
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message.split("\n")[0]}\n${USAGE}`);
+    Deno.exit(2);
+  }
+}
+const opt = flags();
 const RUNS = Number(opt.runs), EAGER = opt["no-compile"];
 
 async function median(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
