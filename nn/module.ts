@@ -110,8 +110,7 @@ export class Embedding<V extends number, D extends number> extends Module {
   }
   /** [...I] → [...I, dim]. */
   forward<I extends Shape>(idx: Tensor<I>): Tensor<[...I, D]> {
-    const out = embedding(this.weight as Tensor<[number, number]>, idx as Tensor<Shape>);
-    return out as Tensor<Shape> as Tensor<[...I, D]>;
+    return embedding(this.weight as Tensor<[number, number]>, idx as Tensor<Shape>) as Tensor<[...I, D]>;
   }
 }
 

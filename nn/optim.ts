@@ -25,8 +25,6 @@ export interface Optimizer {
 }
 
 type Named = [string, Tensor<Shape>][];
-const named = (params: Tensor<Shape>[] | Named): Named =>
-  params.map((p, i) => (p instanceof Tensor ? [String(i), p] : p)) as Named;
 
 /** Shared bookkeeping of optimizers: named parameters and per-parameter state buffers. */
 export abstract class OptimizerBase implements Optimizer {
@@ -38,7 +36,7 @@ export abstract class OptimizerBase implements Optimizer {
   protected t = 0;
   /** Optimize `params` (tensors, or [name, tensor] pairs) at learning rate `lr`. */
   constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], public lr: number) {
-    this.params = named(params);
+    this.params = params.map((p, i) => (p instanceof Tensor ? [String(i), p] : p)) as Named;
     checkNumber(`${this.constructor.name}: lr`, lr, "≥ 0", nonNegative);
   }
   /** The state slots a parameter may have (what `loadStateDict` accepts after "name."). */
@@ -46,9 +44,8 @@ export abstract class OptimizerBase implements Optimizer {
   /** The state slot `key` of parameter `name`, created as zeros. */
   protected slot(name: string, key: string, like: Tensor<Shape>): Tensor<Shape> {
     const k = `${name}.${key}`;
-    let s = this.state.get(k);
-    if (!s) this.state.set(k, s = keep(zerosLike(like).realize()));
-    return s;
+    if (!this.state.has(k)) this.state.set(k, keep(zerosLike(like).realize()));
+    return this.state.get(k)!;
   }
   /** Update one parameter from its gradient. */
   abstract update(name: string, p: Tensor<Shape>, g: Tensor<Shape>): void;

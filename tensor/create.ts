@@ -18,14 +18,12 @@ import { checkIndex, type Nested, Tensor } from "./tensor.ts";
 const computed = <S extends Shape>(shape: S, exp: X.Exp) => new Tensor(shape, { exp, reads: [] });
 
 function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType): Tensor<S> {
-  const backend = getBackend();
-  if (dtype === "f64" && backend.name !== "cpu") {
+  const backend = getBackend(), device = backend.name !== "cpu";
+  if (dtype === "f64" && device) {
     throw new Error(`${backend.name}: f64 is not supported; use the cpu backend`);
   }
   const buf = backend.upload(data, dtype);
-  if (dtype === "i32" && backend.name !== "cpu" && data.length <= 1 << 20) {
-    hostCopy.set(buf, Int32Array.from(data));
-  }
+  if (dtype === "i32" && device && data.length <= 1 << 20) hostCopy.set(buf, Int32Array.from(data));
   return new Tensor(shape, bufferForm(buf, shape, backend));
 }
 

@@ -111,10 +111,10 @@ export interface Form {
 /** Whether a form is a plain read of one buffer. */
 export const isLoad = (f: Form): boolean => f.exp.op === "load";
 /** Whether a view reads its buffer in row-major order without gaps. */
-export const isContig = (v: View): boolean => {
-  const s = contiguousStrides(v.shape);
-  return v.shape.every((n, d) => n === 1 || s[d] === v.strides[d]);
-};
+export const isContig = (v: View): boolean =>
+  contiguousStrides(v.shape).every((s, d) => v.shape[d] === 1 || s === v.strides[d]);
+/** Where and how a read steps through its buffer. */
+export const viewKey = (r: Read): string => `${r.view.offset};${r.view.strides}`;
 // Whether an expression reads an index (`idx` leaves key as `#axis`).
 const hasIdx = (e: Exp): boolean => X.key(e).includes("#");
 /** A form's reads as the backend's sources; a read of memory since overwritten by `assign` throws. */
@@ -325,9 +325,7 @@ export function fuse(ops: Lazy[], to: readonly number[], build: (e: Exp[]) => Ex
     if (!isLoad(f) && (f.reads.length > MAX_READS || X.size(f.exp) > MAX_NODES)) f = realizeForm(t, op);
     f = t.shape.join() === to.join() ? f : expandForm(t, to);
     const slot = f.reads.map((r) => {
-      const k = reads.findIndex((q) =>
-        q.st === r.st && q.view.offset === r.view.offset && q.view.strides.join() === r.view.strides.join()
-      );
+      const k = reads.findIndex((q) => q.st === r.st && viewKey(q) === viewKey(r));
       return k >= 0 ? k : reads.push(r) - 1;
     });
     return X.mapLeaves(f.exp, (l) => (l.op === "load" ? X.load(slot[l.i], l.dtype) : l));

@@ -207,7 +207,7 @@ export class Tensor<
     }
     let g = src.form("assign");
     // Reads of this memory through another view (x.assign(x.T)) would race the writes: copy first.
-    using copy = own && g.reads.some((r) => r.st === own.st && viewKey(r) !== viewKey(own))
+    using copy = own && g.reads.some((r) => r.st === own.st && L.viewKey(r) !== L.viewKey(own))
       ? src.contiguous()
       : null;
     if (copy) g = copy.form("assign");
@@ -294,11 +294,10 @@ export class Tensor<
   declare logsigmoid: () => Tensor<S>;
   /** Clamp into [min, max] (either may be omitted); gradient passes inside the range. */
   clamp(min?: number, max?: number): Tensor<S> {
-    const c = (v: number, x: Exp) => X.cnst(v, x.dtype);
     return unary(this, "clamp", (x) => {
       let e = x;
-      if (min !== undefined) e = X.bin("max", e, c(min, x));
-      if (max !== undefined) e = X.bin("min", e, c(max, x));
+      if (min !== undefined) e = X.bin("max", e, X.cnst(min, x.dtype));
+      if (max !== undefined) e = X.bin("min", e, X.cnst(max, x.dtype));
       return e;
     }, (g, x) => {
       let m = x.eq(x);
@@ -384,23 +383,20 @@ export class Tensor<
     shape: T,
   ): Tensor<[...T]>;
   reshape(this: Tensor<any>, shape: readonly number[]): any {
-    const x = this as Tensor<S>;
-    const to = SH.reshapeShape(x.shape, shape);
-    const out = new Tensor(to, L.reshapeForm(x, to));
-    return record(out, [x], (g) => [g.reshape(x.shape as readonly number[])]) as any;
+    const to = SH.reshapeShape(this.shape, shape);
+    return record(new Tensor(to, L.reshapeForm(this, to)), [this], (g) => [g.reshape(this.shape)]);
   }
   /** Reorder axes. */
   permute<const P extends readonly number[]>(
     this: Tensor<S> & Guard<Permute<S, P>>,
     perm: P,
   ): Tensor<Ok<Permute<S, P>>> {
-    const x = this as Tensor<S>;
-    const p = SH.permuteCheck(x.shape, perm);
+    const p = SH.permuteCheck(this.shape, perm);
     const inv = p.map((_, i) => p.indexOf(i));
     const order = (dims: readonly number[]) => p.map((d) => dims[d]);
     const view = (v: View) => ({ shape: order(v.shape), strides: order(v.strides), offset: v.offset });
-    const f = L.moveForm(x.form("permute"), view, (a) => X.idx(inv[a]));
-    return record(new Tensor(order(x.shape), f), [x], (g) => [g.permute(inv)]) as any;
+    const f = L.moveForm(this.form("permute"), view, (a) => X.idx(inv[a]));
+    return record(new Tensor(order(this.shape), f), [this], (g) => [g.permute(inv)]) as any;
   }
   /** Swap two axes (default: the last two). */
   transpose<const D0 extends number = -2, const D1 extends number = -1>(
@@ -408,10 +404,8 @@ export class Tensor<
     d0?: D0,
     d1?: D1,
   ): Tensor<Ok<Transpose<S, D0, D1>>> {
-    const x = this as Tensor<S>;
-    const [a, b] = [SH.normAxis("transpose", d0 ?? -2, x.shape), SH.normAxis("transpose", d1 ?? -1, x.shape)];
-    const p = x.shape.map((_, i) => (i === a ? b : i === b ? a : i));
-    return (x.permute as any)(p);
+    const [a, b] = [d0 ?? -2, d1 ?? -1].map((d) => SH.normAxis("transpose", d, this.shape));
+    return (this.permute as any)(this.shape.map((_, i) => (i === a ? b : i === b ? a : i)));
   }
   /** Broadcast to a larger shape without copying (stride 0 on broadcast axes). */
   expand<const T extends readonly number[]>(
@@ -421,32 +415,29 @@ export class Tensor<
   /** Broadcast to a larger shape without copying (stride 0 on broadcast axes). */
   expand<const T extends readonly number[], Me extends Sub<T>>(this: Tensor<Me>, shape: T): Tensor<[...T]>;
   expand(this: Tensor<any>, shape: readonly number[]): any {
-    const x = this as Tensor<S>;
-    const to = SH.broadcastShapes("expand", x.shape, shape);
+    const to = SH.broadcastShapes("expand", this.shape, shape);
     if (to.join() !== shape.join()) {
       throw new SH.ShapeError(
-        `expand: shapes ${SH.fmtShape(x.shape)} and ${SH.fmtShape(shape)} cannot broadcast`,
+        `expand: shapes ${SH.fmtShape(this.shape)} and ${SH.fmtShape(shape)} cannot broadcast`,
       );
     }
-    if (to.join() === x.shape.join()) return x as any;
-    return record(new Tensor(to, L.expandForm(x, to)), [x], (g) => [sumTo(g, x.shape)]) as any;
+    if (to.join() === this.shape.join()) return this;
+    return record(new Tensor(to, L.expandForm(this, to)), [this], (g) => [sumTo(g, this.shape)]);
   }
   /** Insert a size-1 axis. */
   unsqueeze<const D extends number>(
     this: Tensor<S> & Guard<Unsqueeze<S, D>>,
     axis: D,
   ): Tensor<Ok<Unsqueeze<S, D>>> {
-    const x = this as Tensor<any>;
-    const a = SH.unsqueezeAxis(x.shape, axis);
-    return x.reshape([...x.shape.slice(0, a), 1, ...x.shape.slice(a)]) as any;
+    const a = SH.unsqueezeAxis(this.shape, axis);
+    return (this as Tensor<any>).reshape([...this.shape.slice(0, a), 1, ...this.shape.slice(a)]) as any;
   }
   /** Remove a size-1 axis (or all of them). */
   squeeze<const D extends number | undefined = undefined>(
     this: Tensor<S> & Soft<Squeeze<S, D>, Tensor<S>>,
     axis?: D,
   ): Tensor<Squeezed<S, D>> {
-    const x = this as Tensor<any>;
-    return x.reshape(SH.squeezeShape(x.shape, axis)) as any;
+    return (this as Tensor<any>).reshape(SH.squeezeShape(this.shape, axis)) as any;
   }
   /** `length` elements of `axis` starting at `start` (negative counts from the end); a view. */
   narrow<const A extends number, const L extends number>(
@@ -455,27 +446,24 @@ export class Tensor<
     start: number,
     length: L,
   ): Tensor<Narrowed<S, A, L>> {
-    const x = this as Tensor<S>;
-    const a = SH.narrowCheck(x.shape, axis, start, length);
-    const s = start < 0 ? start + x.shape[a] : start;
-    const to = x.shape.map((n, d) => (d === a ? length : n));
+    const a = SH.narrowCheck(this.shape, axis, start, length);
+    const s = start < 0 ? start + this.shape[a] : start;
+    const to = this.shape.map((n, d) => (d === a ? length : n));
     const view = (v: View) => ({ shape: to, strides: v.strides, offset: v.offset + s * v.strides[a] });
     const idx = (d: number) => (d === a ? X.bin("add", X.idx(d), X.cnst(s, "i32")) : X.idx(d));
-    const f = L.moveForm(x.form("narrow"), view, idx);
-    return record(new Tensor(to, f), [x], (g) => [padInto(g, x.shape, a, s)]) as any;
+    const f = L.moveForm(this.form("narrow"), view, idx);
+    return record(new Tensor(to, f), [this], (g) => [padInto(g, this.shape, a, s)]) as any;
   }
   /** Elements `start` (inclusive) to `end` (exclusive, default the end) of `axis`; a view. */
   slice<const A extends number>(axis: A, start: number, end?: number): Tensor<Split<S, A>> {
-    const a = SH.normAxis("slice", axis, this.shape);
-    const n = this.shape[a];
+    const a = SH.normAxis("slice", axis, this.shape), n = this.shape[a];
     const s = Math.min(Math.max(start < 0 ? start + n : start, 0), n);
     const e = Math.min(Math.max(end === undefined ? n : end < 0 ? end + n : end, s), n);
     return (this as Tensor<any>).narrow(a, s, e - s) as any;
   }
   /** Pieces of `axis` of the given sizes (or equal pieces of size `size`). */
   split<const A extends number = 0>(size: number | number[], axis: A = 0 as A): Tensor<Split<S, A>>[] {
-    const a = SH.normAxis("split", axis, this.shape);
-    const n = this.shape[a];
+    const a = SH.normAxis("split", axis, this.shape), n = this.shape[a];
     if (typeof size === "number") checkInt("split: size", size);
     const sizes = typeof size === "number"
       ? Array.from({ length: Math.ceil(n / size) }, (_, i) => Math.min(size, n - i * size))
@@ -512,17 +500,16 @@ export class Tensor<
     axis: A,
     index: Tensor<[N]>,
   ): Tensor<Ok<IndexSelect<S, A, N>>> {
-    const x = this as Tensor<any>;
-    const a = SH.normAxis("indexSelect", axis, x.shape);
+    const a = SH.normAxis("indexSelect", axis, this.shape);
     if (index.rank !== 1) {
       throw new SH.ShapeError(`indexSelect: index must be 1-D, got ${SH.fmtShape(index.shape)}`);
     }
-    checkIndex("indexSelect", index, x.shape[a]);
-    const to = x.shape.map((n: number, d: number) => (d === a ? index.size : n));
+    checkIndex("indexSelect", index, this.shape[a]);
+    const to = this.shape.map((n, d) => (d === a ? index.size : n));
     // Realized first: an expanded lazy index would be materialized [N, …] wide, losing the broadcast
     // that lets scatterAdd (the backward) sort N entries instead of scanning them per output.
     const idx = index.realize().reshape(to.map((n: number, d: number) => (d === a ? n : 1))).expand(to);
-    return x.gather(a, idx) as any;
+    return (this as Tensor<any>).gather(a, idx) as any;
   }
   /** `this` plus `src` added at `index` along `axis` (torch.scatter_add). */
   scatterAdd<I extends Shape>(axis: number, index: Tensor<I>, src: Tensor<I>): Tensor<S> {
@@ -598,25 +585,21 @@ const REDUCE: Record<string, (x: Tensor<any>, axis: any, keepdim?: boolean, corr
   },
 };
 
-/** Make each row of an op table a method of Tensor. */
-function install<R>(table: Record<string, R>, method: (name: string, row: R) => (...args: any[]) => any) {
+/** A method written as a function of the tensor it is called on. */
+type MethodFn = (x: Tensor<any>, ...args: any[]) => any;
+/** Make each row of an op table a method of Tensor; `method` gives the row's as a `MethodFn`. */
+function install<R>(table: Record<string, R>, method: (name: string, row: R) => MethodFn) {
   for (const [name, row] of Object.entries(table)) {
-    const value = method(name, row);
+    const fn = method(name, row);
+    const value = function (this: Tensor<any>, ...args: any[]) {
+      return fn(this, ...args);
+    };
     Object.defineProperty(Tensor.prototype, name, { value, writable: true, configurable: true });
   }
 }
-install(BINARY, (name, row) =>
-  function (this: Tensor<any>, o: Tensor<any> | number) {
-    return binary(this, o, name, row);
-  });
-install(UNARY, (name, [fn, grad, float]) =>
-  function (this: Tensor<any>) {
-    return unary(this, name, fn, grad, float);
-  });
-install(REDUCE, (_, fn) =>
-  function (this: Tensor<any>, ...args: [any, boolean?, number?]) {
-    return fn(this, ...args);
-  });
+install(BINARY, (name, row) => (x, o) => binary(x, o, name, row));
+install(UNARY, (name, [fn, grad, float]) => (x) => unary(x, name, fn, grad, float));
+install(REDUCE, (_, fn) => fn);
 
 // ---------------------------------------------------------------------------------------------
 // Op machinery
@@ -662,11 +645,8 @@ function binary(a: Tensor<any>, o: Tensor<any> | number, op: string, [bop, grads
   if (!grads || !isFloat(out.dtype)) return out;
   // Only inputs that want a gradient get one: summing a broadcast scalar's (x.mul(2)) costs a reduction.
   const ins = [a, b];
-  return record(
-    out,
-    ins,
-    (g) => grads(g, a, b, out).map((gi, k) => ins[k].requiresGrad ? sumTo(gi, ins[k].shape) : null),
-  );
+  const sum = (gi: Tensor<any>, k: number) => (ins[k].requiresGrad ? sumTo(gi, ins[k].shape) : null);
+  return record(out, ins, (g) => grads(g, a, b, out).map(sum));
 }
 
 type UnaryGrad = (g: Tensor<any>, x: Tensor<any>, out: Tensor<any>) => Tensor<any>;
@@ -674,8 +654,7 @@ type UnaryGrad = (g: Tensor<any>, x: Tensor<any>, out: Tensor<any>) => Tensor<an
 function unary(x: Tensor<any>, op: string, fn: (x: Exp) => Exp, grad?: UnaryGrad, float = false): any {
   const dt = float && !isFloat(x.dtype) ? "f32" : x.dtype;
   const out = new Tensor(x.shape, L.fuse([x], x.shape as number[], ([e]) => fn(X.cast(e, dt)), op));
-  if (!grad) return out;
-  return record(out, [x], (g) => [grad(g, x, out)]);
+  return grad ? record(out, [x], (g) => [grad(g, x, out)]) : out;
 }
 
 /** Gradient routing for maximum/minimum: to the winner, split at ties. */
@@ -700,8 +679,7 @@ const dropAxes = (shape: readonly number[], axes: number[]) => shape.filter((_, 
 export function sumTo(g: Tensor<any>, shape: readonly number[]): Tensor<any> {
   if (g.shape.join() === shape.join()) return g;
   const pad = g.rank - shape.length;
-  const axes = g.shape.map((n: number, d: number) => (d < pad || (shape[d - pad] === 1 && n !== 1) ? d : -1))
-    .filter((d: number) => d >= 0);
+  const axes = [...g.shape.keys()].filter((d) => d < pad || (shape[d - pad] === 1 && g.shape[d] !== 1));
   return g.sum(axes, true).reshape(shape);
 }
 
@@ -729,8 +707,7 @@ function reduce(
   const kept = x.shape.map((n: number, d: number) => (axes.includes(d) ? 1 : n));
   const out = fromBuffer(kept, buf, x);
   const res = keepdim ? out : out.reshape(dropAxes(x.shape, axes) as any);
-  if (!grad) return res;
-  return record(res, [x], (g) => [grad(g.reshape(kept))]);
+  return grad ? record(res, [x], (g) => [grad(g.reshape(kept))]) : res;
 }
 
 function extremum(x: Tensor<any>, op: "max" | "min", axis: any, keepdim: any): any {
@@ -749,9 +726,7 @@ function matmul(a: Tensor<any>, b: Tensor<any>): Tensor<any> {
   sameBackend("matmul", [a, b]);
   // [..., K] @ [K, N] is one big matmul over the flattened rows (its weight gradient then needs no
   // sum over a broadcast batch).
-  if (b.rank === 2 && a.rank > 2) {
-    return matmul(a.reshape([-1, a.shape[a.rank - 1]] as number[]), b).reshape(out);
-  }
+  if (b.rank === 2 && a.rank > 2) return matmul(a.reshape([-1, a.shape.at(-1)] as number[]), b).reshape(out);
   // Vectors become matrices, batches broadcast through zero strides.
   const A = a.rank === 1 ? a.unsqueeze(0) : a, B = b.rank === 1 ? b.unsqueeze(-1) : b;
   const batch = SH.broadcastShapes("matmul", A.shape.slice(0, -2), B.shape.slice(0, -2));
@@ -777,13 +752,7 @@ function padInto(g: Tensor<any>, shape: readonly number[], axis: number, start: 
   return fromBuffer(shape, buf, g);
 }
 
-function writeRegion(
-  buf: BackendBuffer,
-  shape: readonly number[],
-  t: Tensor<any>,
-  axis: number,
-  start: number,
-) {
+function writeRegion(buf: BackendBuffer, shape: Shape, t: Tensor<any>, axis: number, start: number) {
   if (t.size === 0) return;
   const f = t.form("concat");
   const strides = contiguousStrides(shape);
@@ -839,9 +808,6 @@ function nest(vals: number[], shape: readonly number[]): Nested {
 // ---------------------------------------------------------------------------------------------
 // Functions
 
-/** Where and how a read steps through its buffer. */
-const viewKey = (r: L.Read) => `${r.view.offset};${r.view.strides}`;
-
 /** `t`'s read when it is a whole contiguous buffer, which `assign` writes in place; else null. */
 function wholeRead(t: Tensor<any>): L.Read | null {
   const f = t.form("assign"), r = f.reads[0];
@@ -857,7 +823,7 @@ export function assignAll(pairs: [Tensor<any>, Tensor<any>][]): void {
   const forms = pairs.map(([, v]) => v.form("assignAll"));
   const safe = (r: L.Read, i: number, j = own.findIndex((o) => o?.st === r.st)) =>
     r.st.backend === be && r.version === r.st.version &&
-    (j < 0 || (j >= i && viewKey(r) === viewKey(own[j]!)));
+    (j < 0 || (j >= i && L.viewKey(r) === L.viewKey(own[j]!)));
   const fused = pairs.length > 1 && new Set(own.map((o) => o?.st)).size === pairs.length &&
     new Set(pairs.flat().map((t) => `${t.shape}`)).size === 1 &&
     forms.every((f, i) => own[i]?.st.backend === be && f.reads.every((r) => safe(r, i)));
