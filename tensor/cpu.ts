@@ -201,10 +201,9 @@ export class CpuBackend implements Backend {
     const out = into?.buf ?? this.alloc(numel(shape), e.dtype);
     const ov = into?.view ?? { shape, strides: contiguousStrides(shape), offset: 0 };
     const views = [...inputs.map((x) => x.view), ov];
-    // Large f32 maps into a contiguous output run as WebAssembly SIMD (render/wasm.ts) when it covers them.
-    const dense = ov.strides.every((s, d) => s === contiguousStrides(shape)[d] || shape[d] === 1);
-    const simd = this.wasm && numel(shape) >= WASM_MIN && dense &&
-      wasmKernel("map", e, inputs.map(wasmSrc), shape, 0, data(out) as Float32Array, ov.offset);
+    // Large f32 maps run as WebAssembly SIMD (render/wasm.ts) when it covers them.
+    const simd = this.wasm && numel(shape) >= WASM_MIN &&
+      wasmKernel("map", e, inputs.map(wasmSrc), shape, 0, data(out) as Float32Array, ov);
     const [o, xs] = [data(out), inputs.map((x) => data(x.buf))];
     const [s, off] = [views.map((v) => v.strides), views.map((v) => v.offset)];
     const spec = { tag: "map", exp: e, inputs: inputs.length, rank: shape.length, body: store };
@@ -227,7 +226,16 @@ export class CpuBackend implements Backend {
     const lead = !splits.some((s) => fits(s, false)), split = splits.find((s) => fits(s, lead));
     if (this.wasm && !arg && numel(shape) >= WASM_MIN && split !== undefined) {
       const out = this.alloc(n, e.dtype);
-      const simd = wasmKernel(op, e, inputs.map(wasmSrc), shape, split, data(out) as Float32Array, 0, lead);
+      const simd = wasmKernel(
+        op,
+        e,
+        inputs.map(wasmSrc),
+        shape,
+        split,
+        data(out) as Float32Array,
+        undefined,
+        lead,
+      );
       if (simd) return (this.#run(simd), out);
       this.free(out);
     }

@@ -182,7 +182,7 @@ Deno.test("wasm renderer: reductions over leading axes match JavaScript", async 
     close(await wasm.read(wasm.reduce(op, e, srcs(wasm), shape, axes)), want, what);
     // The kernel itself (the backend sends [2000, 1] down the trailing path): null for transposes.
     const out = new Float32Array(want.length);
-    const run = wasmKernel(op, e, ins, shape, 1 + Math.max(...axes), out, 0, true);
+    const run = wasmKernel(op, e, ins, shape, 1 + Math.max(...axes), out, undefined, true);
     if (run) (run(), close(out, want, `kernel ${what}`), ran++);
   }
   // Transposes, and broadcasts along only some of the kept (or reduced) dims, stay in JavaScript.
@@ -216,7 +216,7 @@ Deno.test("wasm renderer: leading-axis reductions of NaN and ±Infinity, and emp
   const src = (be: CpuBackend) => ins.map((x) => ({ buf: be.upload(x.data, "f32"), view: x.view }));
   for (const [op, e] of [["sum", x], ["max", x], ["min", x], ["sum", fused], ["max", fused]] as const) {
     const want = await js.read(js.reduce(op, e, src(js), shape, [0]));
-    const out = new Float32Array(cols), run = wasmKernel(op, e, ins, shape, 1, out, 0, true);
+    const out = new Float32Array(cols), run = wasmKernel(op, e, ins, shape, 1, out, undefined, true);
     assert.ok(run);
     run();
     close(out, want, `kernel ${op} ${X.key(e)}`);
@@ -225,7 +225,7 @@ Deno.test("wasm renderer: leading-axis reductions of NaN and ±Infinity, and emp
   // No rows (reachable only by calling the kernel: the backend sends empty tensors to JavaScript):
   // null, and the JavaScript kernel writes the identity.
   const empty = { data, view: { shape: [0, 8], strides: [8, 1], offset: 0 } };
-  assert.equal(wasmKernel("max", x, [empty], [0, 8], 1, new Float32Array(8), 0, true), null);
+  assert.equal(wasmKernel("max", x, [empty], [0, 8], 1, new Float32Array(8), undefined, true), null);
   assert.deepEqual([
     ...await js.read(js.reduce("max", x, [{ ...empty, buf: js.upload(data, "f32") }], [0, 8], [0])),
   ], new Array(8).fill(-Infinity));
@@ -247,7 +247,7 @@ Deno.test("wasm renderer: views merged only with an outer loop (a slice, a parti
     const run = (be: CpuBackend) =>
       mode === "map" ? be.map(e, srcs(be), shape) : be.reduce(mode, e, srcs(be), shape, axes);
     const want = await js.read(run(js)), out = new Float32Array(want.length);
-    const kernel = wasmKernel(mode, e, ins, shape, split, out, 0, axes[0] === 0);
+    const kernel = wasmKernel(mode, e, ins, shape, split, out, undefined, axes[0] === 0);
     assert.ok(kernel, `${mode} ${axes}`);
     kernel();
     close(out, want, `kernel ${mode} ${axes}`);
@@ -349,6 +349,30 @@ Deno.test("wasm renderer: output indices, i32 arithmetic, bool loads, and views 
     for (const op of ["sum", "max", "min"] as const) {
       await both((be) => be.reduce(op, x, src(be), [70_001], [0]), `${op} ${i}`);
     }
+  }
+  // A map into a strided region of a larger buffer (a slice, and a slice of a transposed layout): rows
+  // land where the region says, the rest of the buffer is untouched.
+  const base = Float32Array.from({ length: 3 * 40 * 300 }, () => r());
+  const regions: View[] = [
+    { shape: [3, 40, 128], strides: [12_000, 300, 1], offset: 50 },
+    { shape: [3, 40, 128], strides: [300, 900, 1], offset: 7 },
+  ];
+  for (const into of regions) {
+    const ins = (
+      be: CpuBackend,
+    ) => [{ buf: be.upload(probs, "f32"), view: { shape: into.shape, strides: [0, 128, 1], offset: 0 } }];
+    const write = async (be: CpuBackend) => {
+      const buf = be.upload(base, "f32");
+      be.map(X.un("exp", X.load(0, "f32")), ins(be), into.shape, { buf, view: into });
+      return await be.read(buf);
+    };
+    assert.deepEqual(
+      Array.from(await write(wasm), (v, i) => v === base[i]),
+      Array.from(await write(js), (v, i) => v === base[i]),
+    );
+    close(await write(wasm), await write(js), `map into ${into.strides}`);
+    const src = [{ data: probs, view: ins(js)[0].view }];
+    assert.ok(wasmKernel("map", X.un("exp", X.load(0, "f32")), src, into.shape, 0, base.slice(), into));
   }
   // Integers that f32 lanes would not hold exactly stay in JavaScript.
   const big = X.cast(X.bin("mul", X.idx(0), i(1 << 24)), "f32");

@@ -12,7 +12,7 @@
  * against Math.* in f64 their relative error stays below 2e-7 (see the test). exp flushes results
  * below 2⁻¹⁴⁹ to 0; NaN and ±Infinity propagate as in JavaScript. Sums accumulate in f64.
  */
-import { numel, type TypedArray, type View } from "../backend.ts";
+import { contiguousStrides, numel, type TypedArray, type View } from "../backend.ts";
 import { COMPARE, type Exp, key, load, mapLeaves, type Op } from "../exp.ts";
 import {
   asm,
@@ -239,7 +239,7 @@ export function wasmKernel(
   shape: readonly number[],
   split: number,
   out: Float32Array,
-  at = 0,
+  ov: View = { shape, strides: contiguousStrides(shape), offset: 0 },
   lead = false,
 ): (() => boolean) | null {
   // Output indices become inputs: #d reads 0, 1, 2, … along axis d (a view of stride 1 there, 0 elsewhere).
@@ -251,29 +251,32 @@ export function wasmKernel(
     ...axes.map((d) => ({ data: arange(shape[d]), view: { ...axis(shape, d), offset: 0 } })),
   ];
   // i32 inputs (a map's only: its caller can fall back) are checked below 2²⁴ at each call.
+  const dense = mode !== "map" ||
+    ov.strides.every((s, d) => s === contiguousStrides(shape)[d] || shape[d] === 1);
   const ints = inputs.map((x) => mode === "map" && x.data instanceof Int32Array);
   const bound = inputs.map((_, k) => k >= n0 ? shape[axes[k - n0]] : ints[k] ? 2 ** 24 - 1 : Infinity);
   const typed = (x: { data: ArrayLike<number> }, k: number) =>
     x.data instanceof Float32Array || x.data instanceof Uint8Array || ints[k];
   if (e.dtype !== "f32" || !inputs.every(typed) || range(e, bound) === Infinity) return null;
-  const views = inputs.map((x) => x.view);
-  if (views.some((v) => v.strides.some((s) => s < 0))) return null;
+  // The output's view (a map's: it may be a strided region) shapes the loops too, as the last view.
+  const views = inputs.map((x) => x.view), all = mode === "map" ? [...views, ov] : views, ko = views.length;
+  if (all.some((v) => v.strides.some((s) => s < 0))) return null;
   // Outer × rows × columns: columns, for a map the longest run of trailing dims every input reads with
   // stride 1 or 0; rows, the most dims before them that merge; outer, the rest, looped over here (a
   // broadcast along some of the dims before the columns, a slice, a transpose).
   let rows: Dim | null = null, cols: Dim | null = null, r = 0;
   for (let d = mode === "map" ? 0 : split; d <= (mode === "map" ? shape.length - 1 : split) && !rows; d++) {
-    cols = merge(shape, views, d, shape.length);
-    for (r = 0; r <= d && cols?.s.every((s) => s === 0 || s === 1); r++) {
-      if ((rows = merge(shape, views, r, d))) break;
+    cols = merge(shape, all, d, shape.length);
+    for (r = 0; r <= d && cols?.s.every((s, k) => s === 1 || (s === 0 && k < ko)); r++) {
+      if ((rows = merge(shape, all, r, d))) break;
     }
   }
   const outer = numel(shape.slice(0, r));
   if (!rows || !cols) return null;
   if (outer * rows.n === 0) return lead ? null : () => true; // nothing to write (leading: identities)
-  if (outer > 1 && numel(shape) < 64 * outer) return null; // too little work per call
+  if ((outer > 1 && numel(shape) < 64 * outer) || (!dense && cols.n < 64)) return null; // little work per call
   // Each input's offset at every index of the outer dims, in row-major order (so the last is largest).
-  const starts = views.map((v) =>
+  const starts = all.map((v) =>
     shape.slice(0, r).reduce(
       (o, n, d) => o.flatMap((x) => Array.from({ length: n }, (_, i) => x + i * v.strides[d])),
       [0],
@@ -331,7 +334,12 @@ export function wasmKernel(
     if (lead) res.fill(IDENTITY[mode]);
     parallel(f, byThread);
     if (halves) res[0] = mode === "sum" ? res[0] + res[1] : Math[mode as "max" | "min"](res[0], res[1]);
-    out.set(res.subarray(0, count), at);
+    if (dense) out.set(res.subarray(0, count), ov.offset);
+    for (let i = 0; i < outer && !dense; i++) { // rows into a strided region, one by one
+      for (let r = 0, f = i * step; r < rows.n; r++, f += cols.n) {
+        out.set(res.subarray(f, f + cols.n), ov.offset + starts[ko][i] + r * rows.s[ko]);
+      }
+    }
     return true;
   };
 }
