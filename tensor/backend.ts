@@ -123,6 +123,10 @@ export function contiguousStrides(shape: readonly number[]): number[] {
   return s;
 }
 
+/** Whether a view reads its buffer in row-major order without gaps. */
+export const isContig = (v: View): boolean =>
+  contiguousStrides(v.shape).every((s, d) => v.shape[d] === 1 || s === v.strides[d]);
+
 /** Number of elements of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((n, d) => n * d, 1);
 

@@ -10,7 +10,8 @@
  * Memory: a storage counts the forms that read it and frees its buffer with the last; `dispose`,
  * `scope` and `keep` release tensors early, and finalizers catch the ones dropped.
  */
-import { arenas, contiguousStrides, numel } from "./backend.ts";
+import { arenas, contiguousStrides, isContig, numel } from "./backend.ts";
+export { isContig };
 import type { Backend, BackendBuffer, Src, View } from "./backend.ts";
 import { getBackend } from "./backends.ts";
 import { sameBackend } from "./check.ts";
@@ -110,15 +111,12 @@ export interface Form {
 
 /** Whether a form is a plain read of one buffer. */
 export const isLoad = (f: Form): boolean => f.exp.op === "load";
-/** Whether a view reads its buffer in row-major order without gaps. */
-export const isContig = (v: View): boolean =>
-  contiguousStrides(v.shape).every((s, d) => v.shape[d] === 1 || s === v.strides[d]);
 /** Where and how a read steps through its buffer. */
 export const viewKey = (r: Read): string => `${r.view.offset};${r.view.strides}`;
 // Whether an expression reads an index (`idx` leaves key as `#axis`).
 const hasIdx = (e: Exp): boolean => X.key(e).includes("#");
 /** A form's reads as the backend's sources; a read of memory since overwritten by `assign` throws. */
-export const srcs = (f: Form): Src[] =>
+export const srcs = (f: Pick<Form, "reads">): Src[] =>
   f.reads.map((r) => {
     if (r.version === r.st.version) return { buf: r.st.buf, view: r.view };
     throw new Error(

@@ -836,7 +836,7 @@ export function assignAll(pairs: [Tensor<any>, Tensor<any>][]): void {
     return X.cast(e, pairs[i][0].dtype); // as `assign` casts
   });
   const into = own.map((o) => ({ buf: o!.st.buf, view: o!.view }));
-  be.mapMany(exps, reads.map((r) => ({ buf: r.st.buf, view: r.view })), pairs[0][0].shape, into);
+  be.mapMany(exps, L.srcs({ reads }), pairs[0][0].shape, into);
   pairs.forEach(([t], i) => t.setForm(L.written(t, own[i]!)));
 }
 

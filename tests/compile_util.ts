@@ -1,25 +1,28 @@
-// Shared by the compile tests: a test run on every backend at hand, and a small MLP training step.
+// Shared by the compile tests (and others): a test run on every backend at hand, and a small MLP training step.
 import { Linear, setBackend, SGD, type Tensor } from "../mod.ts";
 
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
 const BACKENDS = adapter ? ["cpu", "webgpu"] as const : ["cpu"] as const;
 if (!adapter) console.log("compile tests on webgpu skipped: no WebGPU adapter");
 
-/** Run `fn` on each backend (cpu last, so later tests start there). */
-export function test(name: string, fn: (backend: "cpu" | "webgpu") => void | Promise<void>) {
-  Deno.test({ name: `compile: ${name}`, sanitizeOps: false, sanitizeResources: false }, async () => {
-    for (const b of [...BACKENDS].reverse()) {
-      await setBackend(b);
-      try {
-        await fn(b);
-      } catch (e) {
-        throw new Error(`on ${b}: ${(e as Error).message}`, { cause: e });
-      } finally {
-        await setBackend("cpu");
+/** A test named `${prefix}: ${name}` that runs `fn` on each backend (cpu last, so later tests start there). */
+export const backendTest =
+  (prefix: string) => (name: string, fn: (backend: "cpu" | "webgpu") => void | Promise<void>) => {
+    Deno.test({ name: `${prefix}: ${name}`, sanitizeOps: false, sanitizeResources: false }, async () => {
+      for (const b of [...BACKENDS].reverse()) {
+        await setBackend(b);
+        try {
+          await fn(b);
+        } catch (e) {
+          throw new Error(`on ${b}: ${(e as Error).message}`, { cause: e });
+        } finally {
+          await setBackend("cpu");
+        }
       }
-    }
-  });
-}
+    });
+  };
+/** The compile tests' runner. */
+export const test = backendTest("compile");
 
 /** An MLP and an SGD-with-momentum step on it (lr scheduled: it reaches replays by hostWrite). */
 export function mlp() {

@@ -9,17 +9,8 @@
  * Without an adapter the WebGPU tests are skipped with a printed reason, unless REQUIRE_WEBGPU=1.
  */
 import assert from "node:assert/strict";
-import {
-  AdamW,
-  assignAll,
-  getBackend,
-  randn,
-  setBackend,
-  type Shape,
-  type Tensor,
-  tensor,
-  where,
-} from "../mod.ts";
+import { AdamW, assignAll, getBackend, randn, type Shape, type Tensor, tensor, where } from "../mod.ts";
+import { backendTest } from "./compile_util.ts";
 
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
 const required = Deno.env.get("REQUIRE_WEBGPU") === "1";
@@ -29,23 +20,8 @@ Deno.test({
   ignore: !required,
   fn: () => assert.ok(adapter, "REQUIRE_WEBGPU=1 but navigator.gpu.requestAdapter() gave null"),
 });
-const BACKENDS = adapter ? ["cpu", "webgpu"] as const : ["cpu"] as const;
 
-/** Run `fn` on each backend at hand. */
-function test(name: string, fn: (b: "cpu" | "webgpu") => Promise<void>) {
-  Deno.test({ name: `fused update: ${name}`, sanitizeOps: false, sanitizeResources: false }, async () => {
-    for (const b of BACKENDS) {
-      await setBackend(b);
-      try {
-        await fn(b);
-      } catch (e) {
-        throw new Error(`on ${b}: ${(e as Error).message}`, { cause: e });
-      } finally {
-        await setBackend("cpu");
-      }
-    }
-  });
-}
+const test = backendTest("fused update");
 
 /** AdamW as it was: one assign per tensor written. */
 class Unfused extends AdamW {

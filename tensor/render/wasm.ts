@@ -12,7 +12,7 @@
  * against Math.* in f64 their relative error stays below 2e-7 (see the test). exp flushes results
  * below 2⁻¹⁴⁹ to 0; NaN and ±Infinity propagate as in JavaScript. Sums accumulate in f64.
  */
-import { contiguousStrides, numel, type TypedArray, type View } from "../backend.ts";
+import { contiguousStrides, isContig, numel, type TypedArray, type View } from "../backend.ts";
 import { COMPARE, type Exp, key, load, mapLeaves, type Op } from "../exp.ts";
 import {
   asm,
@@ -250,9 +250,8 @@ export function wasmKernel(
     ...inputs,
     ...axes.map((d) => ({ data: arange(shape[d]), view: { ...axis(shape, d), offset: 0 } })),
   ];
+  const dense = mode !== "map" || isContig(ov);
   // i32 inputs (a map's only: its caller can fall back) are checked below 2²⁴ at each call.
-  const dense = mode !== "map" ||
-    ov.strides.every((s, d) => s === contiguousStrides(shape)[d] || shape[d] === 1);
   const ints = inputs.map((x) => mode === "map" && x.data instanceof Int32Array);
   const bound = inputs.map((_, k) => k >= n0 ? shape[axes[k - n0]] : ints[k] ? 2 ** 24 - 1 : Infinity);
   const typed = (x: { data: ArrayLike<number> }, k: number) =>
@@ -336,8 +335,8 @@ export function wasmKernel(
     if (halves) res[0] = mode === "sum" ? res[0] + res[1] : Math[mode as "max" | "min"](res[0], res[1]);
     if (dense) out.set(res.subarray(0, count), ov.offset);
     for (let i = 0; i < outer && !dense; i++) { // rows into a strided region, one by one
-      for (let r = 0, f = i * step; r < rows.n; r++, f += cols.n) {
-        out.set(res.subarray(f, f + cols.n), ov.offset + starts[ko][i] + r * rows.s[ko]);
+      for (let r = 0, from = i * step; r < rows.n; r++, from += cols.n) {
+        out.set(res.subarray(from, from + cols.n), ov.offset + starts[ko][i] + r * rows.s[ko]);
       }
     }
     return true;
