@@ -5,7 +5,8 @@
  * accumulate in f32, unlike the f64 JavaScript kernel; they use relaxed SIMD's fused multiply-add
  * where the host validates it.
  *
- * Inside wasm memory: A and B packed by JavaScript, straight from their strided views, into panels
+ * Inside wasm memory: the spans of A's and B's arrays copied in, then packed (by WebAssembly: vector
+ * copies or 4×4 transposes where a panel's rows or columns are adjacent) from their strided views into panels
  * of 5 rows of A (Ap[i/5][k][i%5]) and 8 columns of B (Bp[j/8][k][j%8]), one contiguous step per k,
  * zero-padded; then C padded to a multiple of 5 rows and 8 columns (only its valid part is copied out).
  * The module exports a function over a block of tiles; JavaScript loops over cache blocks.
@@ -51,9 +52,9 @@ export const simd = (op: number, ...imm: number[]): number[] => [0xfd, ...uleb(o
 // deno-fmt-ignore
 const CODES: Record<string, number[]> = {
   block: [0x02, 0x40], loop: [0x03, 0x40], if: [0x04, 0x40], end: [0x0b], "i32.add": [0x6a],
-  "i32.sub": [0x6b], "i32.mul": [0x6c], "i32.ge_s": [0x4e], "f64.add": [0xa0], "f32.min": [0x96],
-  "f32.max": [0x97], "f32.demote": [0xb6], "f32.store": [0x38, 2, 0], "v.load": simd(0, 2, 0),
-  "v.load_splat": simd(9, 2, 0), "v.store": simd(11, 2, 0),
+  "i32.sub": [0x6b], "i32.mul": [0x6c], "i32.ge_s": [0x4e], "i32.and": [0x71], "i32.shr_u": [0x76],
+  "f64.add": [0xa0], "f32.min": [0x96], "f32.max": [0x97], "f32.demote": [0xb6], "f32.store": [0x38, 2, 0],
+  "f32.load": [0x2a, 2, 0], "v.load": simd(0, 2, 0), "v.load_splat": simd(9, 2, 0), "v.store": simd(11, 2, 0),
   "v.high": simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15), // lanes 2, 3 to 0, 1
   ...Object.fromEntries(Object.entries({
     "f.add": 0xe4, "f.sub": 0xe5, "f.mul": 0xe6, "f.div": 0xe7, "f.min": 0xe8, "f.max": 0xe9, "f.pmin": 0xea, "f.pmax": 0xeb, "f.neg": 0xe1,
@@ -69,8 +70,9 @@ const v128 = (T: typeof Float32Array | typeof Int32Array) => (a: number[]): numb
 /** i8x16.shuffle of a vector with itself: its lane j in all four. */
 const lane = (j: number) => simd(0x0d, ...Array.from({ length: 16 }, (_, i) => 4 * j + (i & 3)));
 /** Instructions with an immediate, written `name:n`; `i4:` and `f4:` are v128 constants of four
- * i32 or f32 lanes (one value is splat); `lane:j` is `lane(j)`; v128 loads and stores with an offset
- * (`v.load:16`) take alignment 16 bytes (load32_splat 4). */
+ * i32 or f32 lanes (one value is splat); `lane:j` is `lane(j)`; `v.shuf:a,b,c,d` takes f32 lanes a-d of
+ * two vectors (4-7: the second's); v128 loads and stores with an offset (`v.load:16`) take alignment
+ * 16 bytes (load32_splat 4). */
 // deno-fmt-ignore
 const IMM: Record<string, (a: number[]) => number[]> = {
   get: ([n]) => [0x20, ...uleb(n)], set: ([n]) => [0x21, ...uleb(n)], tee: ([n]) => [0x22, ...uleb(n)],
@@ -78,6 +80,8 @@ const IMM: Record<string, (a: number[]) => number[]> = {
   call: ([n]) => [0x10, n], br: ([n]) => [0x0c, n], br_if: ([n]) => [0x0d, n], lane: ([j]) => lane(j),
   i4: v128(Int32Array), f4: v128(Float32Array), "v.load": ([o]) => simd(0, 4, ...uleb(o)),
   "v.store": ([o]) => simd(11, 4, ...uleb(o)), "v.load_splat": ([o]) => simd(9, 2, ...uleb(o)),
+  "f32.store": ([o]) => [0x38, 2, ...uleb(o)],
+  "v.shuf": (l) => simd(0x0d, ...l.flatMap((j) => [0, 1, 2, 3].map((b) => 4 * j + b))),
 };
 /** Assemble whitespace-separated instructions (a tiny WAT): names from CODES, `name:n[,n…]` from
  * IMM, and bare numbers (or Infinity, NaN) as f32x4 constants. */
@@ -110,7 +114,8 @@ const loop = (n: number, body: string) => `loop ${body} get:${n} i32:1 i32.sub t
  * at acc + 2r + h), the two B vectors, four rows of A, one splat.
  */
 function tile(fma: boolean): Func {
-  const [ap, bp, cp, k, ldc, add] = [0, 1, 2, 3, 4, 5], acc = 6, b = acc + 2 * MR, a = b + 2, s = a + 1;
+  const [ap, bp, cp, k, ldc, add] = [0, 1, 2, 3, 4, 5], acc = 6, b = acc + 2 * MR;
+  const a = b + 2, s = a + 1, k4 = s + 1;
   let code = `get:${add} if`; // if add: load C (else the zero-initialised locals)
   for (let r = 0; r < MR; r++) {
     const c = `get:${cp} get:${ldc} i32:${r} i32.mul i32.add`;
@@ -119,19 +124,28 @@ function tile(fma: boolean): Func {
   // Accumulator c += splat · B vector y: one fused multiply-add, or a multiply and an add.
   const mac = (c: number, y: number) =>
     fma ? `get:${s} get:${y} get:${c} f.madd set:${c}` : `get:${c} get:${s} get:${y} f.mul f.add set:${c}`;
-  let body = `get:${bp} v.load:0 set:${b} get:${bp} v.load:16 set:${b + 1}`;
-  for (let r = 0; r < MR; r++) {
-    const shuffled = r - (r % 4) + 1 < MR; // rows in groups of four from one load; a lone last row splat
-    if (shuffled && r % 4 === 0) body += ` get:${ap} v.load:${4 * r} set:${a}`;
-    body += shuffled ? ` get:${a} get:${a} lane:${r % 4}` : ` get:${ap} v.load_splat:${4 * r}`;
-    body += ` set:${s} ${mac(acc + 2 * r, b)} ${mac(acc + 2 * r + 1, b + 1)}`;
-  }
-  code += ` end ${loop(k, `${body} ${bump(ap, `i32:${4 * MR}`)} ${bump(bp, `i32:${4 * NR}`)}`)}`;
+  // Steps u of k, from offsets of the A and B pointers, then the pointers bumped.
+  const step = (u: number, oa = 4 * MR * u, ob = 4 * NR * u) => {
+    let body = `get:${bp} v.load:${ob} set:${b} get:${bp} v.load:${ob + 16} set:${b + 1}`;
+    for (let r = 0; r < MR; r++) {
+      const shuffled = r - (r % 4) + 1 < MR; // rows in groups of four from one load; a lone last row splat
+      if (shuffled && r % 4 === 0) body += ` get:${ap} v.load:${oa + 4 * r} set:${a}`;
+      body += shuffled ? ` get:${a} get:${a} lane:${r % 4}` : ` get:${ap} v.load_splat:${oa + 4 * r}`;
+      body += ` set:${s} ${mac(acc + 2 * r, b)} ${mac(acc + 2 * r + 1, b + 1)}`;
+    }
+    return body;
+  };
+  const bumps = (U: number) => ` ${bump(ap, `i32:${4 * MR * U}`)} ${bump(bp, `i32:${4 * NR * U}`)}`;
+  const steps = (U: number) => [...Array(U).keys()].map((u) => step(u)).join(" ") + bumps(U);
+  // k in fours (unrolled: fewer loop and bounds-check instructions per multiply-add), then the rest.
+  code += ` end get:${k} i32:2 i32.shr_u tee:${k4} if ${loop(k4, steps(4))} end`;
+  code += ` get:${k} i32:3 i32.and tee:${k4} if ${loop(k4, steps(1))} end`;
   for (let r = 0; r < MR; r++) {
     code += ` get:${cp} get:${acc + 2 * r} v.store:0 get:${cp} get:${acc + 2 * r + 1} v.store:16`;
     code += ` ${bump(cp, `get:${ldc}`)}`;
   }
-  return { params: I32S.slice(3), results: [], body: [...vec([[2 * MR + 4, V128]]), ...asm(code), 0x0b] };
+  const locals = vec([[2 * MR + 4, V128], [1, I32]]);
+  return { params: I32S.slice(3), results: [], body: [...locals, ...asm(code), 0x0b] };
 }
 
 /**
@@ -300,20 +314,62 @@ const mmFuncs = (fma: boolean): Func[] => [tile(fma), mm()];
 /** A matrix operand: its array, where it starts, and its row and column strides (in elements). */
 export type Operand = readonly [data: Float32Array, at: number, row: number, col: number];
 
-/** Pack the R×C matrix `d` into the heap from `to` as panels of P rows, each C steps of P values (row
- * r, column c at to + (r - r % P)·C + c·P + r % P), zeros past row R. The inner loop runs along the
- * smaller stride. */
-function panels([d, at, sr, sc]: Operand, R: number, C: number, P: number, to: number) {
-  const h = f32view, last = to + (Math.ceil(R / P) - 1) * P * C;
-  h.fill(0, last, last + P * C);
-  for (let c = 0; c < C && sr < sc; c++) {
-    for (let r0 = 0, o = to + c * P, s = at + c * sc; r0 < R; r0 += P, o += P * C, s += P * sr) {
-      for (let r = 0; r < Math.min(P, R - r0); r++) h[o + r] = d[s + r * sr];
+/** pack(s, sr, sc, n, C, pad, d): n rows (sr bytes apart) by C columns (sc apart) from byte s, column by
+ * column, into d (each column's n floats, then `pad` bytes skipped). Callers ensure n, C ≥ 1. With
+ * `rows` (n ≤ 8 adjacent floats per column, `pad` the column's step), each column is two v128 copies
+ * (the floats past n are overwritten by the next column, or lie in a region written later). With `cols`
+ * (n = cols rows of adjacent floats, C counting runs of four columns), each run is loaded as a vector per
+ * row and transposed: four rows by shuffles, the rest lane by lane. */
+function pack(rows: boolean, cols = 0): Func {
+  const [s, sr, sc, n, C, pad, d, t, r] = [0, 1, 2, 3, 4, 5, 6, 7, 8], x = 9, y = x + 4;
+  const one = loop(r, `get:${d} get:${t} f32.load f32.store ${bump(d, "i32:4")} ${bump(t, `get:${sr}`)}`);
+  const v = `get:${d} get:${s} v.load:0 v.store:0 get:${d} get:${s} v.load:16 v.store:16`;
+  let col = cols ? "" : rows ? v : `get:${s} set:${t} get:${n} set:${r} ${one}`;
+  for (let g = 0; g < cols; g += 4) { // rows g to g+3 (or fewer, lane by lane) of the next four columns
+    const m = Math.min(4, cols - g), at = (j: number) => 4 * (j * cols + g);
+    for (let i = 0; i < m; i++) {
+      col += ` get:${s} get:${sr} i32:${g + i} i32.mul i32.add v.load:0 set:${x + i}`;
+    }
+    for (let j = 0; j < 4 && m < 4; j++) {
+      for (let i = 0; i < m; i++) col += ` get:${d} get:${x + i} f.lane:${j} f32.store:${at(j) + 4 * i}`;
+    }
+    for (let i = 0; i < 4 && m === 4; i++) { // x0 x1 and x2 x3 interleaved, then their halves paired
+      col += ` get:${x + (i & 2)} get:${x + (i & 2) + 1} v.shuf:${i % 2 ? "2,6,3,7" : "0,4,1,5"} set:${
+        y + i
+      }`;
+    }
+    for (let j = 0; j < 4 && m === 4; j++) {
+      col += ` get:${d} get:${y + (j >> 1)} get:${y + (j >> 1) + 2} v.shuf:${j % 2 ? "2,3,6,7" : "0,1,4,5"}`;
+      col += ` v.store:${at(j)}`;
     }
   }
-  for (let r = 0; r < R && sr >= sc; r++) {
-    const o = to + (r - r % P) * C + r % P, s = at + r * sr;
-    for (let c = 0; c < C; c++) h[o + c * P] = d[s + c * sc];
+  const code = loop(C, `${col} ${bump(d, `get:${pad}`)} ${bump(s, `get:${sc}`)}`);
+  return { params: I32S.slice(2), results: [], body: [...vec([[2, I32], [8, V128]]), ...asm(code), 0x0b] };
+}
+/** The pack kernels: scalar, rows, cols of MR rows, cols of NR rows. */
+let packKernels: (Kernel | null)[] | undefined;
+
+/** Widen `m` to where `ops` read: each array's first and last element read, in order of first use. */
+function spans(m: Map<Float32Array, number[]>, ops: Operand[], R: number, C: number): typeof m {
+  for (const [d, at, sr, sc] of ops) {
+    const [lo, hi] = m.get(d) ?? [Infinity, 0];
+    m.set(d, [Math.min(lo, at), Math.max(hi, at + (R - 1) * sr + (C - 1) * sc + 1)]);
+  }
+  return m;
+}
+
+/** Pack the R×C matrix `d` (its element 0 copied to heap float `from`) into the heap from `to` as
+ * panels of P rows, each C steps of P values (row r, column c at to + (r - r % P)·C + c·P + r % P),
+ * zeros past row R. */
+function panels([, at, sr, sc]: Operand, R: number, C: number, P: number, to: number, from: number) {
+  const [scalar, rows, cols] = [0, 1, P === MR ? 2 : 3].map((i) => packKernels![i]!);
+  for (let r0 = 0; r0 < R; r0 += P) {
+    const n = Math.min(P, R - r0), s = 4 * (from + at + r0 * sr), d = 4 * (to + r0 * C);
+    const v = n === P && sr === 1, c4 = n === P && !v && sc === 1 ? C - C % 4 : 0; // c4: by transposes
+    if (n < P) f32view.fill(0, d / 4, d / 4 + P * C);
+    if (v) rows(s, 4, 4 * sc, n, C, 4 * P, d);
+    if (c4) cols(s, 4 * sr, 16, n, c4 / 4, 16 * P, d);
+    if (!v && C > c4) scalar(s + 4 * c4 * sc, 4 * sr, 4 * sc, n, C - c4, 4 * (P - n), d + 4 * c4 * P);
   }
 }
 
@@ -337,7 +393,8 @@ export function matmulF32(
   at: number,
 ): boolean {
   if (mmKernel === undefined) mmKernel = instantiate(mmFuncs(true)) ?? instantiate(mmFuncs(false));
-  if (!mmKernel) return false;
+  packKernels ??= [pack(false), pack(true), pack(false, MR), pack(false, NR)].map((f) => instantiate([f]));
+  if (!mmKernel || !packKernels.every((k) => k)) return false;
   if (M === 0 || N === 0 || !as.length) return true;
   if (K === 0) return (out.fill(0, at, at + as.length * M * N), true);
   const mp = Math.ceil(M / MR), np = Math.ceil(N / NR), Mp = mp * MR, Np = np * NR;
@@ -351,10 +408,14 @@ export function matmulF32(
     }
     return true;
   }
-  const h = heap(4 * size * as.length);
+  // The arrays' spans read (once each, shared by the pairs), after the pairs; then packed by WebAssembly.
+  const src = spans(spans(new Map(), as, M, K), bs, K, N), from = new Map<Float32Array, number>();
+  const h = heap(4 * (size * as.length + [...src.values()].reduce((n, [lo, hi]) => n + hi - lo, 8)));
   if (!h) return false;
-  as.forEach((a, p) => panels(a, M, K, MR, p * size));
-  bs.forEach((b, p) => panels([b[0], b[1], b[3], b[2]], N, K, NR, p * size + bo));
+  let to = size * as.length;
+  for (const [d, [lo, hi]] of src) h.set(d.subarray(lo, hi), to), from.set(d, to - lo), to += hi - lo;
+  as.forEach((a, p) => panels(a, M, K, MR, p * size, from.get(a[0])!));
+  bs.forEach((b, p) => panels([b[0], b[1], b[3], b[2]], N, K, NR, p * size + bo, from.get(b[0])!));
   // Threads take equal runs of pairs, or of one pair's row panels (or column panels, when there are
   // more of those). In each, cache blocking: MC rows × KC steps of A stay in L2 while each KC × 8
   // panel of B sits in L1.

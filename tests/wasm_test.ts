@@ -94,7 +94,8 @@ Deno.test("wasm matmul: exact values, output offset, longer inputs, empty shapes
 
 Deno.test("wasm matmul reads operands through their strides: transposed, offset, broadcast", () => {
   // A = X^T for a row-major K×M X, B = Y^T for a row-major N×K Y (the backward pass's A^T·B and A·B^T),
-  // at odd sizes (not multiples of the 5×8 tile), K = 1, and a broadcast (stride-0) operand.
+  // at odd sizes (not multiples of the 5×8 tile), K = 1, a broadcast (stride-0) operand, and one array read
+  // as both operands.
   for (const [M, K, N] of [[7, 13, 9], [1, 1, 1], [33, 1, 17], [130, 70, 300], [64, 257, 40]]) {
     const [X, Y, out] = [random(3 + K * M, M + K), random(N * K, N), new Float32Array(M * N)];
     assert.equal(matmulF32([[X, 3, 1, M]], [[Y, 0, 1, K]], [M, K, N], out, 0), true);
@@ -118,5 +119,9 @@ Deno.test("wasm matmul reads operands through their strides: transposed, offset,
       N,
       out,
     );
+    // One array as both operands, read at different places: A = X's rows from 3, B = X's first K×N.
+    if (K * N > 3 + M * K) continue;
+    assert.equal(matmulF32([[X, 3, K, 1]], [[X, 0, N, 1]], [M, K, N], out, 0), true);
+    check(X.subarray(3), X, M, K, N, out);
   }
 });
