@@ -125,9 +125,8 @@ export function parsePreferenceJsonl(text: string, source: string): ParsedPrefer
     const [prompt, chosen, rejected] = ["prompt", "chosen", "rejected"].map((k) => readPart(o, k, at));
     if (chosen === undefined) throw new Error(`${at}: missing "chosen"`);
     if (rejected === undefined) throw new Error(`${at}: missing "rejected"`);
-    for (const [k, v] of [["chosen", chosen], ["rejected", rejected]] as const) {
-      if (v.length === 0) throw new Error(`${at}: "${k}" is an empty completion`);
-    }
+    const empty = ([["chosen", chosen], ["rejected", rejected]] as const).find(([, v]) => v.length === 0);
+    if (empty) throw new Error(`${at}: "${empty[0]}" is an empty completion`);
     const kind = (v: Part) => typeof v === "string" ? "a string" : "a list of messages";
     for (const [k, v] of [["prompt", prompt], ["rejected", rejected]] as const) {
       if (v !== undefined && kind(v) !== kind(chosen)) {

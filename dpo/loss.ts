@@ -12,8 +12,8 @@
  * and the SFT term averages each chosen completion's per-token log-prob, then the pairs, where TRL's
  * `rpo_alpha` term pools all chosen tokens of the batch.
  */
-import { concat, ShapeError, type Tensor } from "../tensor/mod.ts";
-import { checkNumber } from "../tensor/check.ts";
+import { concat, type Tensor } from "../tensor/mod.ts";
+import { checkNumber, fail } from "../tensor/check.ts";
 import { targetLogProbs } from "../tensor/composite.ts";
 import { fmtShape } from "../tensor/shape.ts";
 
@@ -154,11 +154,9 @@ export function checkLossOptions(o: DPOLossOptions, who: string): void {
 export function dpoLoss(x: PairLogProbs, o: DPOLossOptions = {}): DPOLossResult {
   checkLossOptions(o, "dpoLoss");
   const beta = o.beta ?? 0.1, eps = o.labelSmoothing ?? 0, type = o.lossType ?? "sigmoid";
-  const pc = `[${x.policyChosen.shape}]`, bad = Object.entries(x).find(([, t]) => t && `[${t.shape}]` !== pc);
-  if (bad) {
-    const [name, t] = bad;
-    throw new ShapeError(`dpoLoss: shapes ${pc} and [${t.shape}] cannot broadcast (policyChosen, ${name})`);
-  }
+  const pc = `[${x.policyChosen.shape}]`;
+  const [name, t] = Object.entries(x).find(([, v]) => v && `[${v.shape}]` !== pc) ?? [];
+  if (t) fail(`dpoLoss: shapes ${pc} and [${t.shape}] cannot broadcast (policyChosen, ${name})`);
   const noRef = o.referenceFree || type === "simpo";
   if (!noRef && (!x.referenceChosen || !x.referenceRejected)) {
     throw new Error("dpoLoss: reference log-probs are required unless referenceFree (or simpo) is set");

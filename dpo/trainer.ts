@@ -71,7 +71,6 @@ export interface DPOMetrics {
  * log-probs); a step adds `grad_norm`, `learning_rate` and `tokens_per_s`. */
 const REWARDS = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"] as const;
 const METRICS = ["loss", ...REWARDS, "logps/chosen", "logps/rejected"] as const;
-type Metric = (typeof METRICS)[number];
 
 /** Pad chosen and rejected sequences of `pairs` into one [2B, L] batch (chosen rows first) with a
  * mask marking completion tokens. L is the longest sequence, rounded up to a multiple of `padTo` but
@@ -138,12 +137,10 @@ export async function precomputeReference(
   const out: [Float32Array, Float32Array] = [new Float32Array(pairs.length), new Float32Array(pairs.length)];
   for (let i = 0; i < pairs.length; i += batchSize) {
     const chunk = pairs.slice(i, i + batchSize);
-    const d = await scope(() =>
-      noGrad(() => {
-        const { chosen, rejected } = pairLogProbs(reference, chunk, padId, average);
-        return stack([chosen, rejected]).data();
-      })
-    );
+    const d = await scope(() => {
+      const { chosen, rejected } = noGrad(() => pairLogProbs(reference, chunk, padId, average));
+      return stack([chosen, rejected]).data();
+    });
     out[0].set(d.subarray(0, chunk.length), i);
     out[1].set(d.subarray(chunk.length), i);
   }
@@ -215,14 +212,6 @@ export class DPOTrainer {
     return stack([...metrics, norm]);
   }
 
-  /** Next batch of training pair indices (reshuffled each epoch). */
-  #nextBatch(): number[] {
-    return Array.from({ length: Math.min(this.config.batchSize, this.train.length) }, () => {
-      if (!this.#order.length) this.#order = permutation(this.train.length, this.#draw);
-      return this.#order.pop()!;
-    });
-  }
-
   /** A batch's inputs: tokens and mask [2B, L], scored-token counts [2B], and the reference's
    * log-probs [2B] when they were computed up front (chosen first in each). */
   #inputs(idx: number[], pairs: EncodedPair[], cache: [Float32Array, Float32Array] | null): Batch {
@@ -260,7 +249,12 @@ export class DPOTrainer {
     if (cfg.precomputeRef && this.reference) this.#refCache ??= await this.#precompute(this.train);
     const lr = lrAt(this.stepCount, { lr: cfg.lr, warmup: cfg.warmup ?? Math.ceil(cfg.steps / 10) });
     this.optimizer.lr = lr;
-    const idx = this.#nextBatch(), t0 = performance.now();
+    // The next batch of training pair indices (reshuffled each epoch).
+    const idx = Array.from({ length: Math.min(cfg.batchSize, this.train.length) }, () => {
+      if (!this.#order.length) this.#order = permutation(this.train.length, this.#draw);
+      return this.#order.pop()!;
+    });
+    const t0 = performance.now();
     const pairs = idx.map((i) => this.train[i]);
     const real = pairs.reduce((n, p) => n + 2 * p.prompt.length + p.chosen.length + p.rejected.length, 0);
     const v = await scope(() => this.#step(...this.#inputs(idx, this.train, this.#refCache)).data());
@@ -271,7 +265,7 @@ export class DPOTrainer {
     this.stepCount++;
     return {
       step: this.stepCount,
-      ...Object.fromEntries(METRICS.map((name, k) => [name, v[k]])) as Record<Metric, number>,
+      ...Object.fromEntries(METRICS.map((n, k) => [n, v[k]])) as Record<(typeof METRICS)[number], number>,
       grad_norm: v[7],
       learning_rate: lr,
       tokens_per_s: real / ((performance.now() - t0) / 1000),
@@ -331,11 +325,9 @@ export class DPOTrainer {
     );
     const state = Object.fromEntries(Object.entries(opt).map(([k, v]) => [k.slice("optimizer.".length), v]));
     const params = this.policy.stateDict();
-    for (const [k, v] of Object.entries(state)) {
-      if (params[k.replace(/\.[^.]+$/, "")]?.shape.join() !== v.shape.join()) {
-        fail(`has optimizer state optimizer.${k} [${v.shape}] for no such parameter`);
-      }
-    }
+    const owner = (k: string) => params[k.replace(/\.[^.]+$/, "")]; // the parameter of state slot k
+    const [k, v] = Object.entries(state).find(([s, t]) => owner(s)?.shape.join() !== t.shape.join()) ?? [];
+    if (v) fail(`has optimizer state optimizer.${k} [${v.shape}] for no such parameter`);
     try {
       this.policy.loadStateDict(model);
     } catch (e) {

@@ -24,8 +24,6 @@ export interface Optimizer {
   loadStateDict(sd: { step: number; state: Record<string, Tensor<Shape>> }): void;
 }
 
-type Named = [string, Tensor<Shape>][];
-
 /** Shared bookkeeping of optimizers: named parameters and per-parameter state buffers. */
 export abstract class OptimizerBase implements Optimizer {
   /** Named parameters. */
@@ -36,7 +34,7 @@ export abstract class OptimizerBase implements Optimizer {
   protected t = 0;
   /** Optimize `params` (tensors, or [name, tensor] pairs) at learning rate `lr`. */
   constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], public lr: number) {
-    this.params = params.map((p, i) => (p instanceof Tensor ? [String(i), p] : p)) as Named;
+    this.params = params.map((p, i): [string, Tensor<Shape>] => (p instanceof Tensor ? [String(i), p] : p));
     checkNumber(`${this.constructor.name}: lr`, lr, "≥ 0", nonNegative);
   }
   /** The state slots a parameter may have (what `loadStateDict` accepts after "name."). */

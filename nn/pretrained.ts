@@ -120,9 +120,8 @@ function checkSizes(c: GPTConfig, sd: Record<string, { shape: Shape }>, cfgPath:
     ["n_positions", c.blockSize, w.blockSize, wpe],
     ["n_layer", c.nLayer, w.nLayer, `it has ${w.nLayer} blocks (transformer.h.*)`],
   ];
-  for (const [key, want, got, why] of checks) {
-    if (want !== got) throw new Error(`fromPretrained: ${cfgPath} has ${key} ${want} but in ${wPath} ${why}`);
-  }
+  const [key, want, , why] = checks.find(([, fromConfig, fromWeights]) => fromConfig !== fromWeights) ?? [];
+  if (key) raise(`fromPretrained: ${cfgPath} has ${key} ${want} but in ${wPath} ${why}`);
 }
 
 /**
@@ -203,11 +202,10 @@ export async function savePretrained(
 ): Promise<void> {
   needDenoFs("savePretrained");
   const target = dir.replace(/[\/\\]+$/, "");
-  const ours = new Set([CONFIG, WEIGHTS, ...TOKENIZER_FILES]);
   let exists = false;
   try {
     for await (const e of Deno.readDir(target)) {
-      if (ours.has(e.name)) continue;
+      if ([CONFIG, WEIGHTS, ...TOKENIZER_FILES].includes(e.name)) continue;
       throw new Error(`${target} holds ${e.name}, not written by savePretrained; use a new or empty folder`);
     }
     exists = true;

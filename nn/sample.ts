@@ -70,14 +70,12 @@ export async function generate(model: GPT, prompts: number[][], o: SampleOptions
         // Which rows are fed, and their new tokens: with a cache, the whole prompt once, then one
         // token per step; without, the context cropped to the block size.
         const fed = cached ? rows : live, T = cached ? n - kv.length : Math.min(n, maxT);
-        const last = await scope(() =>
-          noGrad(() => {
-            const ctx = fed.flatMap((i) => out[i].slice(-T));
-            const idx = fromArray<[number, number]>(ctx, [fed.length, T], "i32");
-            const logits = model.forward(idx, undefined, { cache: cached ? kv : undefined });
-            return logits.narrow(1, T - 1, 1).data();
-          })
-        );
+        const last = await scope(() => {
+          const ctx = fed.flatMap((i) => out[i].slice(-T));
+          const idx = fromArray<[number, number]>(ctx, [fed.length, T], "i32");
+          const logits = noGrad(() => model.forward(idx, undefined, { cache: cached ? kv : undefined }));
+          return logits.narrow(1, T - 1, 1).data();
+        });
         live.forEach((i) => {
           const r = fed.indexOf(i);
           const tok = sampleToken(last.subarray(r * V, (r + 1) * V), o, rand());

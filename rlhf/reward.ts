@@ -91,18 +91,15 @@ export async function rewardAccuracy(
   padId: number,
   batchSize = 16,
 ): Promise<number> {
-  if (!pairs.length) return NaN;
   let right = 0;
   for (let i = 0; i < pairs.length; i += batchSize) {
-    const d = await scope(() =>
-      noGrad(() => {
-        const { chosen, rejected } = pairRewards(rm, pairs.slice(i, i + batchSize), padId);
-        return chosen.gt(rejected).cast("f32").sum().data();
-      })
-    );
+    const d = await scope(() => {
+      const { chosen, rejected } = noGrad(() => pairRewards(rm, pairs.slice(i, i + batchSize), padId));
+      return chosen.gt(rejected).cast("f32").sum().data();
+    });
     right += d[0];
   }
-  return right / pairs.length;
+  return right / pairs.length; // 0 / 0 = NaN without pairs
 }
 
 /** Reward-model training settings. */

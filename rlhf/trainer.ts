@@ -133,7 +133,8 @@ export interface RLTrainerOptions<C extends RLConfig> {
   config: C;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const mean = (xs: number[]) => sum(xs) / xs.length;
 
 /** One completion per prompt at temperature 1, with the prompt lengths, the padded length L and the
  * mask that is 1 where position t of the [B, L−1] layout scores a completion token. */
@@ -147,11 +148,8 @@ async function sample(policy: GPT, prompts: number[][], o: Omit<SampleOptions, "
 
 /** Each sequence's KL Σ_t (log π − log π_ref) over its completion tokens, from [B, T] host arrays. */
 function sequenceKls(r: Pick<Rollout, "mask" | "logProbs" | "refLogProbs">, T: number): number[] {
-  return Array.from({ length: r.mask.length / T }, (_, i) => {
-    let s = 0;
-    for (let t = i * T; t < (i + 1) * T; t++) s += r.mask[t] * (r.logProbs[t] - r.refLogProbs[t]);
-    return s;
-  });
+  const kl = Array.from(r.mask, (m, t) => m * (r.logProbs[t] - r.refLogProbs[t])); // per token
+  return Array.from({ length: r.mask.length / T }, (_, i) => sum(kl.slice(i * T, (i + 1) * T)));
 }
 
 /** A stacked read-back split into `k` equal host arrays. */
@@ -270,16 +268,6 @@ export abstract class RLTrainer<C extends RLConfig> {
     return [...this.policy.namedParameters(), ...this.extraParameters()];
   }
 
-  /** Next prompts (reshuffled each pass). */
-  #nextPrompts(): number[][] {
-    const out: number[][] = [];
-    while (out.length < this.config.batchSize) {
-      if (!this.#order.length) this.#order = permutation(this.#prompts.length, this.#rand);
-      out.push(this.#prompts[this.#order.pop()!]);
-    }
-    return out;
-  }
-
   /** Scores of sequences: the reward model, or the reward function on decoded text (checked). */
   async score(seqs: number[][], promptLens: number[]): Promise<number[]> {
     const rm = this.reward;
@@ -291,7 +279,13 @@ export abstract class RLTrainer<C extends RLConfig> {
   /** Sample a batch and compute its log-probs, reference log-probs, values and scores. */
   async rollout(): Promise<Rollout> {
     const c = this.config, k = this.samplesPerPrompt();
-    const prompts = this.#nextPrompts().flatMap((p) => Array.from({ length: k }, () => p));
+    // The next prompts (reshuffled each pass), each sampled k times.
+    const batch: number[][] = [];
+    while (batch.length < c.batchSize) {
+      if (!this.#order.length) this.#order = permutation(this.#prompts.length, this.#rand);
+      batch.push(this.#prompts[this.#order.pop()!]);
+    }
+    const prompts = batch.flatMap((p) => Array.from({ length: k }, () => p));
     const seed = (c.seed ?? 0) * 100003 + this.stepCount;
     const sampling = { maxNewTokens: c.maxNewTokens, eosToken: c.eosToken, seed };
     const { seqs, promptLens, L, mask } = await sample(this.policy, prompts, sampling);
