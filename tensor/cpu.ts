@@ -22,7 +22,7 @@ import {
 import { type DType, type Exp, key } from "./exp.ts";
 import { PRELUDE, render } from "./render/js.ts";
 import { wasmKernel } from "./render/wasm.ts";
-import { matmulF32, type Operand, threads } from "./wasm.ts";
+import { heapArray, heapAt, heapFree, matmulF32, type Operand, threads } from "./wasm.ts";
 
 /** A CPU buffer is a typed array. */
 export class CpuBuffer implements BackendBuffer {
@@ -162,7 +162,8 @@ export class CpuBackend implements Backend {
   alloc(size: number, dtype: DType, upload = false): BackendBuffer {
     return arenaAlloc(size, dtype, () => {
       const hit = this.#pool.get(`${dtype}${size}`)?.pop();
-      const buf = hit ?? new CpuBuffer(hostArray(dtype, size), dtype);
+      // f32 arrays live in WebAssembly's shared memory where it has room: kernels use them in place.
+      const buf = hit ?? new CpuBuffer((dtype === "f32" && heapArray(size)) || hostArray(dtype, size), dtype);
       if (hit) this.#pooled -= hit.data.byteLength;
       else this.#stats.allocated += buf.data.byteLength; // a new array (counted for TENSOR_DEBUG=stats)
       return buf;
@@ -185,7 +186,11 @@ export class CpuBackend implements Backend {
 
   free(buf: BackendBuffer): void {
     const d = data(buf);
-    if (arenaFree(buf) || this.#pooled + d.byteLength > 256 << 20) return; // let the GC have the rest
+    if (arenaFree(buf)) return;
+    if (this.#pooled + d.byteLength > 256 << 20) { // let the GC have the rest (WebAssembly memory goes back)
+      if (heapAt(d) >= 0) heapFree(d as Float32Array);
+      return;
+    }
     const k = `${buf.dtype}${d.length}`;
     if (!this.#pool.has(k)) this.#pool.set(k, []);
     this.#pool.get(k)!.push(buf as CpuBuffer);

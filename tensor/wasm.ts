@@ -289,17 +289,51 @@ export function parallel(f: Kernel, calls: number[][][]): void {
   if (failed) throw new Error("a WebAssembly kernel failed in a worker");
 }
 
-/** An f32 view of the shared memory, grown to at least `bytes`; null when it cannot grow. */
-export function heap(bytes: number): Float32Array | null {
-  if (!memory) return null;
+/** Grow the memory to at least `bytes`; false when it cannot (past wasm32's 4 GiB, or out of memory). */
+function grow(bytes: number): boolean {
   try {
-    if (bytes > memory.buffer.byteLength) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
+    if (bytes > memory!.buffer.byteLength) {
+      memory!.grow(Math.ceil((bytes - memory!.buffer.byteLength) / 65536));
+    }
+    return true;
   } catch {
-    return null; // past wasm32's 4 GiB, or out of memory
+    return false;
   }
+}
+
+/** An f32 view of the shared memory, grown to at least `bytes`, for a kernel's scratch (below BASE
+ * once buffers live above it); null when it cannot grow. */
+export function heap(bytes: number): Float32Array | null {
+  if (!memory || (bytes > 4 * BASE && top > BASE) || !grow(bytes)) return null;
   if (f32view.buffer !== memory.buffer) f32view = new Float32Array(memory.buffer); // growing detaches
   return f32view;
 }
+
+/** The CPU backend's f32 buffers live in the shared memory from float BASE (the first GiB is the
+ * kernels' scratch), so kernels read and write them in place; freed ones are reused by size. */
+const BASE = 1 << 28, spare = new Map<number, number[]>(), ours = new WeakSet<ArrayBufferLike>();
+let top = BASE;
+
+/** n floats of the shared memory, 16-byte aligned and followed by 4 floats of slack (a kernel's last
+ * vector may spill there), or null where the memory is not shared (growing would detach it) or full. */
+export function heapArray(n: number): Float32Array | null {
+  if (!isShared()) return null;
+  const at = spare.get(n)?.pop() ?? top;
+  if (at === top && !grow(4 * (top + n + 8))) return null; // (a packing copy may read 7 floats past)
+  if (at === top) top += 4 * Math.ceil(n / 4) + 4;
+  ours.add(memory!.buffer);
+  return new Float32Array(memory!.buffer, 4 * at, n);
+}
+
+/** Give back an array from heapArray, for reuse. */
+export function heapFree(a: Float32Array): void {
+  if (!spare.has(a.length)) spare.set(a.length, []);
+  spare.get(a.length)!.push(a.byteOffset / 4);
+}
+
+/** Where `a` starts in the shared memory, in floats; -1 when it is not from heapArray. */
+export const heapAt = (a: ArrayLike<number> & { buffer: ArrayBufferLike; byteOffset: number }): number =>
+  ours.has(a.buffer) ? a.byteOffset / 4 : -1;
 
 const I32S = [I32, I32, I32, I32, I32, I32, I32, I32, I32];
 /** mm(ap, bp, cp, mp, np, k, K, ldc, add): with relaxed SIMD's FMA when it validates, else mul + add. */
@@ -410,10 +444,15 @@ export function matmulF32(
   }
   // The arrays' spans read (once each, shared by the pairs), after the pairs; then packed by WebAssembly.
   const src = spans(spans(new Map(), as, M, K), bs, K, N), from = new Map<Float32Array, number>();
-  const h = heap(4 * (size * as.length + [...src.values()].reduce((n, [lo, hi]) => n + hi - lo, 8)));
+  const h = heap(
+    4 * (size * as.length + [...src].reduce((n, [d, [lo, hi]]) => n + (heapAt(d) < 0 ? hi - lo : 0), 8)),
+  );
   if (!h) return false;
-  let to = size * as.length;
-  for (const [d, [lo, hi]] of src) h.set(d.subarray(lo, hi), to), from.set(d, to - lo), to += hi - lo;
+  let to = size * as.length; // (arrays already in the memory are read where they are)
+  for (const [d, [lo, hi]] of src) {
+    if (heapAt(d) >= 0) from.set(d, heapAt(d));
+    else h.set(d.subarray(lo, hi), to), from.set(d, to - lo), to += hi - lo;
+  }
   as.forEach((a, p) => panels(a, M, K, MR, p * size, from.get(a[0])!));
   bs.forEach((b, p) => panels([b[0], b[1], b[3], b[2]], N, K, NR, p * size + bo, from.get(b[0])!));
   // Threads take equal runs of pairs, or of one pair's row panels (or column panels, when there are

@@ -2,10 +2,11 @@
 // random expressions over random views, special values, and the math functions' error bounds.
 import assert from "node:assert/strict";
 import { numel, type View } from "../tensor/backend.ts";
-import { CpuBackend, type CpuBuffer } from "../tensor/cpu.ts";
+import { CpuBackend, CpuBuffer } from "../tensor/cpu.ts";
 import * as X from "../tensor/exp.ts";
 import { rng } from "../tensor/mod.ts";
 import { type Mode, wasmKernel } from "../tensor/render/wasm.ts";
+import { heapAt } from "../tensor/wasm.ts";
 
 const js = new CpuBackend(), wasm = new CpuBackend();
 js.wasm = false;
@@ -72,7 +73,13 @@ Deno.test("wasm renderer: random expressions over random views match JavaScript 
     const n = 1 + Math.floor(r() * 3);
     const e = randomExp(r, n, 4);
     const ins = Array.from({ length: n }, () => randomView(r, shape));
-    const srcs = (be: CpuBackend) => ins.map((x) => ({ buf: be.upload(x.data, "f32"), view: x.view }));
+    // Every other round, the inputs are plain arrays (copied into WebAssembly memory by each call)
+    // rather than the backend's own (in that memory already, read in place).
+    const srcs = (be: CpuBackend) =>
+      ins.map((x) => ({
+        buf: t % 2 ? new CpuBuffer(Float32Array.from(x.data), "f32") : be.upload(x.data, "f32"),
+        view: x.view,
+      }));
     await both((be) => be.map(e, srcs(be), shape), `map ${X.key(e)} over ${shape}`);
     const op = (["sum", "max", "min"] as const)[t % 3];
     const axes = t % 2 || shape.length === 1 ? [shape.length - 1] : shape.map((_, d) => d).slice(1);
@@ -377,4 +384,33 @@ Deno.test("wasm renderer: output indices, i32 arithmetic, bool loads, and views 
   // Integers that f32 lanes would not hold exactly stay in JavaScript.
   const big = X.cast(X.bin("mul", X.idx(0), i(1 << 24)), "f32");
   assert.equal(wasmKernel("map", big, [], [2048], 0, new Float32Array(2048)), null);
+});
+
+Deno.test("wasm renderer: f32 buffers live in WebAssembly memory; maps write into them, not past their values", async () => {
+  const data = (b: unknown) => (b as CpuBuffer).data as Float32Array;
+  const x = wasm.upload(Float32Array.from({ length: 1037 }, (_, i) => i), "f32");
+  assert.ok(heapAt(data(x)) >= 0, "an uploaded f32 buffer is in the shared memory");
+  const e = X.bin("mul", X.load(0, "f32"), X.cnst(2, "f32"));
+  const src = [{ buf: x, view: { shape: [17, 61], strides: [61, 1], offset: 0 } }];
+  // 1037 floats: the last vector spills 3 floats past them. Into a buffer of exactly 17 × 61 the
+  // map writes in place (the spill lands in the slack after it); the next buffer keeps its values.
+  const [out, next] = [wasm.alloc(1037, "f32"), wasm.alloc(1037, "f32")];
+  data(next).fill(7);
+  wasm.map(e, src, [17, 61], { buf: out, view: { shape: [17, 61], strides: [61, 1], offset: 0 } });
+  assert.deepEqual([...data(out)], Array.from({ length: 1037 }, (_, i) => 2 * i));
+  assert.ok(data(next).every((v) => v === 7));
+  // Into the first 1037 floats of a longer buffer: the floats after them are values, not slack.
+  const big = wasm.alloc(2074, "f32");
+  data(big).fill(7);
+  wasm.map(e, src, [17, 61], { buf: big, view: { shape: [17, 61], strides: [61, 1], offset: 0 } });
+  assert.deepEqual([...data(big).subarray(0, 1037)], Array.from({ length: 1037 }, (_, i) => 2 * i));
+  assert.ok(data(big).subarray(1037).every((v) => v === 7));
+  // A map that reads the buffer it writes, shifted: y[i + 4] = 2·x[i] in one buffer. Written in place,
+  // each vector would read values already overwritten; it goes through scratch memory instead.
+  const sh = wasm.upload(Float32Array.from({ length: 2004 }, (_, i) => i), "f32");
+  wasm.map(e, [{ buf: sh, view: { shape: [2000], strides: [1], offset: 0 } }], [2000], {
+    buf: sh,
+    view: { shape: [2000], strides: [1], offset: 4 },
+  });
+  assert.deepEqual([...data(sh)], Array.from({ length: 2004 }, (_, i) => i < 4 ? i : 2 * (i - 4)));
 });

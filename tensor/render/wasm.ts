@@ -18,6 +18,7 @@ import {
   asm,
   type Func,
   heap,
+  heapAt,
   I32,
   instantiate,
   type Kernel,
@@ -286,16 +287,23 @@ export function wasmKernel(
   if (!kernels.has(k)) kernels.set(k, instantiate([...MATH, kernel(mode, e, splats, lead)]));
   const f = kernels.get(k);
   if (!f) return null;
-  // Copy each input's span to a 16-byte aligned place, with 16 bytes of slack for the last lanes.
+  // Inputs in the shared memory (the CPU backend's f32 buffers) are read where they are; the others'
+  // spans are copied to 16-byte aligned places, with 16 bytes of slack for the last lanes.
   const spans = inputs.map((_, i) =>
     starts[i][outer - 1] + (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n)
   );
   if (spans.some((n) => n > 4 * numel(shape) + 4)) return null; // a sparse view: not worth copying
-  const ptrs = spans.reduce((p, n) => [...p, p[p.length - 1] + 4 * Math.ceil(n / 4 + 1)], [0]);
+  const home = inputs.map((x, i) => heapAt(x.data) < 0 ? -1 : heapAt(x.data) + views[i].offset);
+  const ptrs = spans.reduce((p, n, i) => [...p, p[i] + (home[i] < 0 ? 4 * Math.ceil(n / 4 + 1) : 0)], [0]);
+  const src = home.map((h, i) => h < 0 ? ptrs[i] : h), end = ptrs[inputs.length];
   // Output floats per outer step (none for a leading reduction: its outer dims are reduced too).
-  const step = lead ? 0 : mode === "map" ? rows.n * cols.n : rows.n, o = ptrs[ptrs.length - 1];
-  const count = lead ? cols.n : outer * step;
-  const wide = lead && mode === "sum" ? 2 : 1, size = 4 * (o + wide * (count + 4)); // f64 accumulators
+  const step = lead ? 0 : mode === "map" ? rows.n * cols.n : rows.n, count = lead ? cols.n : outer * step;
+  // A dense map into a buffer in the memory writes there, unless it also reads it (its last vector may
+  // spill past its rows: into the slack after the buffer, never into its values).
+  const direct = mode === "map" && dense && heapAt(out) >= 0 && inputs.every((x) => x.data !== out) &&
+    (cols.n % 4 === 0 || ov.offset + count === out.length);
+  const o = direct ? heapAt(out) + ov.offset : end, wide = lead && mode === "sum" ? 2 : 1;
+  const size = 4 * (end + (direct ? 0 : wide * (count + 4))); // (wide: f64 accumulators)
   // Calls, split across threads when large: by outer steps; or by rows when there are fewer of those;
   // or, for a map with fewer rows than threads, each row by runs of columns (a multiple of four long).
   // Not a leading reduction (every row adds into the same outputs), nor a map whose rows' last four
@@ -315,7 +323,7 @@ export function wasmKernel(
   const calls: number[][] = [];
   for (let i = 0; i < outer; i++) {
     for (const [r0, r1, c0, c1] of units) {
-      const ptr = (k: number) => 4 * (ptrs[k] + starts[k][i] + r0 * rows.s[k] + (splats[k] ? 0 : c0));
+      const ptr = (k: number) => 4 * (src[k] + starts[k][i] + r0 * rows.s[k] + (splats[k] ? 0 : c0));
       const n = Math.min(c1, cols.n) - c0, args = inputs.flatMap((_, k) => [ptr(k), 4 * rows.s[k]]);
       const at = o + i * step + (halves ? c0 / w : r0 * per + c0);
       if (r1 > r0 && n > 0) calls.push([r1 - r0, n, 4 * at, ...args]);
@@ -328,12 +336,12 @@ export function wasmKernel(
       part = (i: number) => inputs[i].data.subarray(views[i].offset, views[i].offset + spans[i]);
     if (!h) throw new Error(`cpu: WebAssembly memory cannot grow to ${size} bytes`);
     if (ints.some((int, i) => int && part(i).some((v) => !(Math.abs(v) < 2 ** 24)))) return false;
-    inputs.forEach((_, i) => h.set(part(i), ptrs[i]));
+    inputs.forEach((_, i) => home[i] < 0 && h.set(part(i), ptrs[i]));
     const res = wide === 2 ? new Float64Array(h.buffer, 4 * o, count + 4) : h.subarray(o, o + count + 4);
     if (lead) res.fill(IDENTITY[mode]);
     parallel(f, byThread);
     if (halves) res[0] = mode === "sum" ? res[0] + res[1] : Math[mode as "max" | "min"](res[0], res[1]);
-    if (dense) out.set(res.subarray(0, count), ov.offset);
+    if (dense && !direct) out.set(res.subarray(0, count), ov.offset);
     for (let i = 0; i < outer && !dense; i++) { // rows into a strided region, one by one
       for (let r = 0, from = i * step; r < rows.n; r++, from += cols.n) {
         out.set(res.subarray(from, from + cols.n), ov.offset + starts[ko][i] + r * rows.s[ko]);
