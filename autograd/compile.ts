@@ -78,9 +78,8 @@ export function compile<A extends Tensor<any>[], R extends StepResult>(
   const record = (r: Recording, args: A): R => {
     const inputs = r.inputs = args.map((a) => keep(copy(a)));
     r.be = getBackend();
-    const arena = r.arena = new Arena(tensorsMade());
-    arenas.live.add(arena);
-    arenas.current = arena;
+    r.arena = arenas.current = new Arena(tensorsMade());
+    arenas.live.add(r.arena);
     try {
       r.out = scope(() => {
         const out = fn(...inputs as A);

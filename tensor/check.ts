@@ -4,7 +4,7 @@
  */
 import type { DType } from "./exp.ts";
 import type { Lazy } from "./lazy.ts";
-import { fmtShape, ShapeError } from "./shape.ts";
+import { fail, fmtShape, ShapeError } from "./shape.ts";
 
 const DTYPES: readonly DType[] = ["f32", "i32", "bool", "f64"];
 /** The most elements one tensor may have (buffers are indexed by 32-bit integers). */
@@ -79,11 +79,8 @@ export function raise(message: string): never {
   throw new Error(message);
 }
 
-/** Throws a ShapeError with `message` (`raise` for shape mismatches; shape.ts has its own, as this file
- * imports it). */
-export function fail(message: string): never {
-  throw new ShapeError(message);
-}
+// `fail`, `raise` for shape mismatches, lives in shape.ts (which this file imports).
+export { fail };
 
 /** A JSON-style object: not null, not an array. */
 export function isRecord(x: unknown): x is Record<string, unknown> {

@@ -106,11 +106,8 @@ export function attention<B extends number, H extends number, T extends number, 
   { past = 0, keyMask, probs }: AttentionOptions<B> = {},
 ): Tensor<[B, H, T, D]> {
   const [B, H, T, D] = q.shape, S = k.shape[2], fmt = fmtShape, want = fmt([B, H, S, D]);
-  if (
-    q.rank !== 4 || fmt(k.shape) !== want || fmt(v.shape) !== want ||
-    (keyMask && fmt(keyMask.shape) !== fmt([B, S]))
-  ) {
-    const got = [k, v, ...(keyMask ? [keyMask] : [])].map((t) => fmt(t.shape)).join(", ");
+  const got = [k, v, ...(keyMask ? [keyMask] : [])].map((t) => fmt(t.shape)).join(", ");
+  if (q.rank !== 4 || got !== [want, want, ...(keyMask ? [fmt([B, S])] : [])].join(", ")) {
     fail(`attention: q ${fmt(q.shape)} needs k, v [${B}, ${H}, S, ${D}] and keyMask [${B}, S], got ${got}`);
   }
   const be = q.backendOf(), mask = keyMask?.cast("bool") as Tensor<[B, number]> | undefined;

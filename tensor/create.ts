@@ -18,13 +18,11 @@ import { checkIndex, type Nested, Tensor } from "./tensor.ts";
 const computed = <S extends Shape>(shape: S, exp: X.Exp) => new Tensor(shape, { exp, reads: [] });
 
 function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType): Tensor<S> {
-  const backend = getBackend(), device = backend.name !== "cpu";
-  if (dtype === "f64" && device) {
-    throw new Error(`${backend.name}: f64 is not supported; use the cpu backend`);
-  }
-  const buf = backend.upload(data, dtype);
+  const be = getBackend(), device = be.name !== "cpu";
+  if (dtype === "f64" && device) throw new Error(`${be.name}: f64 is not supported; use the cpu backend`);
+  const buf = be.upload(data, dtype);
   if (dtype === "i32" && device && data.length <= 1 << 20) hostCopy.set(buf, Int32Array.from(data));
-  return new Tensor(shape, bufferForm(buf, shape, backend));
+  return new Tensor(shape, bufferForm(buf, shape, be));
 }
 
 function flatten(data: Nested, shape: number[], out: number[], depth: number, path: string): boolean {

@@ -64,9 +64,10 @@ export function fmtShape(s: readonly number[]): string {
   return `[${s.join(", ")}]`;
 }
 
-const fail = (message: string): never => {
+/** Throws a ShapeError with `message` (`raise` for shape mismatches). */
+export function fail(message: string): never {
   throw new ShapeError(message);
-};
+}
 
 // ---- tuple helpers ------------------------------------------------------------------------------------
 // Shape surgery by index on literal tuples: last/init, fill, replace, insert, remove, and a dim match.

@@ -11,7 +11,6 @@ import { bin, cast, cnst, type DType, type Exp, idx, key, load, where } from "..
 import { literal, render, wgslType } from "../render/wgsl.ts";
 import { Gpu, type Raw } from "./device.ts";
 import {
-  type Binding,
   mapKernel,
   MATMUL_BINDINGS,
   matmulVec4Kernel,
@@ -83,14 +82,12 @@ export class WebGpuBackend implements Backend {
   readonly name = "webgpu" as const;
   /** The adapter's description and the backend serving it. */
   readonly info: string;
+  /** True on a software (CPU) adapter such as llvmpipe or lavapipe. */
+  readonly software: boolean;
 
   private constructor(private readonly gpu: Gpu) {
     this.info = gpu.info;
-  }
-
-  /** True on a software (CPU) adapter such as llvmpipe or lavapipe. */
-  get software(): boolean {
-    return this.gpu.cpuLike;
+    this.software = gpu.cpuLike;
   }
 
   /** Request an adapter and device; throws "webgpu: no adapter available (…)" without one. */
@@ -139,13 +136,9 @@ export class WebGpuBackend implements Backend {
 
   /** Bindings for `inputs` plus the outputs, written, last; an input that is an output reads it. */
   private bind(inputs: Src[], outs: BackendBuffer[]) {
-    const bufs: Raw[] = [], bindings: Binding[] = [], written = outs.map(raw);
-    for (const x of inputs) {
-      const r = raw(x.buf);
-      if (!written.includes(r) && !bufs.includes(r)) bufs.push(r), bindings.push(RO(wgslType(x.buf.dtype)));
-    }
-    for (const b of outs) bufs.push(raw(b)), bindings.push(RW(wgslType(b.dtype)));
-    const max = this.gpu.limits.maxStorageBuffersPerShaderStage, n = bufs.length;
+    const all = [...new Set(inputs.map((x) => x.buf))].filter((b) => !outs.includes(b)).concat(outs);
+    const bindings = all.map((b, i) => ({ type: wgslType(b.dtype), write: i >= all.length - outs.length }));
+    const bufs = all.map(raw), max = this.gpu.device.limits.maxStorageBuffersPerShaderStage, n = bufs.length;
     if (n > max) throw new Error(`webgpu: kernel needs ${n} storage buffers (max ${max})`);
     return { bufs, bindings, slots: inputs.map((x) => bufs.indexOf(raw(x.buf))) };
   }
@@ -209,9 +202,8 @@ export class WebGpuBackend implements Backend {
     const nOut = numel(kept.map((d) => shape[d])), nRed = numel(axes.map((d) => shape[d]));
     // Reorder dims as [kept..., reduced...] so outputs index the outer dims, then merge each group.
     const ps = order.map((d) => shape[d]), pst = inputs.map((x) => order.map((d) => x.view.strides[d]));
-    const merge = !key(e).includes("#");
-    const outerDims = dims(ps, pst, 0, kept.length, merge),
-      ds = [...outerDims, ...dims(ps, pst, kept.length, ps.length, merge)];
+    const merge = !key(e).includes("#"), outerDims = dims(ps, pst, 0, kept.length, merge);
+    const ds = [...outerDims, ...dims(ps, pst, kept.length, ps.length, merge)];
     const out = this.alloc(nOut * chunks * (pairs === "out" ? 2 : 1), arg ? "i32" : e.dtype);
     const { bufs, bindings, slots } = this.bind(inputs, [out]), acc = wgslType(e.dtype);
     const init = op === "sum" || acc === "f32"
@@ -242,7 +234,7 @@ export class WebGpuBackend implements Backend {
     const Kp = Math.ceil(K / 4) * 4, Np = Math.ceil(N / 4) * 4;
     const strides = [pa.src.view.strides, pb.src.view.strides, contiguousStrides([...batchShape, M, N])];
     const batch = dims(batchShape, strides, 0, r - 2);
-    const nz = numel(batch.map((d) => d.n)), lim = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    const nz = numel(batch.map((d) => d.n)), lim = this.gpu.device.limits.maxComputeWorkgroupsPerDimension;
     if (nz > lim) throw new Error(`webgpu: matmul batch ${nz} too large`);
     const params = [M, Kp, N, Np, ...batch.map((d) => d.n), ...batch.map((d) => d.s[0])];
     params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset, K);
@@ -395,6 +387,6 @@ export class WebGpuBackend implements Backend {
   }
 
   pooledBytes(): number {
-    return this.gpu.pooledBytes();
+    return this.gpu.pooled;
   }
 }

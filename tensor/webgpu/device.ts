@@ -17,10 +17,9 @@ export interface Raw {
 }
 
 /** Limits requested at the adapter's values (the defaults are far lower, e.g. 8 storage buffers). */
-const LIMITS =
-  ("maxStorageBufferBindingSize maxBufferSize maxStorageBuffersPerShaderStage maxUniformBufferBindingSize " +
-    "maxComputeWorkgroupStorageSize maxComputeInvocationsPerWorkgroup maxComputeWorkgroupsPerDimension")
-    .split(" ");
+const LIMITS = ("maxStorageBufferBindingSize maxBufferSize maxStorageBuffersPerShaderStage " +
+  "maxUniformBufferBindingSize maxComputeWorkgroupStorageSize maxComputeInvocationsPerWorkgroup " +
+  "maxComputeWorkgroupsPerDimension").split(" ");
 type Pipe = { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; id: number };
 // A training step of the tiny GPT records ~400 dispatches: one submit per step, yet bounded encoders.
 const SUBMIT_EVERY = 1024;
@@ -39,7 +38,8 @@ export class Gpu {
   private error: string | undefined;
   private readonly pool = new Map<number, Raw[]>();
   private deferred: Raw[] = [];
-  private pooled = 0;
+  /** Bytes in the pool (including buffers waiting for a submit). */
+  pooled = 0;
   private nextId = 0;
   private encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | undefined;
@@ -87,11 +87,6 @@ export class Gpu {
     return new Gpu(device, adapter);
   }
 
-  /** The device limits. */
-  get limits(): GPUSupportedLimits {
-    return this.device.limits;
-  }
-
   /** Throw the first error the device reported (loss, out-of-memory, invalid kernel). */
   check(): void {
     if (this.error) throw new Error(this.error);
@@ -100,7 +95,7 @@ export class Gpu {
   /** A buffer of at least `bytes` (size classes: powers of two ≥ 256), from the pool if possible. */
   acquire(bytes: number): Raw {
     this.check();
-    const max = this.limits.maxStorageBufferBindingSize;
+    const max = this.device.limits.maxStorageBufferBindingSize;
     if (bytes > max) {
       throw new Error(`webgpu: tensor of ${bytes} bytes exceeds maxStorageBufferBindingSize (${max} bytes)`);
     }
@@ -131,15 +126,8 @@ export class Gpu {
    * step then gets the same buffers every time, and its bind groups come from the cache. */
   private toPool(r: Raw): void {
     const list = this.pool.get(r.cap) ?? [];
-    let i = list.length;
-    while (i > 0 && list[i - 1].id < r.id) i--;
-    list.splice(i, 0, r);
+    list.splice(list.findLastIndex((x) => x.id >= r.id) + 1, 0, r);
     this.pool.set(r.cap, list);
-  }
-
-  /** Bytes in the pool (including buffers waiting for a submit). */
-  pooledBytes(): number {
-    return this.pooled;
   }
 
   /** Host data into a buffer (queued before the pending encoder's work, which is why pending
@@ -150,7 +138,7 @@ export class Gpu {
 
   /** Workgroup counts (x, y) covering `n` workgroups with no dimension above the limit. */
   grid(n: number): [number, number] {
-    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (n <= max) return [n, 1];
     const y = Math.ceil(n / max);
     return [Math.ceil(n / y), y];
@@ -167,7 +155,7 @@ export class Gpu {
   ): void {
     this.check();
     const { pipe, layout, id } = this.pipeline(tag, source, bindings);
-    const bytes = uniformBytes(params.length), align = this.limits.minUniformBufferOffsetAlignment;
+    const bytes = uniformBytes(params.length), align = this.device.limits.minUniformBufferOffsetAlignment;
     let at = Math.ceil(this.arenaUsed / align) * align;
     if (at + bytes > ARENA_BYTES) {
       this.submit();
@@ -240,11 +228,9 @@ export class Gpu {
   }
 
   private plan(launches: { layout: GPUBindGroupLayout; bufs: Raw[]; params: Int32Array }[]) {
-    const align = this.limits.minUniformBufferOffsetAlignment, at: number[] = [];
-    let end = 0;
-    for (const l of launches) {
-      at.push(end), end += Math.ceil(Math.max(16, 4 * l.params.length) / align) * align;
-    }
+    const align = this.device.limits.minUniformBufferOffsetAlignment, at = [0];
+    for (const l of launches) at.push(at.at(-1)! + Math.ceil(uniformBytes(l.params.length) / align) * align);
+    const end = at.pop()!;
     const data = new Int32Array(end / 4);
     launches.forEach((l, i) => data.set(l.params, at[i] / 4));
     const usage = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
@@ -258,13 +244,9 @@ export class Gpu {
 
   /** A bind group of `layout`: `size` bytes of `uniforms` (at a dynamic offset) at binding 0, then `bufs`. */
   private bindGroup(layout: GPUBindGroupLayout, uniforms: GPUBuffer, size: number, bufs: Raw[]) {
-    return this.device.createBindGroup({
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: uniforms, size } },
-        ...bufs.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buf } })),
-      ],
-    });
+    const resources = [{ buffer: uniforms, size }, ...bufs.map((b) => ({ buffer: b.buf }))];
+    const entries = resources.map((resource, binding) => ({ binding, resource }));
+    return this.device.createBindGroup({ layout, entries });
   }
 
   /** Submit the pending encoder (if it holds work) and start a new one. */
@@ -272,9 +254,7 @@ export class Gpu {
     this.pass?.end();
     this.pass = undefined;
     if (this.pending === 0 && this.arenaUsed === 0) return;
-    if (this.arenaUsed > 0) {
-      this.device.queue.writeBuffer(this.arenaBuf, 0, this.arena, 0, this.arenaUsed / 4);
-    }
+    if (this.arenaUsed) this.device.queue.writeBuffer(this.arenaBuf, 0, this.arena, 0, this.arenaUsed / 4);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = this.device.createCommandEncoder();
     this.submits++;

@@ -81,6 +81,11 @@ export const block = (rows: number[], cols: number[], line: (i: number, j: numbe
  * [n, nReduced, shape[rank], then per view: offset, strides[rank]]. */
 export const viewAt = (rank: number, k: number): number => 2 + rank + k * (rank + 1);
 
+/** The start of a kernel with one thread per element of a rank-`rank` shape: `o` is the thread's
+ * linear index (threads past `P[0]` return) and `i{d}` its coordinates (sizes at `P[2 + d]`). */
+const element = (rank: number): string =>
+  `  let o = wg * 256u + lid;\n  if (o >= u32(${p(0)})) { return; }\n${unravel("o", 0, rank, 2)}`;
+
 /** What `mapKernel` builds. */
 export interface MapKernel {
   /** The element expression of each output, with `load k` rendered as `B{slot}[o{k}]`. */
@@ -104,8 +109,7 @@ export interface MapKernel {
 export function mapKernel({ values, inputs, bindings, rank, extraParams = 0 }: MapKernel): string {
   const at = (k: number) => `${p(viewAt(rank, k))}${dot(0, rank, viewAt(rank, k) + 1)}`;
   const first = bindings.length - values.length;
-  const body = `  let o = wg * 256u + lid;\n  if (o >= u32(${p(0)})) { return; }\n` +
-    unravel("o", 0, rank, 2) +
+  const body = element(rank) +
     [...Array(inputs).keys()].map((k) => `  let o${k} = ${at(k)};\n`).join("") +
     values.map((v, j) => `  let v${j} = ${v};\n`).join("") +
     values.map((_, j) => `  B${first + j}[${at(inputs + j)}] = v${j};\n`).join("");
@@ -223,9 +227,7 @@ export function scatterKernel(rank: number, axis: number, type: string, sorted =
     : `let bi = ${off(iv)};
     for (var t = 0i; t < ${p(ish + axis)}; t++) {
       if (B0[bi + t * ${p(iv + 1 + axis)}] == i${axis}) { acc += B1[bs + t * ${step}]; }`;
-  const body = `  let o = wg * 256u + lid;
-  if (o >= u32(${p(0)})) { return; }
-${unravel("o", 0, rank, 2)}  var acc = ${type}(0);
+  const body = `${element(rank)}  var acc = ${type}(0);
   if (${inside}) {
     let bs = ${off(sv)};
     ${loop}

@@ -36,9 +36,7 @@ export const TILED: Readonly<Tile> = { tm: 8, tn: 4, bk: 16 };
 /** The WGSL source; bindings A, B (vec4<f32>, read), C (f32, write); `nb` batch dims. Workgroup
  * memory: (16·tm + 16·tn)·bk·4 bytes (12 KiB for the default tile). */
 export function tiledMatmulKernel(nb: number, { tm, tn, bk }: Tile = TILED): string {
-  if (tm % 4 || tn % 4 || bk % 4 || !tm || !tn || !bk) {
-    throw new Error(`tiled matmul: bad tile ${tm}x${tn}x${bk}`);
-  }
+  if ([tm, tn, bk].some((v) => v % 4 || !v)) throw new Error(`tiled matmul: bad tile ${tm}x${tn}x${bk}`);
   const BM = 16 * tm, BN = 16 * tn, BK = bk, AQ = BM / 4, BQ = BN / 4, KQ = BK / 4;
   const I = [...Array(tm / 4).keys()], J = [...Array(tn / 4).keys()], R = [...Array(tm).keys()];
   // The slabs hold BM·KQ (A) and BK·BQ (B) vec4s; thread t loads those numbered t + 256·l.
