@@ -386,7 +386,7 @@ Deno.test("wasm renderer: output indices, i32 arithmetic, bool loads, and views 
   assert.equal(wasmKernel("map", big, [], [2048], 0, new Float32Array(2048)), null);
 });
 
-Deno.test("wasm renderer: f32 buffers live in WebAssembly memory; maps write into them, not past their values", async () => {
+Deno.test("wasm renderer: f32 buffers live in WebAssembly memory; maps write into them, not past their values", () => {
   const data = (b: unknown) => (b as CpuBuffer).data as Float32Array;
   const x = wasm.upload(Float32Array.from({ length: 1037 }, (_, i) => i), "f32");
   assert.ok(heapAt(data(x)) >= 0, "an uploaded f32 buffer is in the shared memory");
