@@ -66,8 +66,8 @@ export interface Backend {
   alloc(size: number, dtype: DType): BackendBuffer;
   /** Copy host data into a new buffer. */
   upload(data: ArrayLike<number>, dtype: DType): BackendBuffer;
-  /** Read a whole buffer back to the host (the only wait). */
-  read(buf: BackendBuffer): Promise<TypedArray>;
+  /** Read a buffer back to the host (the only wait): the whole of it, or just its `n` elements from `at`. */
+  read(buf: BackendBuffer, at?: number, n?: number): Promise<TypedArray>;
   /** Give a buffer back; the backend may pool it. */
   free(buf: BackendBuffer): void;
   /** out[i] = exp(inputs[·] at i) for every multi-index i of `shape`, where `load k` reads

@@ -180,8 +180,8 @@ export class CpuBackend implements Backend {
     data(buf).set(src);
   }
 
-  read(buf: BackendBuffer): Promise<TypedArray> {
-    return Promise.resolve(data(buf).slice());
+  read(buf: BackendBuffer, at = 0, n = buf.size): Promise<TypedArray> {
+    return Promise.resolve(data(buf).slice(at, at + n));
   }
 
   free(buf: BackendBuffer): void {

@@ -118,7 +118,7 @@ export class Tensor<
     return (async () => {
       if (pending.length) await drainChecks();
       const r = L.contiguousRead(this, "data");
-      const out = await r.st.backend.read(r.st.buf);
+      const out = await r.st.backend.read(r.st.buf, r.view.offset, this.size); // (or the whole buffer)
       return out.length === this.size ? out : out.subarray(r.view.offset, r.view.offset + this.size);
     })();
   }

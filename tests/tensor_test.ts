@@ -29,6 +29,7 @@ import {
   zerosLike,
 } from "../mod.ts";
 import { assertClose, seededUniform } from "./util.ts";
+import { CpuBackend } from "../tensor/cpu.ts";
 
 const A23 = () => tensor([[0, 1, 2], [3, 4, 5]]);
 
@@ -835,4 +836,13 @@ Deno.test("where: an int tensor with a fractional scalar promotes to float", asy
   await assertClose(w, [1, 0.5]);
   const m = tensor([1, 2], "i32").maskedFill(tensor([false, true]), 2.5);
   await assertClose(m, [1, 2.5]);
+});
+
+Deno.test("data() of a slice reads that slice: its values, and on the CPU only its range", async () => {
+  const x = arange(0, 1000).reshape([100, 10]);
+  assert.deepEqual([...await x.narrow(0, 37, 2).data()], Array.from({ length: 20 }, (_, i) => 370 + i));
+  assert.deepEqual([...await x.narrow(0, 99, 1).reshape([-1]).narrow(0, 9, 1).data()], [999]);
+  const be = new CpuBackend(), buf = be.upload(Float32Array.from({ length: 8 }, (_, i) => i), "f32");
+  assert.deepEqual([...await be.read(buf, 5, 2)], [5, 6]);
+  assert.deepEqual([...await be.read(buf)], [0, 1, 2, 3, 4, 5, 6, 7]);
 });
