@@ -310,25 +310,34 @@ export function heap(bytes: number): Float32Array | null {
 }
 
 /** The CPU backend's f32 buffers live in the shared memory from float BASE (the first GiB is the
- * kernels' scratch), so kernels read and write them in place; freed ones are reused by size. */
+ * kernels' scratch), so kernels read and write them in place. The memory never shrinks, so a freed
+ * place is reused by any length of its size class: ever new lengths (a growing KV cache, varying
+ * batches) then reuse old places instead of taking new ones. */
 const BASE = 1 << 28, spare = new Map<number, number[]>(), ours = new WeakSet<ArrayBufferLike>();
 let top = BASE;
+/** A length's size class: rounded up to a multiple of a quarter of its power of two (of 4 at least),
+ * so at most 25% of a place goes unused. */
+function sizeClass(n: number): number {
+  const q = Math.max(4, 2 ** Math.floor(Math.log2(n + 1)) / 4);
+  return Math.ceil(n / q) * q;
+}
 
-/** n floats of the shared memory, 16-byte aligned and followed by 4 floats of slack (a kernel's last
- * vector may spill there), or null where the memory is not shared (growing would detach it) or full. */
+/** n floats of the shared memory, 16-byte aligned and followed by 4 floats of slack or more (a kernel's
+ * last vector may spill there), or null where the memory is not shared (growing would detach it) or full. */
 export function heapArray(n: number): Float32Array | null {
   if (!isShared()) return null;
-  const at = spare.get(n)?.pop() ?? top;
-  if (at === top && !grow(4 * (top + n + 8))) return null; // (a packing copy may read 7 floats past)
-  if (at === top) top += 4 * Math.ceil(n / 4) + 4;
+  const c = sizeClass(n), at = spare.get(c)?.pop() ?? top;
+  if (at === top && !grow(4 * (top + c + 8))) return null; // (a packing copy may read 7 floats past)
+  if (at === top) top += c + 4;
   ours.add(memory!.buffer);
   return new Float32Array(memory!.buffer, 4 * at, n);
 }
 
 /** Give back an array from heapArray, for reuse. */
 export function heapFree(a: Float32Array): void {
-  if (!spare.has(a.length)) spare.set(a.length, []);
-  spare.get(a.length)!.push(a.byteOffset / 4);
+  const c = sizeClass(a.length);
+  if (!spare.has(c)) spare.set(c, []);
+  spare.get(c)!.push(a.byteOffset / 4);
 }
 
 /** Where `a` starts in the shared memory, in floats; -1 when it is not from heapArray. */

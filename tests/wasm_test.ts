@@ -1,7 +1,7 @@
 // The WebAssembly SIMD matmul against a plain f64 reference, within f32 rounding of Σ|a||b|.
 import assert from "node:assert/strict";
 import { rng } from "../tensor/mod.ts";
-import { matmulF32, type Operand } from "../tensor/wasm.ts";
+import { heapArray, heapAt, heapFree, matmulF32, type Operand } from "../tensor/wasm.ts";
 
 /** Seeded values in [-1, 1), rounded to f32. */
 function random(n: number, seed: number): Float32Array {
@@ -124,4 +124,19 @@ Deno.test("wasm matmul reads operands through their strides: transposed, offset,
     assert.equal(matmulF32([[X, 3, K, 1]], [[X, 0, N, 1]], [M, K, N], out, 0), true);
     check(X.subarray(3), X, M, K, N, out);
   }
+});
+
+Deno.test("wasm heap arrays: a freed place is reused by any length of its size class, not by others", () => {
+  const a = heapArray(1000)!, at = heapAt(a); // class 1024 floats (multiples of 128 between 512 and 1023)
+  assert.ok(at >= 0 && at % 4 === 0);
+  heapFree(a);
+  const b = heapArray(990)!; // same class: the same place
+  assert.equal(heapAt(b), at);
+  assert.equal(b.length, 990);
+  const c = heapArray(1000)!; // that place is taken: a new one, not overlapping it or its slack
+  assert.ok(heapAt(c) >= at + 1024 + 4 || heapAt(c) + 1024 + 4 <= at);
+  heapFree(b), heapFree(c);
+  const d = heapArray(1100)!; // class 1280: neither of the freed places
+  assert.ok(heapAt(d) !== at && heapAt(d) !== heapAt(c));
+  heapFree(d);
 });
