@@ -292,8 +292,8 @@ export function wasmKernel(
   const spans = inputs.map((_, i) =>
     starts[i][outer - 1] + (rows.n - 1) * rows.s[i] + (splats[i] ? 1 : cols.n)
   );
-  if (spans.some((n) => n > 4 * numel(shape) + 4)) return null; // a sparse view: not worth copying
   const home = inputs.map((x, i) => heapAt(x.data) < 0 ? -1 : heapAt(x.data) + views[i].offset);
+  if (spans.some((n, i) => home[i] < 0 && n > 4 * numel(shape) + 4)) return null; // sparse: not worth copying
   const ptrs = spans.reduce((p, n, i) => [...p, p[i] + (home[i] < 0 ? 4 * Math.ceil(n / 4 + 1) : 0)], [0]);
   const src = home.map((h, i) => h < 0 ? ptrs[i] : h), end = ptrs[inputs.length];
   // Output floats per outer step (none for a leading reduction: its outer dims are reduced too).
