@@ -5,11 +5,12 @@
  * accumulate in f32, unlike the f64 JavaScript kernel; they use relaxed SIMD's fused multiply-add
  * where the host validates it.
  *
- * Inside wasm memory: the spans of A's and B's arrays copied in, then packed (by WebAssembly: vector
- * copies or 4×4 transposes where a panel's rows or columns are adjacent) from their strided views into panels
- * of 5 rows of A (Ap[i/5][k][i%5]) and 8 columns of B (Bp[j/8][k][j%8]), one contiguous step per k,
- * zero-padded; then C padded to a multiple of 5 rows and 8 columns (only its valid part is copied out).
- * The module exports a function over a block of tiles; JavaScript loops over cache blocks.
+ * Inside wasm memory: A's and B's arrays (where they are when they live there, else their spans copied
+ * in), packed by WebAssembly (vector copies or 4×4 transposes where a panel's rows or columns are
+ * adjacent) from their strided views into panels of 5 rows of A (Ap[i/5][k][i%5]) and 8 columns of B
+ * (Bp[j/8][k][j%8]), one contiguous step per k, zero-padded; then C padded to a multiple of 5 rows and 8
+ * columns (only its valid part is copied out). The module exports a function over a block of tiles;
+ * JavaScript loops over cache blocks. The CPU backend's f32 buffers live in this memory too (heapArray).
  *
  * @module
  */
@@ -377,13 +378,12 @@ function pack(rows: boolean, cols = 0): Func {
       for (let i = 0; i < m; i++) col += ` get:${d} get:${x + i} f.lane:${j} f32.store:${at(j) + 4 * i}`;
     }
     for (let i = 0; i < 4 && m === 4; i++) { // x0 x1 and x2 x3 interleaved, then their halves paired
-      col += ` get:${x + (i & 2)} get:${x + (i & 2) + 1} v.shuf:${i % 2 ? "2,6,3,7" : "0,4,1,5"} set:${
-        y + i
-      }`;
+      const [a, lanes] = [x + (i & 2), i % 2 ? "2,6,3,7" : "0,4,1,5"];
+      col += ` get:${a} get:${a + 1} v.shuf:${lanes} set:${y + i}`;
     }
     for (let j = 0; j < 4 && m === 4; j++) {
-      col += ` get:${d} get:${y + (j >> 1)} get:${y + (j >> 1) + 2} v.shuf:${j % 2 ? "2,3,6,7" : "0,1,4,5"}`;
-      col += ` v.store:${at(j)}`;
+      const [a, lanes] = [y + (j >> 1), j % 2 ? "2,3,6,7" : "0,1,4,5"];
+      col += ` get:${d} get:${a} get:${a + 2} v.shuf:${lanes} v.store:${at(j)}`;
     }
   }
   const code = loop(C, `${col} ${bump(d, `get:${pad}`)} ${bump(s, `get:${sc}`)}`);
@@ -401,7 +401,7 @@ function spans(m: Map<Float32Array, number[]>, ops: Operand[], R: number, C: num
   return m;
 }
 
-/** Pack the R×C matrix `d` (its element 0 copied to heap float `from`) into the heap from `to` as
+/** Pack the R×C matrix `d` (its element 0 at heap float `from`) into the heap from `to` as
  * panels of P rows, each C steps of P values (row r, column c at to + (r - r % P)·C + c·P + r % P),
  * zeros past row R. */
 function panels([, at, sr, sc]: Operand, R: number, C: number, P: number, to: number, from: number) {
