@@ -38,15 +38,12 @@ const PIECE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(
  * GPT-2's byte↔unicode map: printable Latin-1 bytes stand for themselves, the rest shift to U+0100 and up
  * in byte order, so every token is a printable string without spaces.
  */
-function byteChars(): string[] {
-  let next = 256;
-  return Array.from({ length: 256 }, (_, b) => {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    return String.fromCharCode(printable ? b : next++);
-  });
+const BYTE_CHARS: string[] = [];
+for (let b = 0, next = 256; b < 256; b++) {
+  const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  BYTE_CHARS.push(String.fromCharCode(printable ? b : next++));
 }
 
-const BYTE_CHARS = byteChars();
 /** Byte of each alphabet character. */
 const CHAR_BYTE = new Map(BYTE_CHARS.map((c, b) => [c, b]));
 const CACHE_LIMIT = 100_000;

@@ -114,13 +114,7 @@ export interface Backend {
 
 /** Row-major strides of a contiguous shape. */
 export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
+  return shape.map((_, d) => numel(shape.slice(d + 1)));
 }
 
 /** Whether a view reads its buffer in row-major order without gaps. */
@@ -178,11 +172,9 @@ export function arenaAlloc<B extends BackendBuffer>(
   fresh: () => B,
   upload = false,
 ): B {
-  const a = arenas.current;
-  const i = a && !upload
-    ? a.spare.findIndex((b) => b.size === size && b.dtype === dtype && !a.constants.has(b))
-    : -1;
-  if (i >= 0) return a!.spare.splice(i, 1)[0] as B;
+  const a = arenas.current, spare = a && !upload ? a.spare : []; // uploads take no spare
+  const i = spare.findIndex((b) => b.size === size && b.dtype === dtype && !a!.constants.has(b));
+  if (i >= 0) return spare.splice(i, 1)[0] as B;
   const b = fresh();
   if (a) a.owned.add(b), upload && a.constants.add(b);
   return b;

@@ -47,11 +47,9 @@ export const cast = (a: Exp, dtype: DType): Exp => a.dtype === dtype ? a : { op:
 /** Apply a unary op. */
 export const un = (op: UnaryOp, a: Exp): Exp => ({ op, dtype: op === "not" ? "bool" : a.dtype, src: [a] });
 /** Apply a binary op; both operands must already share a dtype. */
-export const bin = (op: BinaryOp, a: Exp, b: Exp): Exp => ({
-  op,
-  dtype: COMPARE.has(op) ? "bool" : a.dtype,
-  src: [a, b],
-});
+export function bin(op: BinaryOp, a: Exp, b: Exp): Exp {
+  return { op, dtype: COMPARE.has(op) ? "bool" : a.dtype, src: [a, b] };
+}
 /** `c ? a : b` elementwise. */
 export const where = (c: Exp, a: Exp, b: Exp): Exp => ({ op: "where", dtype: a.dtype, src: [c, a, b] });
 

@@ -11,7 +11,6 @@
  * `scope` and `keep` release tensors early, and finalizers catch the ones dropped.
  */
 import { arenas, contiguousStrides, isContig, numel } from "./backend.ts";
-export { isContig };
 import type { Backend, BackendBuffer, Src, View } from "./backend.ts";
 import { getBackend } from "./backends.ts";
 import { sameBackend } from "./check.ts";

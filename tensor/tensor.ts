@@ -8,7 +8,7 @@
  * closures recorded on the tape (tape.ts) and are written with the same ops, so higher layers
  * never see either.
  */
-import { arenas, contiguousStrides, numel } from "./backend.ts";
+import { arenas, contiguousStrides, isContig, numel } from "./backend.ts";
 import type { BackendBuffer, ReduceOp, TypedArray, View } from "./backend.ts";
 import { checkDType, checkInt, checkNonEmpty, sameBackend, typeName } from "./check.ts";
 import { CpuBuffer, offsets } from "./cpu.ts";
@@ -41,8 +41,6 @@ import type {
   Where,
 } from "./shape.ts";
 import { isGradEnabled, runBackward, type TapeNode } from "./tape.ts";
-
-export type { DType, Shape };
 
 /** Nested arrays of numbers (or booleans), as `tensor()` takes and `toArray()` gives. */
 export type Nested = number | boolean | readonly Nested[];
@@ -163,7 +161,8 @@ export class Tensor<
     if (!this.requiresGrad) {
       throw new Error("backward: this tensor does not require grad (no leaf on its tape requires grad)");
     }
-    runBackward<Tensor<any>>(this, seed ?? fill(this, 1), (t) => t.node, (a, b) => a.add(b), (t, g) => {
+    seed ??= new Tensor(this.shape, { exp: X.cnst(1, this.dtype), reads: [] }); // ones, no memory until used
+    runBackward<Tensor<any>>(this, seed, (t) => t.node, (a, b) => a.add(b), (t, g) => {
       if (!t.requiresGrad) return;
       const total = t.grad ? t.grad.add(g) : g.dtype === t.dtype ? g.detach() : g.cast(t.dtype);
       t.grad?.dispose();
@@ -185,7 +184,7 @@ export class Tensor<
   /** A contiguous copy (or this tensor itself when it already is one). */
   contiguous(): Tensor<S> {
     const f = this.form("contiguous");
-    if (L.isLoad(f) && L.isContig(f.reads[0].view)) return this;
+    if (L.isLoad(f) && isContig(f.reads[0].view)) return this;
     const t = unary(this, "contiguous", (x) => x, (g) => g);
     L.contiguousRead(t, "contiguous"); // realize() would keep a strided plain read as it is
     return t;
@@ -295,10 +294,9 @@ export class Tensor<
   /** Clamp into [min, max] (either may be omitted); gradient passes inside the range. */
   clamp(min?: number, max?: number): Tensor<S> {
     return unary(this, "clamp", (x) => {
-      let e = x;
-      if (min !== undefined) e = X.bin("max", e, X.cnst(min, x.dtype));
-      if (max !== undefined) e = X.bin("min", e, X.cnst(max, x.dtype));
-      return e;
+      if (min !== undefined) x = X.bin("max", x, X.cnst(min, x.dtype));
+      if (max !== undefined) x = X.bin("min", x, X.cnst(max, x.dtype));
+      return x;
     }, (g, x) => {
       let m = x.eq(x);
       if (min !== undefined) m = m.and(x.ge(min));
@@ -490,7 +488,6 @@ export class Tensor<
     const a = SH.gatherCheck("gather", x.shape, axis, index.shape);
     sameBackend("gather", [x, index]);
     checkIndex("gather", index, x.shape[a]);
-    x.form("gather");
     const buf = x.backendOf().gather(L.realRead(x, "gather"), L.realRead(index, "gather"), a);
     return record(fromBuffer(index.shape, buf, x), [x], (g) => [scatterAdd(index, g, a, x.shape)]) as any;
   }
@@ -565,12 +562,6 @@ const REDUCE: Record<string, (x: Tensor<any>, axis: any, keepdim?: boolean, corr
     const n = count(x, "mean", axis); // first, so a bad axis is reported by mean
     return x.sum(axis, keepdim).div(n);
   },
-  max: (x, axis, keepdim) => extremum(x, "max", axis, keepdim),
-  min: (x, axis, keepdim) => extremum(x, "min", axis, keepdim),
-  argmax: (x, axis, keepdim) =>
-    reduce(axis === undefined ? x.reshape([-1]) : x, "argmax", axis ?? 0, keepdim),
-  argmin: (x, axis, keepdim) =>
-    reduce(axis === undefined ? x.reshape([-1]) : x, "argmin", axis ?? 0, keepdim),
   var: (x, axis, keepdim, correction = 1) => {
     const n = count(x, "var", axis);
     const d = x.sub(x.mean(axis, true));
@@ -584,6 +575,11 @@ const REDUCE: Record<string, (x: Tensor<any>, axis: any, keepdim?: boolean, corr
     return keepdim ? out : out.reshape(dropAxes(x.shape, axes));
   },
 };
+for (const op of ["max", "min"] as const) REDUCE[op] = (x, axis, keepdim) => extremum(x, op, axis, keepdim);
+// argmax/argmin over all axes index the flattened tensor.
+for (const op of ["argmax", "argmin"] as const) {
+  REDUCE[op] = (x, axis, keepdim) => reduce(axis === undefined ? x.reshape([-1]) : x, op, axis ?? 0, keepdim);
+}
 
 /** A method written as a function of the tensor it is called on. */
 type MethodFn = (x: Tensor<any>, ...args: any[]) => any;
@@ -687,10 +683,6 @@ export function sumTo(g: Tensor<any>, shape: readonly number[]): Tensor<any> {
 export function fromBuffer<S extends Shape>(shape: S, buf: BackendBuffer, like: Tensor<any>): Tensor<S> {
   return new Tensor(shape, L.bufferForm(buf, shape, like.backendOf()));
 }
-
-/** `v` in `t`'s shape and dtype (no memory until used). */
-const fill = <S extends Shape>(t: Tensor<S>, v: number): Tensor<S> =>
-  new Tensor(t.shape, { exp: X.cnst(v, t.dtype), reads: [] });
 
 function reduce(
   x: Tensor<any>,
@@ -811,7 +803,7 @@ function nest(vals: number[], shape: readonly number[]): Nested {
 /** `t`'s read when it is a whole contiguous buffer, which `assign` writes in place; else null. */
 function wholeRead(t: Tensor<any>): L.Read | null {
   const f = t.form("assign"), r = f.reads[0];
-  return L.isLoad(f) && L.isContig(r.view) && r.view.offset === 0 && r.st.buf.size === t.size ? r : null;
+  return L.isLoad(f) && isContig(r.view) && r.view.offset === 0 && r.st.buf.size === t.size ? r : null;
 }
 
 /** `t.assign(v)` for each `[t, v]` in order, in one launch on a backend with `mapMany` when that
@@ -882,8 +874,6 @@ export function concat<const T extends readonly Tensor<any>[], const A extends n
     writeRegion(buf, shape, t.dtype === dt ? t : t.cast(dt), a, at);
     at += t.shape[a];
   }
-  return record(fromBuffer(shape, buf, tensors[0]), [...tensors], (g) => {
-    let s = 0;
-    return tensors.map((t) => g.narrow(a, (s += t.shape[a]) - t.shape[a], t.shape[a]));
-  }) as any;
+  const sizes = tensors.map((t) => t.shape[a]);
+  return record(fromBuffer(shape, buf, tensors[0]), [...tensors], (g) => g.split(sizes, a)) as any;
 }
