@@ -114,7 +114,9 @@ export interface Backend {
 
 /** Row-major strides of a contiguous shape. */
 export function contiguousStrides(shape: readonly number[]): number[] {
-  return shape.map((_, d) => numel(shape.slice(d + 1)));
+  const s = shape.map(() => 1); // (a loop, not a product per dim: every op's views come through here)
+  for (let d = shape.length - 2; d >= 0; d--) s[d] = s[d + 1] * shape[d + 1];
+  return s;
 }
 
 /** Whether a view reads its buffer in row-major order without gaps. */

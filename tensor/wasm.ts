@@ -451,17 +451,14 @@ export function matmulF32(
     }
     return true;
   }
-  // The arrays' spans read (once each, shared by the pairs), after the pairs; then packed by WebAssembly.
+  // Where each array's element 0 lies in the memory: arrays already there are read where they are;
+  // the others' spans read (once each, shared by the pairs) are copied in after the pairs.
   const src = spans(spans(new Map(), as, M, K), bs, K, N), from = new Map<Float32Array, number>();
-  const h = heap(
-    4 * (size * as.length + [...src].reduce((n, [d, [lo, hi]]) => n + (heapAt(d) < 0 ? hi - lo : 0), 8)),
-  );
+  for (const d of [...src.keys()].filter((d) => heapAt(d) >= 0)) from.set(d, heapAt(d)), src.delete(d);
+  const h = heap(4 * (size * as.length + [...src.values()].reduce((n, [lo, hi]) => n + hi - lo, 8)));
   if (!h) return false;
-  let to = size * as.length; // (arrays already in the memory are read where they are)
-  for (const [d, [lo, hi]] of src) {
-    if (heapAt(d) >= 0) from.set(d, heapAt(d));
-    else h.set(d.subarray(lo, hi), to), from.set(d, to - lo), to += hi - lo;
-  }
+  let to = size * as.length;
+  for (const [d, [lo, hi]] of src) h.set(d.subarray(lo, hi), to), from.set(d, to - lo), to += hi - lo;
   as.forEach((a, p) => panels(a, M, K, MR, p * size, from.get(a[0])!));
   bs.forEach((b, p) => panels([b[0], b[1], b[3], b[2]], N, K, NR, p * size + bo, from.get(b[0])!));
   // Threads take equal runs of pairs, or of one pair's row panels (or column panels, when there are

@@ -1,7 +1,8 @@
 // Shared by the compile tests (and others): a test run on every backend at hand, and a small MLP training step.
 import { Linear, setBackend, SGD, type Tensor } from "../mod.ts";
 
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+/** The WebGPU adapter, or null where there is none. */
+export const adapter: GPUAdapter | null = await navigator.gpu?.requestAdapter().catch(() => null) ?? null;
 const BACKENDS = adapter ? ["cpu", "webgpu"] as const : ["cpu"] as const;
 if (!adapter) console.log("compile tests on webgpu skipped: no WebGPU adapter");
 

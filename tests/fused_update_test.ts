@@ -10,9 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { AdamW, assignAll, getBackend, randn, type Shape, type Tensor, tensor, where } from "../mod.ts";
-import { backendTest } from "./compile_util.ts";
+import { adapter, backendTest } from "./compile_util.ts";
 
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
 const required = Deno.env.get("REQUIRE_WEBGPU") === "1";
 if (!adapter) console.log("fused update tests on webgpu skipped: no WebGPU adapter");
 Deno.test({
