@@ -62,6 +62,8 @@ export interface Backend {
   readonly name: "cpu" | "webgpu";
   /** What runs the kernels, e.g. the adapter's description. */
   readonly info: string;
+  /** How many reads an operand's fused expression may have before it is realized (default 4). */
+  readonly fuseReads?: number;
   /** A new uninitialised buffer (used as an `into` target). */
   alloc(size: number, dtype: DType): BackendBuffer;
   /** Copy host data into a new buffer. */

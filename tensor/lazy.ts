@@ -299,7 +299,8 @@ export const tensorsMade = (): number => made;
 // ---------------------------------------------------------------------------------------------
 // Fusion
 
-// Fusion stops here: bigger operands are realized before they join a new expression.
+// Fusion stops here: bigger operands are realized before they join a new expression. The CPU's
+// JavaScript kernels compute in doubles, so there the cap also decides rounding.
 const MAX_READS = 4, MAX_NODES = 40;
 
 /** A form that reads `x` broadcast to `to`. Big lazy forms are realized first so broadcasting
@@ -319,7 +320,8 @@ export function fuse(ops: Lazy[], to: readonly number[], build: (e: Exp[]) => Ex
   sameBackend(op, ops);
   const exps = ops.map((t) => {
     let f = t.form(op);
-    if (!isLoad(f) && (f.reads.length > MAX_READS || X.size(f.exp) > MAX_NODES)) f = realizeForm(t, op);
+    const cap = f.reads[0]?.st.backend.fuseReads ?? MAX_READS;
+    if (!isLoad(f) && (f.reads.length > cap || X.size(f.exp) > MAX_NODES)) f = realizeForm(t, op);
     f = t.shape.join() === to.join() ? f : expandForm(t, to);
     const slot = f.reads.map((r) => {
       const k = reads.findIndex((q) => q.st === r.st && viewKey(q) === viewKey(r));

@@ -84,10 +84,14 @@ export class WebGpuBackend implements Backend {
   readonly info: string;
   /** True on a software (CPU) adapter such as llvmpipe or lavapipe. */
   readonly software: boolean;
+  /** 7 (so an AdamW update, p, g, m, v and three coefficients, is one kernel) where two such operands
+   * and the output fit the storage-buffer limit. Kernels are f32 throughout: fusion keeps the rounding. */
+  readonly fuseReads: number;
 
   private constructor(private readonly gpu: Gpu) {
     this.info = gpu.info;
     this.software = gpu.cpuLike;
+    this.fuseReads = Math.min(7, (gpu.device.limits.maxStorageBuffersPerShaderStage - 1) >> 1);
   }
 
   /** Request an adapter and device; throws "webgpu: no adapter available (…)" without one. */
