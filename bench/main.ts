@@ -8,6 +8,10 @@
  * autograd/compile.ts) unless --no-compile; each row says which.
  *
  * gpt2-small-dpo-step (GPT-2-small shapes, V = 50,257) runs only when named with --only.
+ *
+ * On the CPU each row also gives `peak_gflops`, WebAssembly SIMD's multiply-add peak on all threads
+ * measured beside it (bench/peak.ts): a shared host's speed moves from minute to minute, so compare
+ * runs by time × peak, and a matmul by `of_peak`.
  */
 import { parseArgs } from "node:util";
 import {
@@ -32,6 +36,7 @@ import {
   type Tensor,
   tensor,
 } from "../mod.ts";
+import { fmaPeak } from "./peak.ts";
 
 const USAGE = "usage: deno task bench [--backend cpu,webgpu] [--only name,name] [--runs 5] [--no-compile]";
 /** The flags, or a one-line error naming the bad one (and the usage) instead of parseArgs' stack trace. */
@@ -83,6 +88,12 @@ type Result = Record<string, number | string | boolean>;
 const workloads: Record<string, () => Promise<Result>> = {
   "matmul-256": () => matmul(256),
   "matmul-1024": () => matmul(1024),
+  // The CPU's WebAssembly SIMD multiply-add peak: one thread, and all of the backend's threads.
+  "wasm-fma-peak": () => {
+    const p = getBackend().name === "cpu" ? fmaPeak(50) : null;
+    const res: Result = p ? { gflops: p.all, gflops_1_thread: p.one } : { skipped: "cpu backend only" };
+    return Promise.resolve(res);
+  },
   // Only on a hardware GPU: the fp32 peak comparison of the WebGPU issue.
   "matmul-4096":
     () => (getBackend().name === "webgpu" && !(getBackend() as { software?: boolean }).software
@@ -246,6 +257,17 @@ const workloads: Record<string, () => Promise<Result>> = {
 /** Rows that run only when named with --only. */
 const OPT_IN = new Set(["gpt2-small-dpo-step"]);
 
+/** On the CPU: the multiply-add peak of all its threads, measured just before and just after `fn`
+ * (bench/peak.ts), so a time or rate can be read against what this machine did in the same minute
+ * (`peak_gflops`; `of_peak` for rows with `gflops`). */
+async function besidePeak(fn: () => Promise<Result>): Promise<Result> {
+  if (getBackend().name !== "cpu") return fn();
+  const before = fmaPeak(), res = await fn(), after = fmaPeak();
+  if (!before || !after) return res;
+  const peak = (before.all + after.all) / 2;
+  return { ...res, peak_gflops: peak, ...(res.gflops ? { of_peak: Number(res.gflops) / peak } : {}) };
+}
+
 async function matmul(n: number): Promise<Result> {
   const a = randn([n, n], { seed: 9 }).realize(), b = randn([n, n], { seed: 10 }).realize();
   const ms = await median(readBack(() => a.matmul(b)), n > 512 ? 3 : RUNS);
@@ -262,7 +284,7 @@ for (const name of opt.backend.split(",")) {
   for (const [w, run] of Object.entries(workloads)) {
     if (opt.only ? !opt.only.split(",").includes(w) : OPT_IN.has(w)) continue;
     try {
-      const res = await run();
+      const res = w === "wasm-fma-peak" ? await run() : await besidePeak(run);
       await flush();
       const round = (v: number | string | boolean) => (typeof v === "number" ? +v.toPrecision(4) : v);
       console.log(
