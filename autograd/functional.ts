@@ -5,7 +5,7 @@
  * Functional autodiff over records of tensors (JAX-style), and gradcheck by central differences.
  */
 import { fromArray, getBackend, noGrad, setBackend, type Shape, type Tensor } from "../tensor/mod.ts";
-import { raise } from "../tensor/check.ts";
+import { checkNumber, raise } from "../tensor/check.ts";
 
 /** Gradients with the same keys and shapes as the parameters. */
 export type Grads<P extends Record<string, Tensor<any>>> = {
@@ -49,6 +49,10 @@ export async function gradcheck(
   opts: { eps?: number; atol?: number; rtol?: number } = {},
 ): Promise<number> {
   const { eps = 1e-6, atol = 1e-5, rtol = 1e-3 } = opts, prev = getBackend().name;
+  checkNumber("gradcheck: eps", eps, "> 0", (v) => v > 0);
+  for (const [k, v] of Object.entries({ atol, rtol })) {
+    checkNumber(`gradcheck: ${k}`, v, "≥ 0", (x) => x >= 0);
+  }
   await setBackend("cpu");
   try {
     const vals = await Promise.all(inputs.map(async (x) => Float64Array.from(await x.data())));

@@ -143,6 +143,8 @@ export function checkLossOptions(o: DPOLossOptions, who: string): void {
   checkNumber(`${who}: beta`, o.beta ?? 0.1, "> 0", (b) => b > 0);
   checkNumber(`${who}: labelSmoothing`, o.labelSmoothing ?? 0, "in [0, 0.5)", (e) => e >= 0 && e < 0.5);
   checkNumber(`${who}: simpoGamma`, o.simpoGamma ?? 0.5, "a finite number", () => true);
+  if (o.bcoDelta !== undefined) checkNumber(`${who}: bcoDelta`, o.bcoDelta, "a finite number", () => true);
+  checkNumber(`${who}: sftWeight`, o.sftWeight ?? 0, "≥ 0", (w) => w >= 0);
   const type = o.lossType ?? "sigmoid";
   if (!LOSS_TYPES.includes(type)) {
     throw new RangeError(`${who}: unknown lossType "${type}" (one of ${LOSS_TYPES.join(", ")})`);

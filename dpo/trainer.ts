@@ -11,7 +11,7 @@ import { AdamW, clipGradNorm, lrAt, type Optimizer } from "../nn/optim.ts";
 import { loadCheckpoint, saveCheckpoint } from "../nn/checkpoint.ts";
 import type { EncodedPair } from "./data.ts";
 import { checkLossOptions, dpoLoss, type DPOLossOptions, sequenceLogProbs } from "./loss.ts";
-import { checkInt, parseJson, raise } from "../tensor/check.ts";
+import { checkInt, checkNumber, parseJson, raise } from "../tensor/check.ts";
 
 /** Trainer settings (loss options included). */
 export interface DPOConfig extends DPOLossOptions {
@@ -80,6 +80,8 @@ export function batchPairs(pairs: EncodedPair[], padId: number, padTo = 1, maxLe
   mask: Tensor<[number, number]>;
   realTokens: number;
 } {
+  if (!pairs.length) raise("batchPairs: no pairs");
+  checkInt("batchPairs: padTo", padTo);
   const seqs = [...pairs.map((p) => [p.prompt, p.chosen]), ...pairs.map((p) => [p.prompt, p.rejected])];
   const lengths = seqs.map(([p, c]) => p.length + c.length), longest = Math.max(...lengths);
   const L = Math.max(longest, Math.min(Math.ceil(longest / padTo) * padTo, maxLen));
@@ -134,6 +136,7 @@ export async function precomputeReference(
   batchSize = 16,
   average = false,
 ): Promise<[Float32Array, Float32Array]> {
+  checkInt("precomputeReference: batchSize", batchSize);
   const out: [Float32Array, Float32Array] = [new Float32Array(pairs.length), new Float32Array(pairs.length)];
   for (let i = 0; i < pairs.length; i += batchSize) {
     const chunk = pairs.slice(i, i + batchSize);
@@ -186,6 +189,10 @@ export class DPOTrainer {
     const c = o.config, needRef = !c.referenceFree && c.lossType !== "simpo";
     checkLossOptions(c, "DPOTrainer");
     for (const k of ["steps", "batchSize"] as const) checkInt(`DPOTrainer: ${k}`, c[k]);
+    checkNumber("DPOTrainer: lr", c.lr, "≥ 0", (v) => v >= 0);
+    checkInt("DPOTrainer: padId", c.padId, 0);
+    if (c.warmup !== undefined) checkInt("DPOTrainer: warmup", c.warmup, 0);
+    checkNumber("DPOTrainer: maxGradNorm", c.maxGradNorm ?? 1, "> 0", (v) => v > 0);
     this.policy = o.policy;
     this.config = c;
     // As in TRL, IPO and SimPO compare per-token averages of log-probs, every other loss sums.

@@ -4,7 +4,7 @@
  */
 import { hostWrite, keep, scope, type Shape, Tensor, where, zeros, zerosLike } from "../tensor/mod.ts";
 import { assignAll } from "../tensor/mod.ts";
-import { checkInt, checkNumber } from "../tensor/check.ts";
+import { checkInt, checkNumber, raise } from "../tensor/check.ts";
 import { fmtShape } from "../tensor/shape.ts";
 
 const nonNegative = (v: number) => v >= 0;
@@ -34,6 +34,8 @@ export abstract class OptimizerBase implements Optimizer {
   protected t = 0;
   /** Optimize `params` (tensors, or [name, tensor] pairs) at learning rate `lr`. */
   constructor(params: Tensor<Shape>[] | [string, Tensor<Shape>][], public lr: number) {
+    const kind = "an array of tensors or [name, tensor] pairs (model.namedParameters())";
+    if (!Array.isArray(params)) throw new TypeError(`${this.constructor.name}: params must be ${kind}`);
     this.params = params.map((p, i): [string, Tensor<Shape>] => (p instanceof Tensor ? [String(i), p] : p));
     checkNumber(`${this.constructor.name}: lr`, lr, "≥ 0", nonNegative);
   }
@@ -65,6 +67,7 @@ export abstract class OptimizerBase implements Optimizer {
   }
   /** Apply one update to every parameter with a gradient (where `ok`, when given, is true). */
   step(ok?: Tensor<[]>): void {
+    checkNumber(`${this.constructor.name}: lr`, this.lr, "≥ 0", nonNegative); // (a schedule may have set it)
     this.#ok = ok;
     const coef = this.#coef ??= keep(zeros([this.coefficients(1).length]).realize());
     hostWrite(coef, () => this.coefficients(++this.t));
@@ -153,7 +156,9 @@ export class AdamW extends OptimizerBase {
     super(params, opts.lr ?? 1e-3);
     const who = this.constructor.name;
     this.betas = opts.betas ?? [0.9, 0.999];
-    this.betas.forEach((b, i) => checkNumber(`${who}: betas[${i}]`, b, "in [0, 1)", (v) => v >= 0 && v < 1));
+    [0, 1].forEach((i) =>
+      checkNumber(`${who}: betas[${i}]`, this.betas[i], "in [0, 1)", (v) => v >= 0 && v < 1)
+    );
     this.eps = checkNumber(`${who}: eps`, opts.eps ?? 1e-8, "≥ 0", nonNegative);
     this.weightDecay = checkNumber(`${who}: weightDecay`, opts.weightDecay ?? 0, "≥ 0", nonNegative);
     this.decay = opts.decay ?? ((_, p) => p.rank >= 2);
@@ -198,6 +203,9 @@ export function lrAt(
   },
 ): number {
   const { lr, warmup = 0, total = Infinity, decay = "constant", minLr = 0 } = o;
+  checkInt("lrAt: warmup", warmup, 0);
+  for (const [k, v] of Object.entries({ step, lr, minLr })) checkNumber(`lrAt: ${k}`, v, "≥ 0", nonNegative);
+  if (!["constant", "linear", "cosine"].includes(decay)) raise(`lrAt: unknown decay "${decay}"`);
   if (step < warmup) return (lr * (step + 1)) / warmup;
   if (decay === "constant" || !Number.isFinite(total)) return lr;
   const t = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
@@ -208,6 +216,7 @@ export function lrAt(
 /** Scale all gradients so their global L2 norm is at most `maxNorm`, on the device (no read).
  * Returns the norm before clipping as a scalar tensor. */
 export function clipGradNorm(params: Tensor<Shape>[], maxNorm: number): Tensor<[]> {
+  checkNumber("clipGradNorm: maxNorm", maxNorm, "> 0", (v) => v > 0);
   const grads = params.map((p) => p.grad).filter((g): g is Tensor<Shape> => !!g);
   if (!grads.length) return zeros([]);
   const norm = grads.map((g) => g.mul(g).sum()).reduce((a, b) => a.add(b)).sqrt().realize();

@@ -54,9 +54,10 @@ export function encodeSafetensors(
   for (const name of names) {
     const { shape, data } = tensors[name], what = `safetensors: tensor "${name}"`;
     if (name === "__metadata__") throw new Error(`${what}: the name is reserved`);
+    const dtype = data instanceof Float32Array ? "F32" : data instanceof Int32Array ? "I32" : null;
+    if (!dtype) raise(`${what}: data must be a Float32Array or an Int32Array`);
     const n = checkShape(shape, what);
     if (n !== data.length) raise(`${what}: ${data.length} elements but shape [${shape}] needs ${n}`);
-    const dtype = data instanceof Float32Array ? "F32" : "I32";
     header[name] = { dtype, shape: [...shape], data_offsets: [offset, offset + data.byteLength] };
     chunks.push([new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset]);
     offset += data.byteLength;
@@ -84,8 +85,13 @@ function checkShape(shape: unknown, what: string): number {
  * Decodes a safetensors file. Every offset is checked before any read, so a corrupt or hostile file
  * gives an Error naming `source` rather than an out-of-bounds read or a silently wrong tensor.
  */
-export function decodeSafetensors(bytes: Uint8Array, source = "safetensors"): DecodedSafetensors {
+export function decodeSafetensors(
+  bytes: Uint8Array | ArrayBuffer,
+  source = "safetensors",
+): DecodedSafetensors {
   const fail = (msg: string) => raise(`${source}: ${msg}`);
+  if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+  if (!(bytes instanceof Uint8Array)) fail(`expected the file's bytes (Uint8Array or ArrayBuffer)`);
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = view.getUint32(0, true) + view.getUint32(4, true) * 2 ** 32;

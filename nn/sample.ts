@@ -6,7 +6,7 @@
  * a seeded generator, so a seed gives the same text on every backend.
  */
 import { fromArray, noGrad, rng, scope } from "../tensor/mod.ts";
-import { raise } from "../tensor/check.ts";
+import { checkInt, checkNumber, raise } from "../tensor/check.ts";
 import { type GPT, KVCache } from "./gpt.ts";
 
 /** Sampling options. */
@@ -27,12 +27,20 @@ export interface SampleOptions {
   cache?: boolean;
 }
 
+/** Throws, naming `who`, where a sampling option is out of range. */
+function checkOptions(who: string, o: Omit<SampleOptions, "maxNewTokens">): void {
+  checkNumber(`${who}: temperature`, o.temperature ?? 1, "≥ 0", (t) => t >= 0);
+  if (o.topK !== undefined) checkInt(`${who}: topK`, o.topK);
+  if (o.topP !== undefined) checkNumber(`${who}: topP`, o.topP, "in (0, 1]", (p) => p > 0 && p <= 1);
+}
+
 /** Pick one token from a row of logits. */
 export function sampleToken(
   logits: ArrayLike<number>,
   o: Omit<SampleOptions, "maxNewTokens">,
   u: number,
 ): number {
+  checkOptions("sampleToken", o);
   const t = o.temperature ?? 1, ids = Array.from(logits, (_, i) => i);
   if (t === 0) return ids.reduce((b, i) => (logits[i] > logits[b] ? i : b), 0);
   ids.sort((a, b) => logits[b] - logits[a]);
@@ -52,7 +60,10 @@ export function sampleToken(
 /** Continue each prompt (token id lists; prompts of equal length run as one batch) and return the
  * prompts with their new tokens. The model runs in eval mode without recording a tape. */
 export async function generate(model: GPT, prompts: number[][], o: SampleOptions): Promise<number[][]> {
+  if (!prompts?.every?.(Array.isArray)) raise("generate: prompts must be arrays of token ids");
   if (prompts.some((p) => !p.length)) raise("generate: every prompt needs at least one token (e.g. BOS)");
+  checkInt("generate: maxNewTokens", o?.maxNewTokens, 0);
+  checkOptions("generate", o);
   const rand = rng(o.seed ?? 0), out = prompts.map((p) => [...p]), done = prompts.map(() => false);
   const V = model.config.vocabSize, maxT = model.config.blockSize, wasTraining = model.training;
   model.eval();

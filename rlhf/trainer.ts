@@ -429,9 +429,7 @@ export class RLOOTrainer extends RLTrainer<RLOOConfig> {
     const R = sequenceKls(r, T).map((kl, i) => r.scores[i] - this.klCoef * kl);
     const A = R.map((Ri, i) => {
       const g = Math.floor(i / k) * k; // rows of one prompt are consecutive
-      let others = 0;
-      for (let j = g; j < g + k; j++) if (j !== i) others += R[j];
-      return Ri - others / (k - 1);
+      return Ri - sum(R.slice(g, g + k).filter((_, j) => g + j !== i)) / (k - 1);
     });
     const advantages = r.mask.map((m, t) => A[Math.floor(t / T)] * m);
     return Promise.resolve({ advantages, returns: new Float32Array(B * T) });

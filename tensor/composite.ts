@@ -8,7 +8,7 @@
 import { embeddingCheck, fmtShape, stackShape, unsqueezeAxis } from "./shape.ts";
 import type { CrossEntropy, EmbeddingLookup, Guard, Ok, Shape, Stack } from "./shape.ts";
 import { arange, tril } from "./create.ts";
-import { checkNumber, fail, sameBackend } from "./check.ts";
+import { checkInt, checkNumber, fail, sameBackend } from "./check.ts";
 import { realRead } from "./lazy.ts";
 import { checkIndex, concat, fromBuffer, record, sumTo, Tensor, where } from "./tensor.ts";
 
@@ -105,6 +105,7 @@ export function attention<B extends number, H extends number, T extends number, 
   v: Tensor<readonly [NoInfer<B>, NoInfer<H>, number, NoInfer<D>]>,
   { past = 0, keyMask, probs }: AttentionOptions<B> = {},
 ): Tensor<[B, H, T, D]> {
+  checkInt("attention: past", past, 0);
   const [B, H, T, D] = q.shape, S = k.shape[2], fmt = fmtShape, want = fmt([B, H, S, D]);
   const got = [k, v, ...(keyMask ? [keyMask] : [])].map((t) => fmt(t.shape)).join(", ");
   if (q.rank !== 4 || got !== [want, want, ...(keyMask ? [fmt([B, S])] : [])].join(", ")) {

@@ -231,16 +231,8 @@ export class CpuBackend implements Backend {
     const lead = !splits.some((s) => fits(s, false)), split = splits.find((s) => fits(s, lead));
     if (this.wasm && !arg && numel(shape) >= WASM_MIN && split !== undefined) {
       const out = this.alloc(n, e.dtype);
-      const simd = wasmKernel(
-        op,
-        e,
-        inputs.map(wasmSrc),
-        shape,
-        split,
-        data(out) as Float32Array,
-        undefined,
-        lead,
-      );
+      const o = data(out) as Float32Array;
+      const simd = wasmKernel(op, e, inputs.map(wasmSrc), shape, split, o, undefined, lead);
       if (simd) return (this.#run(simd), out);
       this.free(out);
     }

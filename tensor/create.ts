@@ -7,7 +7,8 @@
  */
 import { numel } from "./backend.ts";
 import { getBackend } from "./backends.ts";
-import { checkData, checkDType, checkShape, dataDType, fail, MAX_ELEMENTS, typeName } from "./check.ts";
+import { checkData, checkDType, checkInt, checkNumber, checkShape, dataDType, fail } from "./check.ts";
+import { MAX_ELEMENTS, typeName } from "./check.ts";
 import * as X from "./exp.ts";
 import type { DType } from "./exp.ts";
 import { bufferForm, fuse, hostCopy } from "./lazy.ts";
@@ -129,6 +130,7 @@ export function rng(seed: number): () => number {
 }
 /** 0…n−1 in a random order drawn from `rand` (Fisher–Yates, n − 1 draws, last position first). */
 export function permutation(n: number, rand: () => number): number[] {
+  checkInt("permutation: n", n, 0);
   const p = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
@@ -157,7 +159,8 @@ export function randn<const S extends Shape>(
   opts: { seed?: number; dtype?: DType; std?: number } = {},
 ): Tensor<S> {
   const r = opts.seed === undefined ? globalRng : rng(opts.seed);
-  const n = numel(checkShape("randn", shape)), std = opts.std ?? 1, out = new Float64Array(n);
+  const n = numel(checkShape("randn", shape)), out = new Float64Array(n);
+  const std = checkNumber("randn: std", opts.std ?? 1, "≥ 0", (v) => v >= 0);
   for (let i = 0; i < n; i += 2) {
     const u = 1 - r(), v = r(), m = Math.sqrt(-2 * Math.log(u)) * std;
     out[i] = m * Math.cos(2 * Math.PI * v);
@@ -198,6 +201,7 @@ export function triu<R extends number, C extends number = R>(rows: R, cols?: C, 
 
 /** The mask `j ≤ i + k` (tril) or `j ≥ i + k` (triu) over [rows, cols] (i the row, j the column). */
 function diagonalMask(op: "tril" | "triu", rows: number, cols: number, k: number): any {
+  checkNumber(`${op}: diagonal`, k, "an integer", Number.isInteger);
   const diagonal = X.bin("add", X.idx(0), X.cnst(k, "i32")); // i + k
   return computed(checkShape(op, [rows, cols]), X.bin(op === "tril" ? "le" : "ge", X.idx(1), diagonal));
 }

@@ -10,7 +10,7 @@
  */
 import { arenas, contiguousStrides, isContig, numel } from "./backend.ts";
 import type { BackendBuffer, ReduceOp, TypedArray, View } from "./backend.ts";
-import { checkDType, checkInt, checkNonEmpty, sameBackend, typeName } from "./check.ts";
+import { checkDType, checkInt, checkNonEmpty, checkShape, sameBackend, typeName } from "./check.ts";
 import { CpuBuffer, offsets } from "./cpu.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
@@ -413,11 +413,9 @@ export class Tensor<
   /** Broadcast to a larger shape without copying (stride 0 on broadcast axes). */
   expand<const T extends readonly number[], Me extends Sub<T>>(this: Tensor<Me>, shape: T): Tensor<[...T]>;
   expand(this: Tensor<any>, shape: readonly number[]): any {
-    const to = SH.broadcastShapes("expand", this.shape, shape);
+    const to = SH.broadcastShapes("expand", this.shape, checkShape("expand", shape));
     if (to.join() !== shape.join()) {
-      throw new SH.ShapeError(
-        `expand: shapes ${SH.fmtShape(this.shape)} and ${SH.fmtShape(shape)} cannot broadcast`,
-      );
+      SH.fail(`expand: shapes ${SH.fmtShape(this.shape)} and ${SH.fmtShape(shape)} cannot broadcast`);
     }
     if (to.join() === this.shape.join()) return this;
     return record(new Tensor(to, L.expandForm(this, to)), [this], (g) => [sumTo(g, this.shape)]);

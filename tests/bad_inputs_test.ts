@@ -748,6 +748,110 @@ const cases: Case[] = [
     "generate",
     "at least one token",
   ]],
+  // Sampling options: each names generate (or sampleToken) and the option; none is silently ignored.
+  ["nn", "generate topK 0", () => M.generate(gpt, [[1]], { maxNewTokens: 2, topK: 0 }), RangeError, [
+    "generate: topK must be a positive integer, got 0",
+  ]],
+  [
+    "nn",
+    "generate maxNewTokens Infinity",
+    () => M.generate(gpt, [[1]], { maxNewTokens: Infinity }),
+    RangeError,
+    [
+      "generate: maxNewTokens",
+      "Infinity (not finite)",
+    ],
+  ],
+  ["nn", "generate maxNewTokens -1", () => M.generate(gpt, [[1]], { maxNewTokens: -1 }), RangeError, [
+    "generate: maxNewTokens must be a non-negative integer, got -1",
+  ]],
+  ["nn", "generate without options", () => T.generate(gpt, [[1]]), RangeError, [
+    "generate: maxNewTokens",
+    "undefined",
+  ]],
+  [
+    "nn",
+    "generate temperature -1",
+    () => M.generate(gpt, [[1]], { maxNewTokens: 1, temperature: -1 }),
+    RangeError,
+    [
+      "generate: temperature must be ≥ 0, got -1",
+    ],
+  ],
+  ["nn", "generate topP 1.5", () => M.generate(gpt, [[1]], { maxNewTokens: 1, topP: 1.5 }), RangeError, [
+    "generate: topP must be in (0, 1], got 1.5",
+  ]],
+  ["nn", "generate from a string", () => T.generate(gpt, "abc", { maxNewTokens: 1 }), Error, [
+    "generate: prompts must be arrays of token ids",
+  ]],
+  ["nn", "sampleToken topK -2", () => M.sampleToken([0, 1], { topK: -2 }, 0.5), RangeError, [
+    "sampleToken: topK",
+    "-2",
+  ]],
+  // Optimizers and schedules.
+  ["nn", "AdamW of a model", () => new M.AdamW(gpt as any), TypeError, [
+    "AdamW: params must be",
+    "namedParameters",
+  ]],
+  ["nn", "AdamW betas [0.9]", () => new M.AdamW(gpt.parameters(), { betas: [0.9] as any }), RangeError, [
+    "AdamW: betas[1] must be in [0, 1), got undefined",
+  ]],
+  [
+    "nn",
+    "SGD step at lr NaN",
+    () => {
+      const opt = new M.SGD([M.zeros([2]).requiresGrad_()], 0.1);
+      opt.lr = NaN;
+      opt.step();
+    },
+    RangeError,
+    ["SGD: lr must be ≥ 0, got NaN"],
+  ],
+  ["nn", "clipGradNorm NaN", () => M.clipGradNorm(gpt.parameters(), NaN), RangeError, [
+    "clipGradNorm: maxNorm must be > 0, got NaN",
+  ]],
+  ["nn", "lrAt decay typo", () => M.lrAt(0, { lr: 1, decay: "cos" as any }), Error, [
+    'lrAt: unknown decay "cos"',
+  ]],
+  ["nn", "lrAt step -3", () => M.lrAt(-3, { lr: 1, warmup: 5 }), RangeError, ["lrAt: step", "-3"]],
+  ["nn", "lrAt warmup 0.5", () => M.lrAt(0, { lr: 1, warmup: 0.5 }), RangeError, ["lrAt: warmup", "0.5"]],
+  // Safetensors: only the dtypes it writes; the bytes as either array kind.
+  [
+    "nn",
+    "encodeSafetensors Float64Array",
+    () => M.encodeSafetensors({ a: { shape: [2], data: new Float64Array(2) as any } }),
+    Error,
+    [
+      'safetensors: tensor "a": data must be a Float32Array or an Int32Array',
+    ],
+  ],
+  ["nn", "decodeSafetensors null", () => M.decodeSafetensors(null as any, "x.st"), Error, [
+    "x.st: expected the file's bytes (Uint8Array or ArrayBuffer)",
+  ]],
+  ["tensor", "expand to -1", () => t([[1, 2, 3]]).expand([-1, 3]), ShapeError, [
+    "expand: invalid shape [-1, 3]",
+  ]],
+  ["tensor", "expand of a number", () => t([[1, 2, 3]]).expand(5 as any), ShapeError, [
+    "expand: invalid shape 5",
+  ]],
+  [
+    "tensor",
+    "attention past -1",
+    () => {
+      const q = M.zeros([1, 1, 2, 4]);
+      return M.attention(q, q, q, { past: -1 });
+    },
+    RangeError,
+    ["attention: past must be a non-negative integer, got -1"],
+  ],
+  ["tensor", "tril diagonal 0.5", () => M.tril(3, 3, 0.5), RangeError, [
+    "tril: diagonal must be an integer, got 0.5",
+  ]],
+  ["tensor", "permutation of 2.5", () => M.permutation(2.5, M.rng(0)), RangeError, ["permutation: n", "2.5"]],
+  ["tensor", "randn std -1", () => M.randn([3], { std: -1 }), RangeError, ["randn: std must be ≥ 0, got -1"]],
+  ["tensor", "gradcheck eps 0", () => M.gradcheck((x) => x.sum(), [t([1])], { eps: 0 }), RangeError, [
+    "gradcheck: eps must be > 0, got 0",
+  ]],
 
   // Tokenizers name the unknown symbol and where it is.
   [
@@ -1099,6 +1203,42 @@ const cases: Case[] = [
 
   // DPO losses, log-probs and the trainer.
   ["dpo", "beta 0", () => M.dpoLoss(logProbs, { beta: 0 }), RangeError, ["dpoLoss: beta must be > 0, got 0"]],
+  ["dpo", "sftWeight NaN", () => M.dpoLoss(logProbs, { sftWeight: NaN }), RangeError, [
+    "dpoLoss: sftWeight",
+    "NaN",
+  ]],
+  ["dpo", "bcoDelta NaN", () => M.dpoLoss(logProbs, { lossType: "bco_pair", bcoDelta: NaN }), RangeError, [
+    "dpoLoss: bcoDelta must be a finite number, got NaN",
+  ]],
+  ["dpo", "trainer without lr", () => trainer({ lr: undefined }), RangeError, [
+    "DPOTrainer: lr",
+    "undefined",
+  ]],
+  ["dpo", "trainer padId -1", () => trainer({ padId: -1 }), RangeError, ["DPOTrainer: padId", "-1"]],
+  ["dpo", "trainer warmup 0.5", () => trainer({ warmup: 0.5 }), RangeError, ["DPOTrainer: warmup", "0.5"]],
+  ["dpo", "trainer maxGradNorm NaN", () => trainer({ maxGradNorm: NaN }), RangeError, [
+    "DPOTrainer: maxGradNorm must be > 0, got NaN",
+  ]],
+  ["dpo", "batchPairs of no pairs", () => M.batchPairs([], 0), Error, ["batchPairs: no pairs"]],
+  [
+    "dpo",
+    "batchPairs padTo 0",
+    () => M.batchPairs([{ prompt: [1], chosen: [2], rejected: [3] }], 0, 0),
+    RangeError,
+    [
+      "batchPairs: padTo",
+      "got 0",
+    ],
+  ],
+  [
+    "dpo",
+    "precomputeReference batchSize 0",
+    () => M.precomputeReference(gpt, [{ prompt: [1], chosen: [2], rejected: [3] }], 0, 0),
+    RangeError,
+    [
+      "precomputeReference: batchSize must be a positive integer, got 0",
+    ],
+  ],
   ["dpo", "beta NaN", () => M.dpoLoss(logProbs, { beta: NaN }), RangeError, ["beta must be > 0, got NaN"]],
   ["dpo", "label smoothing 0.5", () => M.dpoLoss(logProbs, { labelSmoothing: 0.5 }), RangeError, [
     "labelSmoothing must be in [0, 0.5), got 0.5",

@@ -79,6 +79,13 @@ Deno.test("decode: metadata is returned", () => {
   assert.deepEqual(metadata, { format: "pt", a: "1" });
 });
 
+Deno.test("decode: an ArrayBuffer (as fetch's response gives) reads like its bytes", () => {
+  const bytes = encodeSafetensors({ a: { shape: [2], data: new Float32Array([1.5, -2]) } });
+  const fromBuffer = decodeSafetensors(bytes.slice().buffer);
+  assert.deepEqual(fromBuffer.tensors.a, decodeSafetensors(bytes).tensors.a);
+  assert.deepEqual([...fromBuffer.tensors.a.data], [1.5, -2]);
+});
+
 Deno.test("decode errors name the source and the problem", () => {
   const f4 = [0, 0, 128, 63, 0, 0, 0, 64]; // f32 1, 2
   bad(new Uint8Array(5), /m\.st: file is 5 bytes, shorter than the 8-byte header length/);

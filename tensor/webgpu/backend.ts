@@ -65,12 +65,13 @@ function dims(shape: readonly number[], strides: readonly Strides[], from: numbe
   return out;
 }
 
+/** A reduction as `reduce` takes it: `op` over `axes` of `e`, which reads `inputs`, over `shape`. */
+type Reduction = { op: ReduceOp; e: Exp; inputs: Src[]; shape: readonly number[]; axes: number[] };
+
 /** `matmulVec4Kernel`'s register blocks on CPU adapters: big ones for big products (each storage
  * load there costs ~25 cycles, so reuse matters most: measured on llvmpipe). */
-const BLOCKS: Record<"big" | "small", Vec4Block> = {
-  big: { tm: 16, tb: 4, wx: 4, wy: 4 },
-  small: { tm: 4, tb: 1, wx: 8, wy: 8 },
-};
+const BIG_BLOCK: Vec4Block = { tm: 16, tb: 4, wx: 4, wy: 4 };
+const SMALL_BLOCK: Vec4Block = { tm: 4, tb: 1, wx: 8, wy: 8 };
 /** All of `buf` read contiguously as `shape`. */
 const whole = (buf: BackendBuffer, shape: readonly number[]): Src => ({
   buf,
@@ -182,25 +183,18 @@ export class WebGpuBackend implements Backend {
     // 1024 workgroups in all, reduce to partials [nOut, C], then reduce those. Chunks are in order
     // and each keeps its first best index, so argmax/argmin ties still go to the first index.
     const C = Math.min(Math.ceil(1024 / nOut), Math.floor(nRed / 4096));
-    if (C < 2) return this.reducePass(op, e, inputs, shape, axes, 1);
-    const part = this.reducePass(op, e, inputs, shape, axes, C, arg ? "out" : "");
+    if (C < 2) return this.reducePass({ op, e, inputs, shape, axes });
+    const part = this.reducePass({ op, e, inputs, shape, axes }, C, arg ? "out" : "");
     const partial = { buf: part, view: { shape: [nOut, C], strides: arg ? [2 * C, 2] : [C, 1], offset: 0 } };
-    const out = this.reducePass(op, load(0, e.dtype), [partial], [nOut, C], [1], 1, arg ? "in" : "");
+    const ofPartials = { op, e: load(0, e.dtype), inputs: [partial], shape: [nOut, C], axes: [1] };
+    const out = this.reducePass(ofPartials, 1, arg ? "in" : "");
     this.free(part);
     return out;
   }
 
-  /** One reduce dispatch (nonempty) whose outputs each give `chunks` results; `pairs` as in
-   * `reduceKernel`. */
-  private reducePass(
-    op: ReduceOp,
-    e: Exp,
-    inputs: Src[],
-    shape: readonly number[],
-    axes: number[],
-    chunks: number,
-    pairs: "" | "in" | "out" = "",
-  ): BackendBuffer {
+  /** One reduce dispatch (nonempty) whose outputs each give `chunks` results (default 1); `pairs` as
+   * in `reduceKernel`. */
+  private reducePass({ op, e, inputs, shape, axes }: Reduction, chunks = 1, pairs: "" | "in" | "out" = "") {
     const arg = op === "argmax" || op === "argmin", big = op === "max" || op === "argmax";
     const kept = shape.map((_, d) => d).filter((d) => !axes.includes(d)), order = [...kept, ...axes];
     const nOut = numel(kept.map((d) => shape[d])), nRed = numel(axes.map((d) => shape[d]));
@@ -243,7 +237,7 @@ export class WebGpuBackend implements Backend {
     const params = [M, Kp, N, Np, ...batch.map((d) => d.n), ...batch.map((d) => d.s[0])];
     params.push(...batch.map((d) => d.s[1]), pa.src.view.offset, pb.src.view.offset, K);
     // Real GPUs: workgroup-memory tiles (tiled.ts); CPU adapters: register blocks, no barriers.
-    const tiled = !this.gpu.cpuLike, block = M * N * K >= 64 ** 3 ? BLOCKS.big : BLOCKS.small;
+    const tiled = !this.gpu.cpuLike, block = M * N * K >= 64 ** 3 ? BIG_BLOCK : SMALL_BLOCK;
     const src = tiled ? tiledMatmulKernel(batch.length) : matmulVec4Kernel(batch.length, block);
     const grid: [number, number, number] = tiled
       ? tiledMatmulGrid(M, N, nz)

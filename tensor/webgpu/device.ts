@@ -21,6 +21,10 @@ const LIMITS = ("maxStorageBufferBindingSize maxBufferSize maxStorageBuffersPerS
   "maxUniformBufferBindingSize maxComputeWorkgroupStorageSize maxComputeInvocationsPerWorkgroup " +
   "maxComputeWorkgroupsPerDimension").split(" ");
 type Pipe = { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; id: number };
+/** Workgroup counts along x, y and z (default 1). */
+type Grid = [number, number, number?];
+/** A launch as a compiled step records it (`params` are its uniforms). */
+type Launch = Omit<Pipe, "id"> & { bufs: Raw[]; params: ArrayLike<number>; grid: Grid };
 // A training step of the tiny GPT records ~400 dispatches: one submit per step, yet bounded encoders.
 const SUBMIT_EVERY = 1024;
 const ARENA_BYTES = 1 << 18;
@@ -83,8 +87,7 @@ export class Gpu {
     const l = adapter.limits as unknown as Record<string, number>;
     const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, l[k]]));
     const requiredFeatures = (["shader-f16", "subgroups"] as const).filter((f) => adapter.features.has(f));
-    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-    return new Gpu(device, adapter);
+    return new Gpu(await adapter.requestDevice({ requiredLimits, requiredFeatures }), adapter);
   }
 
   /** Throw the first error the device reported (loss, out-of-memory, invalid kernel). */
@@ -144,17 +147,10 @@ export class Gpu {
     return [Math.ceil(n / y), y];
   }
 
-  /** Record one dispatch of `source` (compiled once) over `bufs` with uniform `params`. */
-  dispatch(
-    tag: string,
-    source: string,
-    bindings: Binding[],
-    bufs: Raw[],
-    params: ArrayLike<number>,
-    grid: [number, number, number?],
-  ): void {
+  /** Record one dispatch of kernel `code` (compiled once) over `bufs` with uniform `params`. */
+  dispatch(tag: string, code: string, bindings: Binding[], bufs: Raw[], params: number[], grid: Grid): void {
     this.check();
-    const { pipe, layout, id } = this.pipeline(tag, source, bindings);
+    const { pipe, layout, id } = this.pipeline(tag, code, bindings);
     const bytes = uniformBytes(params.length), align = this.device.limits.minUniformBufferOffsetAlignment;
     let at = Math.ceil(this.arenaUsed / align) * align;
     if (at + bytes > ARENA_BYTES) {
@@ -170,14 +166,21 @@ export class Gpu {
       group = this.bindGroup(layout, this.arenaBuf, bytes, bufs);
       this.groups.set(key, group);
     }
-    for (const b of bufs) b.use = this.submits;
     arenas.current?.launches.push({ pipe, layout, bufs, params: Int32Array.from(params), grid });
     this.pass ??= this.encoder.beginComputePass();
-    this.pass.setPipeline(pipe);
-    this.pass.setBindGroup(0, group, [at]);
-    this.pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
+    this.record(this.pass, { pipe, layout, bufs, params, grid }, group, at);
+    if (this.pending >= SUBMIT_EVERY) this.submit();
+  }
+
+  /** Record a launch into `pass` with `group` at uniform offset `at`; its buffers count as used by the
+   * pending submit. */
+  private record(pass: GPUComputePassEncoder, l: Launch, group: GPUBindGroup, at: number): void {
+    for (const b of l.bufs) b.use = this.submits;
+    pass.setPipeline(l.pipe);
+    pass.setBindGroup(0, group, [at]);
+    pass.dispatchWorkgroups(l.grid[0], l.grid[1], l.grid[2] ?? 1);
     this.stats.launches++;
-    if (++this.pending >= SUBMIT_EVERY) this.submit();
+    this.pending++;
   }
 
   private pipeline(tag: string, source: string, bindings: Binding[]) {
@@ -210,24 +213,16 @@ export class Gpu {
    * makes the plan: every launch's uniforms in one buffer, written once, and a bind group each. */
   replay(arena: Arena): void {
     this.check();
-    type Launch = { pipe: GPUComputePipeline; layout: GPUBindGroupLayout; bufs: Raw[]; params: Int32Array };
-    const launches = arena.launches as (Launch & { grid: [number, number, number?] })[];
+    const launches = arena.launches as Launch[];
     const plan = (arena.plan ??= this.plan(launches)) as { group: GPUBindGroup; at: number }[];
     this.pass?.end();
     const pass = this.encoder.beginComputePass();
-    launches.forEach(({ pipe, grid, bufs }, i) => {
-      for (const b of bufs) b.use = this.submits;
-      pass.setPipeline(pipe);
-      pass.setBindGroup(0, plan[i].group, [plan[i].at]);
-      pass.dispatchWorkgroups(grid[0], grid[1], grid[2] ?? 1);
-    });
+    launches.forEach((l, i) => this.record(pass, l, plan[i].group, plan[i].at));
     pass.end();
     this.pass = undefined;
-    this.pending += launches.length;
-    this.stats.launches += launches.length;
   }
 
-  private plan(launches: { layout: GPUBindGroupLayout; bufs: Raw[]; params: Int32Array }[]) {
+  private plan(launches: Launch[]) {
     const align = this.device.limits.minUniformBufferOffsetAlignment, at = [0];
     for (const l of launches) at.push(at.at(-1)! + Math.ceil(uniformBytes(l.params.length) / align) * align);
     const end = at.pop()!;
@@ -272,10 +267,9 @@ export class Gpu {
     this.since = now;
     if (!this.debug.includes("stats")) return;
     const { compiled, launches, submits, allocated } = this.stats;
-    console.log(
-      `[webgpu] flush: ${compiled} kernels compiled, ${launches} launches, ${submits} submits, ` +
-        `${allocated} bytes allocated, ${this.pooled} bytes pooled, ${us} µs`,
-    );
+    const counts = `${compiled} kernels compiled, ${launches} launches, ${submits} submits`;
+    const bytes = `${allocated} bytes allocated, ${this.pooled} bytes pooled`;
+    console.log(`[webgpu] flush: ${counts}, ${bytes}, ${us} µs`);
     this.stats = { compiled: 0, launches: 0, submits: 0, allocated: 0 };
   }
 
