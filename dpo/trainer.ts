@@ -81,6 +81,8 @@ export function batchPairs(pairs: EncodedPair[], padId: number, padTo = 1, maxLe
   realTokens: number;
 } {
   if (!pairs.length) raise("batchPairs: no pairs");
+  const empty = pairs.findIndex((p) => !p.chosen.length || !p.rejected.length);
+  if (empty >= 0) raise(`batchPairs: pair ${empty} has an empty completion (nothing to score)`);
   checkInt("batchPairs: padTo", padTo);
   const seqs = [...pairs.map((p) => [p.prompt, p.chosen]), ...pairs.map((p) => [p.prompt, p.rejected])];
   const lengths = seqs.map(([p, c]) => p.length + c.length), longest = Math.max(...lengths);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { isRecord, raise } from "../tensor/check.ts";
+import { isRecord, parseJson, raise, typeName } from "../tensor/check.ts";
 
 /** Options for {@link Tokenizer.encode}. */
 export interface EncodeOptions {
@@ -72,6 +72,10 @@ function listFromJSON(json: unknown, type: string, key: string, who: string): st
   return Array.isArray(list) ? list : raise(`${who}.fromJSON: expected {type: "${type}", ${key}: string[]}`);
 }
 
+/** `text` if it is a string; an error naming the tokenizer's encode otherwise. */
+const str = (who: string, text: unknown) =>
+  typeof text === "string" ? text : raise(`${who}.encode: expected a string, got ${typeName(text)}`);
+
 /**
  * UTF-8 bytes as ids 0..255, then BOS=256, EOS=257, PAD=258. Decoding invalid UTF-8 (a model may emit any
  * byte sequence) yields U+FFFD replacement characters rather than an error.
@@ -82,7 +86,7 @@ export class ByteTokenizer implements Tokenizer {
   readonly eos: number = 257;
   readonly pad: number = 258;
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    return wrap(this, [...new TextEncoder().encode(text)], opts);
+    return wrap(this, [...new TextEncoder().encode(str("ByteTokenizer", text))], opts);
   }
   decode(ids: Iterable<number>, opts: DecodeOptions = {}): string {
     return decodeWith(this, ids, opts, (run) => new TextDecoder().decode(new Uint8Array(run)));
@@ -131,7 +135,8 @@ export class CharTokenizer implements Tokenizer {
       const code = "U+" + c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
       return raise(`CharTokenizer: unknown character ${JSON.stringify(c)} (${code}) at position ${pos}`);
     };
-    return wrap(this, Array.from(text, (c, pos) => this.#ids.get(c) ?? unknown(c, pos)), opts);
+    const chars = str("CharTokenizer", text);
+    return wrap(this, Array.from(chars, (c, pos) => this.#ids.get(c) ?? unknown(c, pos)), opts);
   }
   decode(ids: Iterable<number>, opts: DecodeOptions = {}): string {
     return decodeWith(this, ids, opts, (run) => run.map((id) => this.chars[id - 3]).join(""));
@@ -174,7 +179,7 @@ export class WordTokenizer implements Tokenizer {
   }
   /** Text to ids; an unknown word throws naming it and its word position. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    const ids = text.split(/\s+/).filter(Boolean).map((w, pos) =>
+    const ids = str("WordTokenizer", text).split(/\s+/).filter(Boolean).map((w, pos) =>
       this.#ids.get(w) ?? raise(`WordTokenizer: unknown word ${JSON.stringify(w)} at word ${pos}`)
     );
     return wrap(this, ids, opts);
@@ -193,7 +198,8 @@ export class WordTokenizer implements Tokenizer {
 
 /** Restores either tokenizer from its JSON form (an object or a JSON string). */
 export function tokenizerFromJSON(json: unknown): Tokenizer {
-  const j = typeof json === "string" ? JSON.parse(json) : json;
+  const notJson = (why: string) => `tokenizerFromJSON: not valid JSON (${why})`;
+  const j = (typeof json === "string" ? parseJson(json, notJson) : json) as { type?: unknown } | null;
   if (j?.type === "byte") return ByteTokenizer.fromJSON(j);
   if (j?.type === "char") return CharTokenizer.fromJSON(j);
   if (j?.type === "word") return WordTokenizer.fromJSON(j);

@@ -49,6 +49,7 @@ export function klPenalizedRewards(
   mask: Tensor<[number, number]>,
   klCoef: number,
 ): Tensor<[number, number]> {
+  checkNumber("klPenalizedRewards: klCoef", klCoef, "≥ 0", (v) => v >= 0);
   return logProbs.sub(refLogProbs).mul(mask).mul(-klCoef).add(lastMasked(mask).mul(score.unsqueeze(-1)));
 }
 
@@ -73,6 +74,9 @@ export function gae(
   opts: GAEOptions = {},
 ): { advantages: Tensor<[number, number]>; returns: Tensor<[number, number]> } {
   const { gamma = 1, lambda = 0.95 } = opts, [B, T] = rewards.shape;
+  for (const [k, v] of Object.entries({ gamma, lambda })) {
+    checkNumber(`gae: ${k}`, v, "in [0, 1]", (x) => x >= 0 && x <= 1);
+  }
   const col = (x: Tensor<[number, number]>, t: number): Tensor<[number, 1]> => x.narrow(1, t, 1);
   const v = values.mul(mask);
   let nextValue: Tensor<[number, 1]> = zeros([B, 1]), nextAdv: Tensor<[number, 1]> = zeros([B, 1]);
@@ -112,8 +116,7 @@ export interface PPOLossResult {
 /** PPO's clipped surrogate objective (Schulman et al., 2017), negated as a loss: a token's ratio
  * may move only ε (`clip`, default 0.2) past 1 in the direction its advantage favours. */
 export function ppoLoss(x: PPOLossInputs, opts: { clip?: number } = {}): PPOLossResult {
-  const eps = opts.clip ?? 0.2;
-  if (!(eps > 0)) throw new RangeError(`ppoLoss: clip must be > 0, got ${eps}`);
+  const eps = checkNumber("ppoLoss: clip", opts.clip ?? 0.2, "> 0", (v) => v > 0);
   const logRatio = x.logProbs.sub(x.oldLogProbs), ratio = logRatio.exp();
   const unclipped = x.advantages.neg().mul(ratio);
   const clipped = x.advantages.neg().mul(ratio.clamp(1 - eps, 1 + eps));
@@ -132,7 +135,8 @@ export function valueLoss(
   x: Record<"values" | "oldValues" | "returns" | "mask", Tensor<[number, number]>>,
   opts: { clip?: number } = {},
 ): Tensor<[]> {
-  const c = opts.clip ?? 0.2, vClipped = x.oldValues.add(x.values.sub(x.oldValues).clamp(-c, c));
+  const c = checkNumber("valueLoss: clip", opts.clip ?? 0.2, "> 0", (v) => v > 0);
+  const vClipped = x.oldValues.add(x.values.sub(x.oldValues).clamp(-c, c));
   const a = x.values.sub(x.returns), b = vClipped.sub(x.returns);
   return maskedMean(a.mul(a).maximum(b.mul(b)), x.mask).mul(0.5);
 }

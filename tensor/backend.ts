@@ -128,6 +128,24 @@ export const isContig = (v: View): boolean =>
 /** Number of elements of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((n, d) => n * d, 1);
 
+/** Offsets of every element of `view` in row-major order. */
+export function offsets(view: View): Int32Array {
+  const out = new Int32Array(numel(view.shape));
+  const i = view.shape.map(() => 0);
+  let o = view.offset;
+  for (let p = 0; p < out.length; p++) {
+    out[p] = o;
+    for (let d = i.length - 1; d >= 0; d--) {
+      i[d]++;
+      o += view.strides[d];
+      if (i[d] < view.shape[d]) break;
+      o -= i[d] * view.strides[d];
+      i[d] = 0;
+    }
+  }
+  return out;
+}
+
 // The typed array each dtype is held in on the host (bool as 0/1 bytes).
 const HOST_ARRAYS = { f32: Float32Array, f64: Float64Array, i32: Int32Array, bool: Uint8Array };
 /** A host typed array for a dtype. */
@@ -140,9 +158,7 @@ export function hostArray(dtype: DType, n: number): TypedArray {
 export function envVar(name: string): string | undefined {
   try {
     return (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env.get(name);
-  } catch {
-    return undefined;
-  }
+  } catch { /* no env permission: unset */ }
 }
 
 /** What a compiled step (autograd/compile.ts) owns: the launches recorded in its second call, the

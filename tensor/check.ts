@@ -39,8 +39,12 @@ export function dataDType(data: ArrayLike<number>): DType {
   return ints.some((c) => data instanceof c) ? "i32" : "f32";
 }
 
-/** Integer dtypes take integers only (i32 in its range); the first bad index is named. */
+/** Plain arrays hold numbers only, and integer dtypes integers only (i32 in its range); the first bad
+ * index is named. */
 export function checkData(op: string, data: ArrayLike<number>, dtype: DType): void {
+  // (typed arrays hold numbers)
+  const i = Array.isArray(data) ? data.findIndex((v) => typeof v !== "number") : -1;
+  if (i >= 0) throw new TypeError(`${op}: value ${JSON.stringify(data[i])} at index ${i} is not a number`);
   if (dtype !== "i32" && dtype !== "bool") return;
   const [lo, hi] = dtype === "i32" ? [-(2 ** 31), 2 ** 31 - 1] : [0, 1];
   for (let i = 0; i < data.length; i++) {

@@ -155,9 +155,8 @@ export function layerNorm<S extends Shape, W extends Shape = Shape, Bs extends S
   const [xd, w, b] = [t, weight, bias].map((p) => p?.detach()) as Tensor<any>[];
   // Lazy (their reductions are realized): fused into y as before, so rounding matches the plain graph's.
   const d = xd.sub(xd.mean(-1, true)), rstd = d.mul(d).mean(-1, true).add(eps).rsqrt(), xhat = d.mul(rstd);
-  let y = xhat;
-  if (w) y = y.mul(w);
-  if (b) y = y.add(b);
+  const scaled = w ? xhat.mul(w) : xhat;
+  const y = b ? scaled.add(b) : scaled;
   return record(y as Tensor<any>, inputs, (g) => {
     const gw = w ? g.mul(w) : g;
     const dx = gw.sub(gw.mean(-1, true)).sub(xhat.mul(gw.mul(xhat).mean(-1, true))).mul(rstd);

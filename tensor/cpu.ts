@@ -14,6 +14,7 @@ import {
   envVar,
   hostArray,
   numel,
+  offsets,
   type ReduceOp,
   type Src,
   type TypedArray,
@@ -77,24 +78,6 @@ function kernelSource({ exp, inputs, rank, body }: KernelSpec): string {
 
 const data = (b: BackendBuffer): TypedArray => (b as CpuBuffer).data;
 
-/** Offsets of every element of `view` in row-major order. */
-export function offsets(view: View): Int32Array {
-  const out = new Int32Array(numel(view.shape));
-  const i = view.shape.map(() => 0);
-  let o = view.offset;
-  for (let p = 0; p < out.length; p++) {
-    out[p] = o;
-    for (let d = i.length - 1; d >= 0; d--) {
-      i[d]++;
-      o += view.strides[d];
-      if (i[d] < view.shape[d]) break;
-      o -= i[d] * view.strides[d];
-      i[d] = 0;
-    }
-  }
-  return out;
-}
-
 /** Elements below which maps and reductions stay in JavaScript (copying in and out is not worth it). */
 const WASM_MIN = 1024;
 
@@ -112,10 +95,7 @@ const store: Statement = (v, o) => `out[${o}] = ${v};`;
 const wasmSrc = (x: Src) => ({ data: data(x.buf), view: x.view });
 
 /** View with `axis` made stride 0 (so offsets skip it). */
-const drop = (v: View, axis: number): View => ({
-  ...v,
-  strides: v.strides.map((s, d) => (d === axis ? 0 : s)),
-});
+const drop = (v: View, axis: number) => ({ ...v, strides: v.strides.map((s, d) => (d === axis ? 0 : s)) });
 
 /** The CPU backend. */
 export class CpuBackend implements Backend {
@@ -139,16 +119,15 @@ export class CpuBackend implements Backend {
   /** The kernel for `spec`, compiled on first use (printed under TENSOR_DEBUG=kernels). */
   #kernel(spec: KernelSpec): Kernel {
     const k = `${spec.tag}|${key(spec.exp)}|${spec.inputs}|${spec.rank}`;
-    let f = this.#kernels.get(k);
-    if (!f) {
-      const code = kernelSource(spec);
-      if (this.#debug.includes("kernels")) {
-        console.log(`// ---- cpu kernel: ${spec.tag} ${key(spec.exp).slice(0, 80)}\n${code}`);
-      }
-      f = new Function("out", "acc", "xs", "shape", "s", "off", code) as Kernel;
-      this.#kernels.set(k, f);
-      this.#stats.compiled++;
+    const cached = this.#kernels.get(k);
+    if (cached) return cached;
+    const code = kernelSource(spec);
+    if (this.#debug.includes("kernels")) {
+      console.log(`// ---- cpu kernel: ${spec.tag} ${key(spec.exp).slice(0, 80)}\n${code}`);
     }
+    const f = new Function("out", "acc", "xs", "shape", "s", "off", code) as Kernel;
+    this.#kernels.set(k, f);
+    this.#stats.compiled++;
     return f;
   }
 
@@ -243,10 +222,9 @@ export class CpuBackend implements Backend {
     let pos = "0";
     let step = 1;
     for (let d = shape.length - 1; d >= 0; d--) {
-      if (axes.includes(d)) {
-        pos += `+i${d}*${step}`;
-        step *= shape[d];
-      }
+      if (!axes.includes(d)) continue;
+      pos += `+i${d}*${step}`;
+      step *= shape[d];
     }
     // NaN wins max/min (as in JavaScript's Math.max); arg reductions keep the first best index.
     const bodies: Record<ReduceOp, Statement> = {
@@ -340,10 +318,8 @@ export class CpuBackend implements Backend {
     const now = performance.now(), us = Math.round((now - this.#since) * 1000);
     if (this.#debug.includes("stats")) {
       const { compiled, launches, allocated } = this.#stats;
-      console.log(
-        `[cpu] flush: ${compiled} kernels compiled, ${launches} launches, 0 submits, ${allocated} bytes allocated, ` +
-          `${this.#pooled} bytes pooled, ${us} µs`,
-      );
+      const counts = `[cpu] flush: ${compiled} kernels compiled, ${launches} launches, 0 submits`;
+      console.log(`${counts}, ${allocated} bytes allocated, ${this.#pooled} bytes pooled, ${us} µs`);
     }
     this.#stats = { compiled: 0, launches: 0, allocated: 0 };
     this.#since = now;

@@ -185,6 +185,7 @@ export function oneHot<I extends Shape>(
 ): Tensor<[...I, number]> {
   const x = (index as Tensor<any>).unsqueeze(-1), to = checkShape("oneHot", [...index.shape, n]);
   checkIndex("oneHot", index, n);
+  checkDType("oneHot", dtype);
   const form = fuse([x], to, ([e]) => X.cast(X.bin("eq", e, X.idx(index.rank)), dtype), "oneHot");
   return new Tensor(to, form) as any;
 }

@@ -8,10 +8,10 @@
  * closures recorded on the tape (tape.ts) and are written with the same ops, so higher layers
  * never see either.
  */
-import { arenas, contiguousStrides, isContig, numel } from "./backend.ts";
+import { arenas, contiguousStrides, isContig, numel, offsets } from "./backend.ts";
 import type { BackendBuffer, ReduceOp, TypedArray, View } from "./backend.ts";
 import { checkDType, checkInt, checkNonEmpty, checkShape, sameBackend, typeName } from "./check.ts";
-import { CpuBuffer, offsets } from "./cpu.ts";
+import { CpuBuffer } from "./cpu.ts";
 import * as X from "./exp.ts";
 import type { DType, Exp } from "./exp.ts";
 import * as L from "./lazy.ts";

@@ -293,9 +293,8 @@ export function parallel(f: Kernel, calls: number[][][]): void {
 /** Grow the memory to at least `bytes`; false when it cannot (past wasm32's 4 GiB, or out of memory). */
 function grow(bytes: number): boolean {
   try {
-    if (bytes > memory!.buffer.byteLength) {
-      memory!.grow(Math.ceil((bytes - memory!.buffer.byteLength) / 65536));
-    }
+    const have = memory!.buffer.byteLength;
+    if (bytes > have) memory!.grow(Math.ceil((bytes - have) / 65536));
     return true;
   } catch {
     return false;
@@ -353,7 +352,6 @@ let mmKernel: Kernel | null | undefined;
 const PAR_MIN = 1 << 20;
 /** Floats of packed pairs a batched call puts in memory at once (64 MiB). */
 const GROUP = 1 << 24;
-const mmFuncs = (fma: boolean): Func[] => [tile(fma), mm()];
 
 /** A matrix operand: its array, where it starts, and its row and column strides (in elements). */
 export type Operand = readonly [data: Float32Array, at: number, row: number, col: number];
@@ -435,7 +433,7 @@ export function matmulF32(
   out: Float32Array,
   at: number,
 ): boolean {
-  if (mmKernel === undefined) mmKernel = instantiate(mmFuncs(true)) ?? instantiate(mmFuncs(false));
+  if (mmKernel === undefined) mmKernel = instantiate([tile(true), mm()]) ?? instantiate([tile(false), mm()]);
   packKernels ??= [pack(false), pack(true), pack(false, MR), pack(false, NR)].map((f) => instantiate([f]));
   if (!mmKernel || !packKernels.every((k) => k)) return false;
   if (M === 0 || N === 0 || !as.length) return true;

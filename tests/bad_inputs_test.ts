@@ -35,6 +35,7 @@ const lp = (a: number[]) => M.tensor(a) as M.Tensor<[number]>;
 const pairLogProbs = { policyChosen: lp([0]), policyRejected: lp([0]), referenceChosen: lp([0]) };
 const logProbs = { ...pairLogProbs, referenceRejected: lp([0]) };
 const J = (o: unknown) => JSON.stringify(o);
+const z12 = () => M.zeros([1, 2]);
 const jsonl = (text: string) => () => M.parsePreferenceJsonl(text, "p.jsonl");
 const msg = (role: unknown, content: unknown) => ({ role, content });
 /** A one-step DPO trainer on `pair` (tokens of the 10-symbol GPT above). */
@@ -849,6 +850,62 @@ const cases: Case[] = [
   ]],
   ["tensor", "permutation of 2.5", () => M.permutation(2.5, M.rng(0)), RangeError, ["permutation: n", "2.5"]],
   ["tensor", "randn std -1", () => M.randn([3], { std: -1 }), RangeError, ["randn: std must be ≥ 0, got -1"]],
+  ["tensor", "fromArray of a string", () => T.fromArray([1, "a"], [2]), TypeError, [
+    'fromArray: value "a" at index 1 is not a number',
+  ]],
+  ["tensor", "full of undefined", () => T.full([2], undefined), TypeError, [
+    "full: fill: value undefined",
+    "not a number",
+  ]],
+  ["tensor", "oneHot dtype float", () => M.oneHot(idx([0, 1]), 3, "float" as any), TypeError, [
+    'oneHot: unknown dtype "float"',
+  ]],
+  ["tokenizer", "ByteTokenizer encode null", () => new M.ByteTokenizer().encode(null as any), Error, [
+    "ByteTokenizer.encode: expected a string, got null",
+  ]],
+  ["tokenizer", "WordTokenizer encode a number", () => new M.WordTokenizer(["a"]).encode(3 as any), Error, [
+    "WordTokenizer.encode: expected a string, got number",
+  ]],
+  ["tokenizer", "tokenizerFromJSON of bad JSON", () => M.tokenizerFromJSON("{bad"), Error, [
+    "tokenizerFromJSON: not valid JSON",
+  ]],
+  ["rlhf", "gae gamma NaN", () => T.gae(z12(), z12(), z12(), { gamma: NaN }), RangeError, [
+    "gae: gamma",
+    "NaN",
+  ]],
+  ["rlhf", "gae lambda 2", () => T.gae(z12(), z12(), z12(), { lambda: 2 }), RangeError, [
+    "gae: lambda",
+    "in [0, 1]",
+  ]],
+  [
+    "rlhf",
+    "ppoLoss clip as a string",
+    () => {
+      const [z, c] = [z12(), "0.2"];
+      return T.ppoLoss({ logProbs: z, oldLogProbs: z, advantages: z, mask: z }, { clip: c });
+    },
+    RangeError,
+    ['ppoLoss: clip must be > 0, got "0.2"'],
+  ],
+  [
+    "rlhf",
+    "valueLoss clip -1",
+    () => {
+      const z = z12();
+      return T.valueLoss({ values: z, oldValues: z, returns: z, mask: z }, { clip: -1 });
+    },
+    RangeError,
+    ["valueLoss: clip must be > 0, got -1"],
+  ],
+  [
+    "rlhf",
+    "klPenalizedRewards klCoef NaN",
+    () => T.klPenalizedRewards(T.zeros([1]), z12(), z12(), z12(), NaN),
+    RangeError,
+    [
+      "klPenalizedRewards: klCoef must be ≥ 0, got NaN",
+    ],
+  ],
   ["tensor", "gradcheck eps 0", () => M.gradcheck((x) => x.sum(), [t([1])], { eps: 0 }), RangeError, [
     "gradcheck: eps must be > 0, got 0",
   ]],
@@ -1220,6 +1277,9 @@ const cases: Case[] = [
     "DPOTrainer: maxGradNorm must be > 0, got NaN",
   ]],
   ["dpo", "batchPairs of no pairs", () => M.batchPairs([], 0), Error, ["batchPairs: no pairs"]],
+  ["dpo", "an empty chosen", dpoStep({ prompt: [1], chosen: [], rejected: [3] }), Error, [
+    "batchPairs: pair 0 has an empty completion",
+  ]],
   [
     "dpo",
     "batchPairs padTo 0",

@@ -12,7 +12,7 @@
  * against Math.* in f64 their relative error stays below 2e-7 (see the test). exp flushes results
  * below 2⁻¹⁴⁹ to 0; NaN and ±Infinity propagate as in JavaScript. Sums accumulate in f64.
  */
-import { contiguousStrides, isContig, numel, type TypedArray, type View } from "../backend.ts";
+import { contiguousStrides, isContig, numel, offsets, type TypedArray, type View } from "../backend.ts";
 import { COMPARE, type Exp, key, load, mapLeaves, type Op } from "../exp.ts";
 import {
   asm,
@@ -159,6 +159,8 @@ function kernel(mode: Mode, e: Exp, splats: boolean[], lead: boolean): Func {
   const tally = (n: Exp) => (count.set(key(n), (count.get(key(n)) ?? 0) + 1), n.src.forEach(tally));
   tally(e);
   const temps = new Map<string, number>();
+  // Loading input k: four lanes from byte column j, or its one value splat to all four.
+  const loads = splats.map((s, k) => `get:${3 + 2 * k} ${s ? "v.load_splat" : `get:${j} i32.add v.load`}`);
   const walk = (n: Exp): string => {
     if (n.op === "const") {
       return n.dtype === "bool" ? `i4:${n.v ? -1 : 0}` : Object.is(n.v, -0) ? "-0" : `${n.v}`;
@@ -166,9 +168,7 @@ function kernel(mode: Mode, e: Exp, splats: boolean[], lead: boolean): Func {
     const k = key(n), t = temps.get(k);
     if (t !== undefined) return `get:${t}`;
     const code = n.op === "load"
-      ? `get:${3 + 2 * n.i} ${splats[n.i] ? "v.load_splat" : `get:${j} i32.add v.load`} ${
-        n.dtype === "bool" ? "0 f.ne" : ""
-      }`
+      ? `${loads[n.i]} ${n.dtype === "bool" ? "0 f.ne" : ""}`
       : n.op === "cast"
       ? `${operands(n)} ${CAST[`${n.src[0].dtype}>${n.dtype}`]}`
       : TEMPLATES[n.op as Op]!.includes("$")
@@ -265,10 +265,8 @@ export function wasmKernel(
   const axes: number[] = [], n0 = inputs.length;
   const slot = (axis: number) => (axes.includes(axis) || axes.push(axis), n0 + axes.indexOf(axis));
   e = mapLeaves(e, (l) => l.op === "idx" ? load(slot(l.axis), "i32") : l);
-  inputs = [
-    ...inputs,
-    ...axes.map((d) => ({ data: arange(shape[d]), view: { ...axis(shape, d), offset: 0 } })),
-  ];
+  const indices = axes.map((d) => ({ data: arange(shape[d]), view: { ...axis(shape, d), offset: 0 } }));
+  inputs = [...inputs, ...indices];
   const dense = mode !== "map" || isContig(ov);
   // i32 inputs (a map's only: its caller can fall back) are checked below 2²⁴ at each call.
   const ints = inputs.map((x) => mode === "map" && x.data instanceof Int32Array);
@@ -294,12 +292,7 @@ export function wasmKernel(
   if (outer * rows.n === 0) return lead ? null : () => true; // nothing to write (leading: identities)
   if ((outer > 1 && numel(shape) < 64 * outer) || (!dense && cols.n < 64)) return null; // little work per call
   // Each input's offset at every index of the outer dims, in row-major order (so the last is largest).
-  const starts = all.map((v) =>
-    shape.slice(0, r).reduce(
-      (o, n, d) => o.flatMap((x) => Array.from({ length: n }, (_, i) => x + i * v.strides[d])),
-      [0],
-    )
-  );
+  const starts = all.map((v) => offsets({ shape: shape.slice(0, r), strides: v.strides, offset: 0 }));
   const splats = cols.s.map((s) => s === 0 || cols.n === 1);
   const k = `${mode}|${+lead}|${splats.map(Number).join("")}|${key(e)}`;
   if (!kernels.has(k)) kernels.set(k, instantiate([kernel(mode, e, splats, lead)]));
