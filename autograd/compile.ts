@@ -21,6 +21,7 @@ import { Arena, arenas, type Backend } from "../tensor/backend.ts";
 import { bufferForm, keep, realRead, scope, tensorsMade } from "../tensor/lazy.ts";
 import { load } from "../tensor/exp.ts";
 import { getBackend, type Shape, Tensor } from "../tensor/mod.ts";
+import { checkInt, typeName } from "../tensor/check.ts";
 
 /** What a compiled step may return: a tensor, a list or a record of them. */
 export type StepResult = Tensor<any> | Tensor<any>[] | Record<string, Tensor<any>>;
@@ -65,6 +66,8 @@ export function compile<A extends Tensor<any>[], R extends StepResult>(
   fn: (...args: A) => R,
   { cache = 4, eager = false }: CompileOptions = {},
 ): Compiled<A, R> {
+  if (typeof fn !== "function") throw new TypeError(`compile: expected a function, got ${typeName(fn)}`);
+  checkInt("compile: cache", cache);
   const recordings = new Map<string, Recording>();
   const drop = (r: Recording) => {
     if (!r.arena) return;

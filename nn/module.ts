@@ -6,7 +6,7 @@
 import { embedding, hostWrite, keep, layerNorm, ones, randn, type Shape, Tensor } from "../tensor/mod.ts";
 import { rng, zeros } from "../tensor/mod.ts";
 import { fmtShape } from "../tensor/shape.ts";
-import { isRecord } from "../tensor/check.ts";
+import { checkNumber, isRecord } from "../tensor/check.ts";
 
 /** A parameter: a kept leaf tensor that requires grad. */
 export function param<S extends Shape>(t: Tensor<S>): Tensor<S> {
@@ -123,6 +123,7 @@ export class LayerNorm<D extends number> extends Module {
   /** Normalize vectors of size `dim`. */
   constructor(dim: D, readonly eps = 1e-5) {
     super();
+    checkNumber("LayerNorm: eps", eps, "≥ 0", (e) => e >= 0);
     this.weight = param(ones([dim]));
     this.bias = param(zeros([dim]));
   }
@@ -138,7 +139,7 @@ export class Dropout extends Module {
   /** Drop probability `p`, seeded. */
   constructor(readonly p: number, readonly seed = 0) {
     super();
-    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);
+    checkNumber("Dropout: p", p, "in [0, 1)", (v) => v >= 0 && v < 1);
   }
   /** Zero each element with probability p and scale the rest by 1/(1−p). */
   forward<S extends Shape>(x: Tensor<S>): Tensor<S> {

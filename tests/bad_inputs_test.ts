@@ -906,6 +906,16 @@ const cases: Case[] = [
       "klPenalizedRewards: klCoef must be ≥ 0, got NaN",
     ],
   ],
+  ["nn", "compile of a number", () => T.compile(5), TypeError, ["compile: expected a function, got number"]],
+  ["nn", "compile cache -1", () => M.compile((x: M.Tensor<[2]>) => x, { cache: -1 }), RangeError, [
+    "compile: cache must be a positive integer, got -1",
+  ]],
+  ["nn", "Dropout p as a string", () => new M.Dropout("0.5" as any), RangeError, [
+    'Dropout: p must be in [0, 1), got "0.5"',
+  ]],
+  ["nn", "LayerNorm eps -1", () => new M.LayerNorm(3, -1), RangeError, [
+    "LayerNorm: eps must be ≥ 0, got -1",
+  ]],
   ["tensor", "gradcheck eps 0", () => M.gradcheck((x) => x.sum(), [t([1])], { eps: 0 }), RangeError, [
     "gradcheck: eps must be > 0, got 0",
   ]],
