@@ -16,14 +16,15 @@ import { fmtShape, type FromNested, type Shape, ShapeError } from "./shape.ts";
 import { checkIndex, type Nested, Tensor } from "./tensor.ts";
 
 /** A tensor whose elements `exp` computes from their indices: no reads, no memory until used. */
-const computed = <S extends Shape>(shape: S, exp: X.Exp) => new Tensor(shape, { exp, reads: [] });
+const computed = <S extends Shape>(shape: S, exp: X.Exp): Tensor<[...S]> =>
+  new Tensor(shape, { exp, reads: [] }) as Tensor<any>;
 
-function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType): Tensor<S> {
+function upload<S extends Shape>(data: ArrayLike<number>, shape: S, dtype: DType): Tensor<[...S]> {
   const be = getBackend(), device = be.name !== "cpu";
   if (dtype === "f64" && device) throw new Error(`${be.name}: f64 is not supported; use the cpu backend`);
   const buf = be.upload(data, dtype);
   if (dtype === "i32" && device && data.length <= 1 << 20) hostCopy.set(buf, Int32Array.from(data));
-  return new Tensor(shape, bufferForm(buf, shape, be));
+  return new Tensor(shape, bufferForm(buf, shape, be)) as Tensor<any>;
 }
 
 function flatten(data: Nested, shape: number[], out: number[], depth: number, path: string): boolean {
@@ -63,7 +64,7 @@ export function fromArray<const S extends Shape>(
   data: ArrayLike<number>,
   shape: S,
   dtype: DType = dataDType(data),
-): Tensor<S> {
+): Tensor<[...S]> {
   if (!Array.isArray(data) && !ArrayBuffer.isView(data)) {
     throw new TypeError(`fromArray: data must be an array or a typed array, got ${typeName(data)}`);
   }
@@ -76,17 +77,17 @@ export function fromArray<const S extends Shape>(
 }
 
 /** A tensor of `shape` filled with `value` (no memory until it is used). */
-export function full<const S extends Shape>(shape: S, value: number, dtype: DType = "f32"): Tensor<S> {
+export function full<const S extends Shape>(shape: S, value: number, dtype: DType = "f32"): Tensor<[...S]> {
   checkShape("full", shape);
   checkData("full: fill", [value], checkDType("full", dtype));
   return computed(shape, X.cnst(value, dtype));
 }
 /** Zeros. */
-export function zeros<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
+export function zeros<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<[...S]> {
   return full(shape, 0, dtype);
 }
 /** Ones. */
-export function ones<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<S> {
+export function ones<const S extends Shape>(shape: S, dtype: DType = "f32"): Tensor<[...S]> {
   return full(shape, 1, dtype);
 }
 /** Zeros shaped like `t`. */
@@ -148,7 +149,7 @@ export function manualSeed(seed: number): void {
 export function rand<const S extends Shape>(
   shape: S,
   opts: { seed?: number; dtype?: DType } = {},
-): Tensor<S> {
+): Tensor<[...S]> {
   const r = opts.seed === undefined ? globalRng : rng(opts.seed);
   checkShape("rand", shape);
   return upload(Array.from({ length: numel(shape) }, r), shape, checkDType("rand", opts.dtype ?? "f32"));
@@ -157,7 +158,7 @@ export function rand<const S extends Shape>(
 export function randn<const S extends Shape>(
   shape: S,
   opts: { seed?: number; dtype?: DType; std?: number } = {},
-): Tensor<S> {
+): Tensor<[...S]> {
   const r = opts.seed === undefined ? globalRng : rng(opts.seed);
   const n = numel(checkShape("randn", shape)), out = new Float64Array(n);
   const std = checkNumber("randn: std", opts.std ?? 1, "≥ 0", (v) => v >= 0);

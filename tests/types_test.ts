@@ -18,6 +18,7 @@ import {
   type Narrow,
   ones,
   type Permute,
+  randn,
   type Reduce,
   type Reshape,
   type Shape,
@@ -58,9 +59,14 @@ Deno.test("types: creation", () => {
   const _v: Equal<typeof v, Tensor<[3]>> = true;
   const s = tensor(5);
   const _s: Equal<typeof s, Tensor<[]>> = true;
-  // zeros keeps its `const` argument's readonly tuple; ops that compute a shape give mutable tuples.
+  const r = randn([4]);
+  // Creation functions give mutable tuples like every op, so their tensors fit parameters typed
+  // Tensor<[number, number]> (rlhf's, a user's own) after being stored in a variable.
   const z = zeros([2, 3]);
-  const _z: Equal<typeof z, Tensor<readonly [2, 3]>> = true;
+  const _z: Equal<typeof z, Tensor<[2, 3]>> = true;
+  const _r: Equal<typeof r, Tensor<[4]>> = true;
+  const takesRows = (x: Tensor<[number, number]>) => x.shape[0];
+  assert.equal(takesRows(z), 2);
   assert.deepEqual([t.shape, v.shape, s.shape, z.shape], [[2, 2], [3], [], [2, 3]]);
 });
 
