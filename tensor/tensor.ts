@@ -474,6 +474,7 @@ export class Tensor<
   }
   /** `chunks` nearly equal pieces along `axis`. */
   chunk<const A extends number = 0>(chunks: number, axis: A = 0 as A): Tensor<Split<S, A>>[] {
+    checkInt("chunk: chunks", chunks);
     return this.split(Math.ceil(this.shape[SH.normAxis("chunk", axis, this.shape)] / chunks), axis);
   }
   /** torch.gather: out[i] = this[i with i[axis] := index[i]]. */

@@ -916,6 +916,9 @@ const cases: Case[] = [
   ["nn", "LayerNorm eps -1", () => new M.LayerNorm(3, -1), RangeError, [
     "LayerNorm: eps must be ≥ 0, got -1",
   ]],
+  ["tensor", "chunk into 0", () => t([1, 2, 3]).chunk(0), RangeError, [
+    "chunk: chunks must be a positive integer, got 0",
+  ]],
   ["tensor", "gradcheck eps 0", () => M.gradcheck((x) => x.sum(), [t([1])], { eps: 0 }), RangeError, [
     "gradcheck: eps must be > 0, got 0",
   ]],
