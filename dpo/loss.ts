@@ -22,8 +22,9 @@ import { fmtShape } from "../tensor/shape.ts";
  * no scored token gives 0. */
 export function sequenceLogProbs<B extends number, T extends number, V extends number>(
   logits: Tensor<[B, T, V]>,
-  tokens: Tensor<[B, T]>,
-  mask: Tensor<[B, T]>,
+  // B and T come from the logits alone: tokens or a mask of other sizes is a compile error where known.
+  tokens: Tensor<[NoInfer<B>, NoInfer<T>]>,
+  mask: Tensor<[NoInfer<B>, NoInfer<T>]>,
   opts: { average?: boolean } = {},
 ): Tensor<[B]> {
   const [B, T] = logits.shape;

@@ -86,7 +86,7 @@ export class CausalSelfAttention extends Module {
    * `cache`, x holds only new tokens; they attend to the cached positions as well. */
   forward<B extends number, T extends number, C extends number>(
     x: Tensor<[B, T, C]>,
-    keyMask?: Tensor<readonly [B, T]>,
+    keyMask?: Tensor<readonly [NoInfer<B>, NoInfer<T>]>,
     cache?: { kv: KVCache; layer: number },
   ): Tensor<[B, T, C]> {
     const [B, T, C] = x.shape;
@@ -155,7 +155,7 @@ export class Block extends Module {
   /** [B, T, C] → [B, T, C]; `cache` as in {@link CausalSelfAttention.forward}. */
   forward<B extends number, T extends number, C extends number>(
     x: Tensor<[B, T, C]>,
-    keyMask?: Tensor<readonly [B, T]>,
+    keyMask?: Tensor<readonly [NoInfer<B>, NoInfer<T>]>,
     cache?: { kv: KVCache; layer: number },
   ): Tensor<[B, T, C]> {
     x = x.add(this.attn.forward(this.ln_1.forward(x), keyMask, cache));
@@ -205,7 +205,7 @@ export class GPT<V extends number = number> extends Module {
    * keys and values are appended, and only its logits come back (no `keyMask` then). */
   forward<B extends number, T extends number>(
     idx: Tensor<readonly [B, T]>,
-    keyMask?: Tensor<readonly [B, T]>,
+    keyMask?: Tensor<readonly [NoInfer<B>, NoInfer<T>]>,
     opts: { cache?: KVCache } = {},
   ): Tensor<[B, T, V]> {
     return this.head(this.hidden(idx, keyMask, opts));
@@ -215,7 +215,7 @@ export class GPT<V extends number = number> extends Module {
    * value head reads. Arguments as in {@link GPT.forward}, which is `head(hidden(...))`. */
   hidden<B extends number, T extends number>(
     idx: Tensor<readonly [B, T]>,
-    keyMask?: Tensor<readonly [B, T]>,
+    keyMask?: Tensor<readonly [NoInfer<B>, NoInfer<T>]>,
     opts: { cache?: KVCache } = {},
   ): Tensor<[B, T, number]> {
     const [, T] = idx.shape;

@@ -103,7 +103,7 @@ export function attention<B extends number, H extends number, T extends number, 
   // Sizes come from q alone, so k or v disagreeing with it is a compile error where sizes are known.
   k: Tensor<readonly [NoInfer<B>, NoInfer<H>, number, NoInfer<D>]>,
   v: Tensor<readonly [NoInfer<B>, NoInfer<H>, number, NoInfer<D>]>,
-  { past = 0, keyMask, probs }: AttentionOptions<B> = {},
+  { past = 0, keyMask, probs }: AttentionOptions<NoInfer<B>> = {},
 ): Tensor<[B, H, T, D]> {
   checkInt("attention: past", past, 0);
   const [B, H, T, D] = q.shape, S = k.shape[2], fmt = fmtShape, want = fmt([B, H, S, D]);

@@ -21,6 +21,7 @@ import {
   randn,
   type Reduce,
   type Reshape,
+  sequenceLogProbs,
   type Shape,
   ShapeError,
   type Squeeze,
@@ -645,26 +646,38 @@ Deno.test("types: generic dims resolve", () => {
     // @ts-expect-error crossEntropy: targets [B, T, C] are not logits [B, T, C] without their class axis
     crossEntropy(x, x);
   }
+  // Sizes a library function takes from its first tensor are not widened by a later one (NoInfer): a
+  // mismatch is a compile error, not a union like [2 | 3].
+  const lg = zeros([2, 8, 16]), q = zeros([2, 2, 4, 8]);
+  // @ts-expect-error sequenceLogProbs: tokens [3, 8] for logits [2, 8, 16]
+  const _lp3 = () => sequenceLogProbs(lg, zeros([3, 8], "i32"), ones([3, 8]));
+  // @ts-expect-error attention: keyMask [3, 5] for a batch of 2
+  const _km3 = () => attention(q, q, q, { keyMask: zeros([3, 5], "bool") });
+  const gpt = new GPT({ vocabSize: 16, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8 });
+  // @ts-expect-error GPT.forward: keyMask [2, 7] for tokens [2, 8]
+  const _fw = () => gpt.forward(zeros([2, 8], "i32"), zeros([2, 7], "bool"));
+  const lpOk = sequenceLogProbs(lg, zeros([2, 8], "i32"), ones([2, 8]));
+  const _lpOk: Equal<typeof lpOk, Tensor<[2]>> = true;
   const _probes = probes;
 
-  // The generic functions above, at run time with concrete sizes (`add(0)`: a mutable tuple type).
-  const qkv = zeros([2, 3, 4, 5]).add(0);
+  // The generic functions above, at run time with concrete sizes.
+  const qkv = zeros([2, 3, 4, 5]);
   assert.deepEqual(maskedAttention(qkv, qkv, qkv, tril(4)).shape, [2, 3, 4, 5]);
-  const x = zeros([2, 4, 15] as [2, 4, number]).add(0);
+  const x = zeros([2, 4, 15] as [2, 4, number]);
   assert.deepEqual(splitHeads(x, 2, 4, 3, 5).shape, [2, 3, 4, 5]);
   const y = mlp(
-    zeros([2, 4, 6]).add(0),
-    zeros([6, 8]).add(0),
-    zeros([8]).add(0),
-    zeros([8, 6]).add(0),
-    zeros([6]).add(0),
+    zeros([2, 4, 6]),
+    zeros([6, 8]),
+    zeros([8]),
+    zeros([8, 6]),
+    zeros([6]),
   );
   assert.deepEqual(y.shape, [2, 4, 6]);
-  const lp = maskedLogProbs(zeros([2, 4, 7]).add(0), zeros([2, 4], "i32").add(0), ones([2, 4]).add(0));
+  const lp = maskedLogProbs(zeros([2, 4, 7]), zeros([2, 4], "i32"), ones([2, 4]));
   assert.deepEqual(lp.shape, [2]);
   // A runtime check decides what the types could not.
   throwsShape(
-    () => splitHeads(zeros([2, 4, 7] as [2, 4, number]).add(0), 2, 4, 3, 5),
+    () => splitHeads(zeros([2, 4, 7] as [2, 4, number]), 2, 4, 3, 5),
     "reshape: cannot reshape [2, 4, 7] (56 elements) to [2, 4, 3, 5] (120 elements)",
   );
 });
