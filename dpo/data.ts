@@ -182,8 +182,8 @@ export function truncatePair(
   const longer = Math.max(p.chosen.length, p.rejected.length);
   if (p.prompt.length + longer <= maxLength) return { pair: p, truncated: false };
   const prompt = p.prompt.slice(Math.max(0, p.prompt.length - maxPromptLength));
-  const room = maxLength - prompt.length; // ≥ 1 since maxPromptLength < maxLength
-  const cut = (ids: number[]) => ids.slice(0, room);
+  // Completions are cut to maxLength − prompt length tokens, ≥ 1 since maxPromptLength < maxLength.
+  const cut = (ids: number[]) => ids.slice(0, maxLength - prompt.length);
   return { pair: { prompt, chosen: cut(p.chosen), rejected: cut(p.rejected) }, truncated: true };
 }
 

@@ -312,11 +312,10 @@ export class BPETokenizer implements Tokenizer {
    * repeat until no adjacent pair has a rank.
    */
   #merge(word: number[]): number[] {
-    const n = this.vocabSize;
     while (word.length > 1) {
       let best = Infinity, left = 0, right = 0;
       for (let i = 0; i + 1 < word.length; i++) {
-        const rank = this.#ranks.get(word[i] * n + word[i + 1]);
+        const rank = this.#ranks.get(word[i] * this.vocabSize + word[i + 1]);
         if (rank !== undefined && rank < best) [best, left, right] = [rank, word[i], word[i + 1]];
       }
       if (best === Infinity) break;

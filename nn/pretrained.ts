@@ -179,9 +179,8 @@ function tokenizerJson(tok: BPETokenizer): Record<string, unknown> {
   const added_tokens = Object.entries(specials).map(([content, id]) => ({ id, content, ...flags }));
   const head = { version: "1.0", truncation: null, padding: null, added_tokens, normalizer: null };
   const post = { ...byteLevel, trim_offsets: false }, pairs = merges.map(([l, r]) => `${l} ${r}`);
-  const steps = { pre_tokenizer: byteLevel, post_processor: post, decoder: byteLevel };
   const model = { type: "BPE", dropout: null, unk_token: null, vocab, merges: pairs };
-  return { ...head, ...steps, model };
+  return { ...head, pre_tokenizer: byteLevel, post_processor: post, decoder: byteLevel, model };
 }
 
 /**

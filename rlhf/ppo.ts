@@ -12,19 +12,26 @@
 import { concat, type Tensor, where, zeros } from "../tensor/mod.ts";
 import { checkNumber } from "../tensor/check.ts";
 
-/** Σ x·mask / Σ mask over every element (0 when the mask is empty). */
-export function maskedMean(x: Tensor<[number, number]>, mask: Tensor<[number, number]>): Tensor<[]> {
+/** A [B, T] tensor whose sizes come from another argument (not inferred from this one). */
+export type Same<B extends number, T extends number> = Tensor<[NoInfer<B>, NoInfer<T>]>;
+
+/** Σ x·mask / Σ mask over every element (0 when the mask is empty). Here and below, sizes B and T come
+ * from the first [B, T] tensor: another argument of other sizes is a compile error where they are known. */
+export function maskedMean<B extends number, T extends number>(
+  x: Tensor<[B, T]>,
+  mask: Same<B, T>,
+): Tensor<[]> {
   return x.mul(mask).sum().div(mask.sum().maximum(1));
 }
 
 /** (x − mean)/std over the masked elements (variance with Bessel's correction), 0 elsewhere;
  * `shiftMean: false` keeps the mean. Whitened advantages make the step size independent of the
  * reward's scale. */
-export function whiten(
-  x: Tensor<[number, number]>,
-  mask: Tensor<[number, number]>,
+export function whiten<B extends number, T extends number>(
+  x: Tensor<[B, T]>,
+  mask: Same<B, T>,
   opts: { shiftMean?: boolean } = {},
-): Tensor<[number, number]> {
+): Tensor<[B, T]> {
   const n = mask.sum(), mean = maskedMean(x, mask);
   const centred = x.sub(mean);
   const variance = maskedMean(centred.mul(centred), mask).mul(n.div(n.sub(1).maximum(1)));
@@ -33,7 +40,7 @@ export function whiten(
 }
 
 /** The last masked position of each row as a 0/1 tensor [B, T] (completions are contiguous). */
-export function lastMasked(mask: Tensor<[number, number]>): Tensor<[number, number]> {
+export function lastMasked<B extends number, T extends number>(mask: Tensor<[B, T]>): Tensor<[B, T]> {
   const [B, T] = mask.shape;
   const next = concat([mask.narrow(1, 1, T - 1), zeros([B, 1])], 1); // mask shifted left by one
   return mask.mul(next.neg().add(1));
@@ -42,13 +49,13 @@ export function lastMasked(mask: Tensor<[number, number]>): Tensor<[number, numb
 /** Per-token rewards [B, T]: −klCoef·(log π − log π_ref) on every completion token, plus the
  * sequence's `score` [B] on its last completion token. The KL estimate log π − log π_ref is taken
  * at the sampled token, so its expectation under π is KL(π‖π_ref). */
-export function klPenalizedRewards(
-  score: Tensor<[number]>,
-  logProbs: Tensor<[number, number]>,
-  refLogProbs: Tensor<[number, number]>,
-  mask: Tensor<[number, number]>,
+export function klPenalizedRewards<B extends number, T extends number>(
+  score: Tensor<[NoInfer<B>]>,
+  logProbs: Tensor<[B, T]>,
+  refLogProbs: Same<B, T>,
+  mask: Same<B, T>,
   klCoef: number,
-): Tensor<[number, number]> {
+): Tensor<[B, T]> {
   checkNumber("klPenalizedRewards: klCoef", klCoef, "≥ 0", (v) => v >= 0);
   return logProbs.sub(refLogProbs).mul(mask).mul(-klCoef).add(lastMasked(mask).mul(score.unsqueeze(-1)));
 }
@@ -67,12 +74,12 @@ export interface GAEOptions {
  * count as 0 (the episode is over). Returns the advantages and the value targets A + V, both 0 off
  * the mask.
  */
-export function gae(
-  rewards: Tensor<[number, number]>,
-  values: Tensor<[number, number]>,
-  mask: Tensor<[number, number]>,
+export function gae<B extends number, T extends number>(
+  rewards: Tensor<[B, T]>,
+  values: Same<B, T>,
+  mask: Same<B, T>,
   opts: GAEOptions = {},
-): { advantages: Tensor<[number, number]>; returns: Tensor<[number, number]> } {
+): { advantages: Tensor<[B, T]>; returns: Tensor<[B, T]> } {
   const { gamma = 1, lambda = 0.95 } = opts, [B, T] = rewards.shape;
   for (const [k, v] of Object.entries({ gamma, lambda })) {
     checkNumber(`gae: ${k}`, v, "in [0, 1]", (x) => x >= 0 && x <= 1);
@@ -87,20 +94,20 @@ export function gae(
     cols.unshift(adv);
     [nextValue, nextAdv] = [col(v, t), adv];
   }
-  const advantages: Tensor<[number, number]> = concat(cols, 1).reshape([B, T]);
+  const advantages = concat(cols, 1).reshape([B, T]);
   return { advantages, returns: advantages.add(v).mul(mask) };
 }
 
-/** Inputs of the policy loss, all [B, T]. */
-export interface PPOLossInputs {
+/** Inputs of the policy loss, all [B, T] (sizes taken from `logProbs`). */
+export interface PPOLossInputs<B extends number = number, T extends number = number> {
   /** log π(token) under the policy being trained (on the tape). */
-  logProbs: Tensor<[number, number]>;
+  logProbs: Tensor<[B, T]>;
   /** log π_old(token) from when the rollout was sampled. */
-  oldLogProbs: Tensor<[number, number]>;
+  oldLogProbs: Same<B, T>;
   /** Advantages (usually whitened). */
-  advantages: Tensor<[number, number]>;
+  advantages: Same<B, T>;
   /** 1 on completion tokens, 0 elsewhere. */
-  mask: Tensor<[number, number]>;
+  mask: Same<B, T>;
 }
 
 /** The clipped surrogate loss and its diagnostics. */
@@ -115,7 +122,10 @@ export interface PPOLossResult {
 
 /** PPO's clipped surrogate objective (Schulman et al., 2017), negated as a loss: a token's ratio
  * may move only ε (`clip`, default 0.2) past 1 in the direction its advantage favours. */
-export function ppoLoss(x: PPOLossInputs, opts: { clip?: number } = {}): PPOLossResult {
+export function ppoLoss<B extends number, T extends number>(
+  x: PPOLossInputs<B, T>,
+  opts: { clip?: number } = {},
+): PPOLossResult {
   const eps = checkNumber("ppoLoss: clip", opts.clip ?? 0.2, "> 0", (v) => v > 0);
   const logRatio = x.logProbs.sub(x.oldLogProbs), ratio = logRatio.exp();
   const unclipped = x.advantages.neg().mul(ratio);

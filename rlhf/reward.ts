@@ -78,9 +78,8 @@ export function pairRewards(
   pairs: EncodedPair[],
   padId: number,
 ): { chosen: Tensor<[number]>; rejected: Tensor<[number]> } {
-  const { tokens } = batchPairs(pairs, padId);
   const lengths = (k: "chosen" | "rejected") => pairs.map((p) => p.prompt.length + p[k].length);
-  const r = rm.forward(tokens, [...lengths("chosen"), ...lengths("rejected")]);
+  const r = rm.forward(batchPairs(pairs, padId).tokens, [...lengths("chosen"), ...lengths("rejected")]);
   return { chosen: r.narrow(0, 0, pairs.length), rejected: r.narrow(0, pairs.length, pairs.length) };
 }
 
@@ -93,11 +92,10 @@ export async function rewardAccuracy(
 ): Promise<number> {
   let right = 0;
   for (let i = 0; i < pairs.length; i += batchSize) {
-    const d = await scope(() => {
+    right += await scope(() => {
       const { chosen, rejected } = noGrad(() => pairRewards(rm, pairs.slice(i, i + batchSize), padId));
-      return chosen.gt(rejected).cast("f32").sum().data();
+      return chosen.gt(rejected).cast("f32").sum().item();
     });
-    right += d[0];
   }
   return right / pairs.length; // 0 / 0 = NaN without pairs
 }

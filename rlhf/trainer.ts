@@ -6,8 +6,7 @@
  * completions per prompt and uses the other k−1 as each one's baseline, with no value model.
  * @module
  */
-import { fromArray, noGrad, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
-import { permutation, type TypedArray } from "../tensor/mod.ts";
+import { fromArray, noGrad, permutation, rng, scope, type Shape, stack, type Tensor } from "../tensor/mod.ts";
 import type { GPT } from "../nn/gpt.ts";
 import { generate, type SampleOptions } from "../nn/sample.ts";
 import { Linear } from "../nn/module.ts";
@@ -152,10 +151,10 @@ function sequenceKls(r: Pick<Rollout, "mask" | "logProbs" | "refLogProbs">, T: n
   return Array.from({ length: r.mask.length / T }, (_, i) => sum(kl.slice(i * T, (i + 1) * T)));
 }
 
-/** A stacked read-back split into `k` equal host arrays. */
-function unstack(d: TypedArray, k: number): Float32Array[] {
-  const n = d.length / k;
-  return Array.from({ length: k }, (_, i) => Float32Array.from(d.subarray(i * n, (i + 1) * n)));
+/** Same-shape tensors read back to the host in one transfer (stacked), as one array each. */
+async function readBack(ts: Tensor<[number, number]>[]): Promise<Float32Array[]> {
+  const d = await stack(ts).data(), n = d.length / ts.length;
+  return ts.map((_, i) => Float32Array.from(d.subarray(i * n, (i + 1) * n)));
 }
 
 /** log π and log π_ref of every token of `seqs` ([B, L−1], as {@link tokenLogProbs} lays them out) and
@@ -166,15 +165,14 @@ async function scoreTokens(
   padId: number,
   valuesOf: (hidden: Tensor<[number, number, number]>) => Tensor<[number, number]> | null = () => null,
 ): Promise<Float32Array[]> {
-  const d = await scope(() =>
+  return await scope(() =>
     noGrad(() => {
       const tokens = padRight(seqs, padId), hidden = m.policy.hidden(tokens);
       const lp = tokenLogProbs(m.policy.head(hidden), tokens);
       const ref = tokenLogProbs(m.reference.forward(tokens), tokens);
-      return stack([lp, ref, valuesOf(hidden)?.narrow(1, 0, lp.shape[1]) ?? lp.mul(0)]).data();
+      return readBack([lp, ref, valuesOf(hidden)?.narrow(1, 0, lp.shape[1]) ?? lp.mul(0)]);
     })
   );
-  return unstack(d, 3);
 }
 
 /** Turns token ids into text. */
@@ -395,14 +393,13 @@ export class PPOTrainer extends RLTrainer<PPOConfig> {
   /** Rewards with the KL penalty, then GAE, then whitening. */
   protected async advantages(r: Rollout): Promise<{ advantages: Float32Array; returns: Float32Array }> {
     const B = r.seqs.length, T = r.L - 1, c = this.config;
-    const d = await scope(() => {
+    const [advantages, returns] = await scope(() => {
       const t = (a: Float32Array) => fromArray<[number, number]>(a, [B, T]);
       const mask = t(r.mask), scores = fromArray<[number]>(r.scores, [B]);
       const rewards = klPenalizedRewards(scores, t(r.logProbs), t(r.refLogProbs), mask, this.klCoef);
       const { advantages, returns } = gae(rewards, t(r.values), mask, { gamma: c.gamma, lambda: c.lambda });
-      return stack([whiten(advantages, mask), returns]).data();
+      return readBack([whiten(advantages, mask), returns]);
     });
-    const [advantages, returns] = unstack(d, 2);
     return { advantages, returns };
   }
   /** Adapt β. */

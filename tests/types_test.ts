@@ -12,8 +12,10 @@ import {
   crossEntropy,
   embedding,
   fromArray,
+  gae,
   type Gather,
   GPT,
+  maskedMean,
   type MatMul,
   type Narrow,
   ones,
@@ -34,6 +36,7 @@ import {
   type Unsqueeze,
   type Where,
   where,
+  whiten,
   zeros,
 } from "../mod.ts";
 // mod.ts also exports nn's `Embedding` module class, which shadows the shape rule of that name there.
@@ -658,6 +661,19 @@ Deno.test("types: generic dims resolve", () => {
   const _fw = () => gpt.forward(zeros([2, 8], "i32"), zeros([2, 7], "bool"));
   const lpOk = sequenceLogProbs(lg, zeros([2, 8], "i32"), ones([2, 8]));
   const _lpOk: Equal<typeof lpOk, Tensor<[2]>> = true;
+  // RLHF's per-token functions keep [B, T] through generic code and reject other sizes.
+  const advantages = <B extends number, T extends number>(
+    r: Tensor<[B, T]>,
+    v: Tensor<[B, T]>,
+    m: Tensor<[B, T]>,
+  ) => whiten(gae(r, v, m).advantages, m);
+  const adv = advantages(zeros([2, 5]), zeros([2, 5]), ones([2, 5]));
+  const _adv: Equal<typeof adv, Tensor<[2, 5]>> = true;
+  assert.deepEqual(adv.shape, [2, 5]);
+  // @ts-expect-error gae: values [2, 4] for rewards [2, 5]
+  const _gae = () => gae(zeros([2, 5]), zeros([2, 4]), ones([2, 5]));
+  // @ts-expect-error maskedMean: a mask [3, 5] for x [2, 5]
+  const _mm = () => maskedMean(zeros([2, 5]), ones([3, 5]));
   const _probes = probes;
 
   // The generic functions above, at run time with concrete sizes.
