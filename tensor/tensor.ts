@@ -55,8 +55,9 @@ export interface BinaryMethod<S extends Shape, Op extends string, Scalar = numbe
     this: Tensor<S> & Guard<Broadcast<S, B, Op>>,
     o: Tensor<B> | Scalar,
   ): Tensor<Ok<Broadcast<S, B, Op>>>;
-  /** An operand that broadcasts into this tensor. */
-  <O extends Sub<S>>(o: Tensor<O>): Tensor<S>;
+  /** An operand that broadcasts into this tensor; or, where the rule cannot decide (a rank-generic S), a
+   * scalar or a tensor of this one's shape. */
+  <O extends Sub<S>>(o: Tensor<O> | Tensor<S> | Scalar): Tensor<S>;
   /** This tensor broadcast into the operand. */
   <B extends Shape, Me extends Sub<B>>(this: Tensor<Me>, o: Tensor<B>): Tensor<B>;
 }

@@ -661,6 +661,12 @@ Deno.test("types: generic dims resolve", () => {
   const _fw = () => gpt.forward(zeros([2, 8], "i32"), zeros([2, 7], "bool"));
   const lpOk = sequenceLogProbs(lg, zeros([2, 8], "i32"), ones([2, 8]));
   const _lpOk: Equal<typeof lpOk, Tensor<[2]>> = true;
+  // Rank-generic code: a scalar or a tensor of the same shape S leaves S as it is.
+  const swish = <S extends Shape>(x: Tensor<S>): Tensor<S> => x.mul(x.sigmoid());
+  const affine = <S extends Shape>(x: Tensor<S>): Tensor<S> => x.mul(2).add(x).sub(1);
+  const sw = swish(affine(zeros([2, 3])));
+  const _sw: Equal<typeof sw, Tensor<[2, 3]>> = true;
+  assert.deepEqual(sw.shape, [2, 3]);
   // RLHF's per-token functions keep [B, T] through generic code and reject other sizes.
   const advantages = <B extends number, T extends number>(
     r: Tensor<[B, T]>,
