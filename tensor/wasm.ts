@@ -452,7 +452,8 @@ export function matmulF32(
   // Where each array's element 0 lies in the memory: arrays already there are read where they are;
   // the others' spans read (once each, shared by the pairs) are copied in after the pairs.
   const src = spans(spans(new Map(), as, M, K), bs, K, N), from = new Map<Float32Array, number>();
-  for (const d of [...src.keys()].filter((d) => heapAt(d) >= 0)) from.set(d, heapAt(d)), src.delete(d);
+  for (const d of src.keys()) if (heapAt(d) >= 0) from.set(d, heapAt(d));
+  for (const d of from.keys()) src.delete(d);
   const h = heap(4 * (size * as.length + [...src.values()].reduce((n, [lo, hi]) => n + hi - lo, 8)));
   if (!h) return false;
   let to = size * as.length;
